@@ -1,0 +1,43 @@
+"""voorbeelden-lab: generate Dutch voorbeelden for a term with an LLM, and measure call strategies honestly.
+
+The public API is re-exported here; implementation modules are imported lazily so that ``import voorbeelden``
+stays cheap (the CLI and the simulator process do not pay for pandas or matplotlib).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+_EXPORTS: dict[str, str] = {
+    # types
+    "Part": "voorbeelden.types",
+    "ALL_PARTS": "voorbeelden.types",
+    "Request": "voorbeelden.types",
+    "InvalidRequest": "voorbeelden.types",
+    "CallRecord": "voorbeelden.types",
+    "Generation": "voorbeelden.types",
+    # generator
+    "generate": "voorbeelden.generator",
+    "generate_sync": "voorbeelden.generator",
+    "GeneratorConfig": "voorbeelden.config",
+    "PartSettings": "voorbeelden.config",
+    "STRATEGIES": "voorbeelden.strategies",
+    # simulator
+    "running_simulator": "voorbeelden.sim",
+    "SimConfig": "voorbeelden.sim",
+    "PROFILES": "voorbeelden.sim",
+}
+
+__all__ = sorted(_EXPORTS) + ["__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'voorbeelden' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value

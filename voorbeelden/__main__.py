@@ -1,0 +1,3 @@
+from voorbeelden.cli import main
+
+raise SystemExit(main())

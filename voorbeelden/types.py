@@ -1,0 +1,300 @@
+"""The data that crosses module lines: the six parts, a validated request, one record per call attempt,
+and the result of one generation.
+
+Every analysis downstream (Gantt charts, speedups, fault matrices) is drawn from :class:`CallRecord` rows,
+so their fields are the contract of this project; DESIGN.md lists them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import re
+import unicodedata
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+MAX_BEGRIP_CHARS = 200
+MAX_BEGRIP_WORDS = 8
+MAX_DEFINITIE_CHARS = 4000
+MAX_CONTEXT_ITEMS = 50
+MAX_CONTEXT_ITEM_CHARS = 500
+CONTEXT_KEYS = ("organisatorisch", "juridisch", "wettelijk")
+
+
+class Part(str, enum.Enum):
+    """The six generated parts, in the order a term tool shows them."""
+
+    VOORBEELDZINNEN = "voorbeeldzinnen"
+    PRAKTIJKVOORBEELDEN = "praktijkvoorbeelden"
+    TEGENVOORBEELDEN = "tegenvoorbeelden"
+    SYNONIEMEN = "synoniemen"
+    ANTONIEMEN = "antoniemen"
+    TOELICHTING = "toelichting"
+
+    @property
+    def is_list(self) -> bool:
+        return self is not Part.TOELICHTING
+
+    def empty(self) -> list[str] | str:
+        """The default a failed part degrades to."""
+        return [] if self.is_list else ""
+
+    def __str__(self) -> str:  # so f-strings and CSV columns read "synoniemen", not "Part.SYNONIEMEN"
+        return self.value
+
+
+ALL_PARTS: tuple[Part, ...] = tuple(Part)
+
+Status = Literal["ok", "error", "timeout", "cancelled", "rate_limited", "parse_error"]
+STATUSES: tuple[str, ...] = ("ok", "error", "timeout", "cancelled", "rate_limited", "parse_error")
+
+
+class InvalidRequest(ValueError):
+    """Raised before any model call when a request cannot be sent; the message says what to fix."""
+
+
+# Phrases that turn a term into an instruction to the model. A begrip is a noun phrase, never a command;
+# rejecting these early is cheaper and clearer than hoping the prompt holds.
+_INJECTION = re.compile(
+    r"\b(negeer|vergeet)\b.*\b(instructies?|opdrachten?|regels)\b"
+    r"|\bignore\b.*\b(instructions?|prompts?)\b"
+    r"|\b(systeem ?prompt|system ?prompt)\b",
+    re.IGNORECASE | re.DOTALL,
+)
+
+
+def _has_control_chars(text: str, allow_newlines: bool) -> bool:
+    for ch in text:
+        if allow_newlines and ch in "\n\t\r":
+            continue
+        if unicodedata.category(ch) in ("Cc", "Cs"):
+            return True
+    return False
+
+
+@dataclass(frozen=True)
+class Request:
+    """One term to generate voorbeelden for. Construct it directly or with :meth:`from_fields`;
+    both validate, so an invalid request never reaches a model."""
+
+    begrip: str
+    definitie: str = ""
+    context: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        begrip = self.begrip
+        if not isinstance(begrip, str):
+            raise InvalidRequest(f"begrip must be text, got {type(begrip).__name__}")
+        if _has_control_chars(begrip, allow_newlines=False):
+            raise InvalidRequest("begrip contains control characters (e.g. NUL, tab or newline); remove them")
+        stripped = begrip.strip()
+        if not stripped:
+            raise InvalidRequest("begrip is empty or only whitespace; give the term to generate voorbeelden for")
+        if len(stripped) > MAX_BEGRIP_CHARS:
+            raise InvalidRequest(f"begrip is {len(stripped)} characters; the maximum is {MAX_BEGRIP_CHARS}")
+        if len(stripped.split()) > MAX_BEGRIP_WORDS:
+            raise InvalidRequest(
+                f"begrip has {len(stripped.split())} words; a term has at most {MAX_BEGRIP_WORDS} "
+                "(put explanations in the definitie)"
+            )
+        if _INJECTION.search(stripped):
+            raise InvalidRequest("begrip reads as an instruction to the model, not a term; give the term itself")
+        definitie = self.definitie if self.definitie is not None else ""
+        if not isinstance(definitie, str):
+            raise InvalidRequest(f"definitie must be text, got {type(definitie).__name__}")
+        if _has_control_chars(definitie, allow_newlines=True):
+            raise InvalidRequest("definitie contains control characters (e.g. NUL); remove them")
+        if len(definitie) > MAX_DEFINITIE_CHARS:
+            raise InvalidRequest(
+                f"definitie is {len(definitie)} characters; the maximum is {MAX_DEFINITIE_CHARS}"
+            )
+        object.__setattr__(self, "begrip", stripped)
+        object.__setattr__(self, "definitie", definitie.strip())
+        object.__setattr__(self, "context", _validate_context(self.context))
+
+    @classmethod
+    def from_fields(cls, begrip: Any, definitie: Any = "", context: Any = None, **_ignored: Any) -> Request:
+        """Build from loose fields (a JSON line, a notebook dict); unknown keys such as ``bron`` are ignored."""
+        return cls(begrip=begrip, definitie=definitie if definitie is not None else "", context=context or {})
+
+    @classmethod
+    def coerce(cls, value: Request | Mapping[str, Any]) -> Request:
+        if isinstance(value, Request):
+            return value
+        if isinstance(value, Mapping):
+            return cls.from_fields(**value)
+        raise InvalidRequest(f"expected a Request or a mapping with begrip/definitie/context, got {value!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "begrip": self.begrip,
+            "definitie": self.definitie,
+            "context": {k: list(v) for k, v in self.context.items()},
+        }
+
+
+def _validate_context(context: Any) -> dict[str, tuple[str, ...]]:
+    if context is None:
+        context = {}
+    if not isinstance(context, Mapping):
+        raise InvalidRequest(
+            f"context must be a mapping like {{'juridisch': ['Bestuursrecht']}}, got {type(context).__name__}"
+        )
+    out: dict[str, tuple[str, ...]] = {}
+    for key, values in context.items():
+        if key not in CONTEXT_KEYS:
+            raise InvalidRequest(f"context key {key!r} is unknown; use {', '.join(CONTEXT_KEYS)}")
+        if isinstance(values, str) or not isinstance(values, list | tuple):
+            raise InvalidRequest(
+                f"context[{key!r}] must be a list of strings, got {type(values).__name__} ({values!r:.40})"
+            )
+        if len(values) > MAX_CONTEXT_ITEMS:
+            raise InvalidRequest(f"context[{key!r}] has {len(values)} items; the maximum is {MAX_CONTEXT_ITEMS}")
+        items: list[str] = []
+        for v in values:
+            if not isinstance(v, str):
+                raise InvalidRequest(f"context[{key!r}] must hold strings only, found {type(v).__name__} {v!r:.40}")
+            if _has_control_chars(v, allow_newlines=False):
+                raise InvalidRequest(f"context[{key!r}] item {v!r:.40} contains control characters")
+            if len(v) > MAX_CONTEXT_ITEM_CHARS:
+                raise InvalidRequest(f"context[{key!r}] item is over {MAX_CONTEXT_ITEM_CHARS} characters")
+            if v.strip():
+                items.append(v.strip())
+        out[key] = tuple(items)
+    return out
+
+
+@dataclass
+class CallRecord:
+    """One attempt of one chat-completion call. ``t_start``/``t_end`` are seconds since the generation
+    started (monotonic clock): they are what proves overlap, and a Gantt chart is drawn straight from them."""
+
+    part: str
+    attempt: int = 1
+    t_start: float = 0.0
+    t_end: float = 0.0
+    status: Status = "ok"
+    run_id: str = ""
+    scenario: str = ""
+    strategy: str = ""
+    trial: int = 0
+    begrip: str = ""
+    latency_s: float = 0.0
+    ttft_s: float | None = None
+    error_kind: str | None = None
+    error: str | None = None
+    http_status: int | None = None
+    retry_after_s: float | None = None
+    tokens_in: int | None = None
+    tokens_out: int | None = None
+    cached: bool = False
+    hedge: bool = False
+    finish_reason: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass
+class Generation:
+    """The result of one term: the six parts (failed ones at their empty default), every call attempt,
+    the wall time and the errors by part. It never carries an exception: degradation is data."""
+
+    request: Request
+    strategy: str
+    parts: dict[Part, list[str] | str]
+    records: list[CallRecord]
+    wall_s: float
+    errors: dict[Part, str] = field(default_factory=dict)
+    shortfalls: dict[Part, int] = field(default_factory=dict)
+    run_id: str = ""
+    scenario: str = ""
+    trial: int = 0
+    first_visible_s: float | None = None
+
+    @property
+    def n_ok(self) -> int:
+        return sum(1 for p in ALL_PARTS if p not in self.errors)
+
+    @property
+    def n_failed(self) -> int:
+        return len(self.errors)
+
+    @property
+    def complete(self) -> bool:
+        return not self.errors
+
+    def final_records(self) -> list[CallRecord]:
+        """The last attempt of each part's primary call: the latencies the strategy waited on."""
+        last: dict[str, CallRecord] = {}
+        for r in self.records:
+            if r.hedge:
+                continue
+            prev = last.get(r.part)
+            if prev is None or r.attempt >= prev.attempt:
+                last[r.part] = r
+        return list(last.values())
+
+    @property
+    def sum_latency_s(self) -> float:
+        """What a sequential run of exactly these calls would cost (all attempts, retries included)."""
+        return sum(r.latency_s for r in self.records if not r.hedge)
+
+    @property
+    def max_latency_s(self) -> float:
+        """The parallel bound: the slowest part, counting all of that part's attempts."""
+        per_part: dict[str, float] = {}
+        for r in self.records:
+            if not r.hedge:
+                per_part[r.part] = per_part.get(r.part, 0.0) + r.latency_s
+        return max(per_part.values(), default=0.0)
+
+    @property
+    def tokens_in(self) -> int:
+        return sum(r.tokens_in or 0 for r in self.records)
+
+    @property
+    def tokens_out(self) -> int:
+        return sum(r.tokens_out or 0 for r in self.records)
+
+    def summary_row(self) -> dict[str, Any]:
+        """One row per generation for pandas."""
+        return {
+            "run_id": self.run_id,
+            "scenario": self.scenario,
+            "strategy": self.strategy,
+            "trial": self.trial,
+            "begrip": self.request.begrip,
+            "wall_s": self.wall_s,
+            "n_ok": self.n_ok,
+            "n_failed": self.n_failed,
+            "n_calls": len(self.records),
+            "sum_latency_s": self.sum_latency_s,
+            "max_latency_s": self.max_latency_s,
+            "tokens_in": self.tokens_in,
+            "tokens_out": self.tokens_out,
+            "first_visible_s": self.first_visible_s,
+            "errors": {str(k): v for k, v in self.errors.items()},
+        }
+
+    def record_rows(self) -> list[dict[str, Any]]:
+        """One row per call attempt for pandas (``pd.DataFrame(gen.record_rows())``)."""
+        return [r.to_dict() for r in self.records]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "request": self.request.to_dict(),
+            "strategy": self.strategy,
+            "parts": {str(k): v for k, v in self.parts.items()},
+            "errors": {str(k): v for k, v in self.errors.items()},
+            "shortfalls": {str(k): v for k, v in self.shortfalls.items()},
+            "wall_s": self.wall_s,
+            "first_visible_s": self.first_visible_s,
+            "run_id": self.run_id,
+            "scenario": self.scenario,
+            "trial": self.trial,
+            "summary": {k: v for k, v in self.summary_row().items() if k != "errors"},
+            "records": self.record_rows(),
+        }

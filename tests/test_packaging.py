@@ -1,0 +1,63 @@
+"""The dependency list lives in pyproject.toml; environment.yml must mirror it line for line."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _normalise(spec: str) -> tuple[str, str]:
+    spec = spec.replace(" ", "")
+    match = re.match(r"^([A-Za-z0-9_.\-\[\]]+)(.*)$", spec)
+    assert match, f"unparseable requirement {spec!r}"
+    name = re.sub(r"[-_.]+", "-", match.group(1)).lower()
+    return name, ",".join(sorted(match.group(2).split(",")))
+
+
+def _pyproject_requirements() -> dict[str, str]:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    specs = list(project["dependencies"])
+    for extra in project.get("optional-dependencies", {}).values():
+        specs.extend(extra)
+    return dict(_normalise(s) for s in specs)
+
+
+def _environment_requirements() -> dict[str, str]:
+    env = yaml.safe_load((ROOT / "environment.yml").read_text())
+    pip_section = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict) and "pip" in d)
+    specs = [s for s in pip_section if not s.startswith("-")]
+    return dict(_normalise(s) for s in specs)
+
+
+def test_environment_yml_lists_the_same_dependencies_as_pyproject() -> None:
+    pyproject = _pyproject_requirements()
+    environment = _environment_requirements()
+    missing = sorted(set(pyproject) - set(environment))
+    extra = sorted(set(environment) - set(pyproject))
+    differing = sorted(n for n in set(pyproject) & set(environment) if pyproject[n] != environment[n])
+    assert not missing, f"in pyproject.toml but not environment.yml: {missing}"
+    assert not extra, f"in environment.yml but not pyproject.toml: {extra}"
+    assert not differing, "ranges differ: " + ", ".join(
+        f"{n}: pyproject {pyproject[n]} vs environment {environment[n]}" for n in differing
+    )
+
+
+def test_the_user_named_packages_are_dependencies() -> None:
+    names = set(_pyproject_requirements())
+    for wanted in ("openai", "matplotlib", "papermill", "pytest", "nbval", "jupyterlab", "ipykernel", "pandas"):
+        assert wanted in names, wanted
+    assert {"nest-asyncio", "nest-asyncio2"} & names
+
+
+def test_ci_runs_exactly_the_readme_test_command() -> None:
+    ci = (ROOT / ".ci" / "run").read_text()
+    commands = [ln.strip() for ln in ci.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+    assert "make test" in commands
+    readme = (ROOT / "README.md").read_text()
+    assert "make test" in readme and "make report" in readme
+    assert readme.index("make report") < 2000, "the two commands must be the first thing a newcomer sees"

@@ -31,7 +31,7 @@ _EXPORTS: dict[str, str] = {
     "PROFILES": "voorbeelden.sim",
 }
 
-__all__ = sorted(_EXPORTS) + ["__version__"]
+__all__ = [*sorted(_EXPORTS), "__version__"]
 
 
 def __getattr__(name: str) -> Any:

@@ -23,7 +23,7 @@ MAX_CONTEXT_ITEM_CHARS = 500
 CONTEXT_KEYS = ("organisatorisch", "juridisch", "wettelijk")
 
 
-class Part(str, enum.Enum):
+class Part(enum.StrEnum):
     """The six generated parts, in the order a term tool shows them."""
 
     VOORBEELDZINNEN = "voorbeeldzinnen"
@@ -40,9 +40,6 @@ class Part(str, enum.Enum):
     def empty(self) -> list[str] | str:
         """The default a failed part degrades to."""
         return [] if self.is_list else ""
-
-    def __str__(self) -> str:  # so f-strings and CSV columns read "synoniemen", not "Part.SYNONIEMEN"
-        return self.value
 
 
 ALL_PARTS: tuple[Part, ...] = tuple(Part)

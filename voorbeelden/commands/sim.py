@@ -1,0 +1,117 @@
+"""``voorbeelden sim``: run the OpenAI-compatible simulator in the foreground.
+
+The first line on stdout is the base URL (flushed), because ``running_simulator(process=True)`` and
+scripts read it to learn the port picked by ``--port 0``. Ctrl-C or SIGTERM stops it cleanly with exit 0:
+stopping a simulator is the normal way to end it, not an error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+from typing import Any
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "sim",
+        help="run the OpenAI-compatible simulator (prints its base URL first)",
+        description="Run the OpenAI-compatible simulator in the foreground; the first stdout line is its URL.",
+    )
+    add_sim_options(p)
+    p.set_defaults(func=run)
+
+
+def add_sim_options(p: argparse.ArgumentParser) -> None:
+    from voorbeelden.sim.config import FAULT_KINDS
+    from voorbeelden.sim.profiles import PROFILES
+
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8000, help="port (0 picks a free one; default 8000)")
+    p.add_argument(
+        "--allow-remote", action="store_true", help="allow a non-loopback --host (no authentication!)"
+    )
+    p.add_argument("--profile", default="uniform-2s", choices=sorted(PROFILES), help="latency profile")
+    p.add_argument(
+        "--time-scale", type=float, default=1.0, help="multiply every time by this (0.01 = 100x faster)"
+    )
+    p.add_argument("--seed", type=int, default=0, help="seed of the keyed draws")
+    p.add_argument("--capacity", type=int, default=None, help="requests served at once (default unlimited)")
+    p.add_argument("--rpm", type=float, default=None, help="requests per minute limit")
+    p.add_argument("--tpm", type=float, default=None, help="tokens per minute limit")
+    p.add_argument("--fault-rate", type=float, default=0.0, help="probability of a random fault per request")
+    p.add_argument(
+        "--faults", default=",".join(FAULT_KINDS), help="fault kinds to draw from, comma-separated"
+    )
+    p.add_argument(
+        "--fault-schedule",
+        action="extend",
+        nargs="+",
+        default=[],
+        metavar="RULE",
+        help="deterministic fault rule PART=KIND[@N,...], e.g. synoniemen=503@1 or '*=429@1' (several allowed)",
+    )
+    p.add_argument("--max-body-bytes", type=int, default=None, help="largest accepted request body")
+
+
+def config_from_args(args: argparse.Namespace) -> Any:
+    from voorbeelden.sim.config import DEFAULT_MAX_BODY_BYTES, SimConfig
+
+    return SimConfig(
+        profile=args.profile,
+        time_scale=args.time_scale,
+        seed=args.seed,
+        capacity=args.capacity,
+        rpm=args.rpm,
+        tpm=args.tpm,
+        fault_rate=args.fault_rate,
+        faults=args.faults,
+        schedule=tuple(args.fault_schedule),
+        host=args.host,
+        port=args.port,
+        allow_remote=args.allow_remote,
+        max_body_bytes=args.max_body_bytes or DEFAULT_MAX_BODY_BYTES,
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from voorbeelden.sim.config import is_loopback
+    from voorbeelden.sim.server import serve
+
+    try:
+        config = config_from_args(args)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    if not is_loopback(config.host):
+        print(
+            f"warning: binding {config.host}: the simulator has no authentication and is reachable from the network",
+            file=sys.stderr,
+        )
+
+    def ready(url: str) -> None:
+        print(url, flush=True)
+        print(
+            f"simulator: profile={config.profile} time_scale={config.time_scale} seed={config.seed}; "
+            "Ctrl-C to stop",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await serve(config, stop, ready, manage_gc=True)
+
+    try:
+        asyncio.run(main())
+    except OSError as e:  # port in use, address not available
+        print(f"error: cannot start the simulator on {config.host}:{config.port}: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        pass
+    return 0

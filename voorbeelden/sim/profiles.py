@@ -1,0 +1,214 @@
+"""Latency profiles: how long a call takes for each part, as time to first token plus output tokens at a
+token rate, each drawn from a log-normal distribution (latencies are positive and right-skewed).
+
+Modelling output *tokens* rather than seconds is what makes ``max_tokens`` matter: a part that needs more
+tokens than the request allows is cut (``finish_reason="length"``) and finishes sooner, exactly the failure
+the field saw with praktijkvoorbeelden. All figures are unscaled seconds; the server multiplies by
+``time_scale``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from voorbeelden.types import ALL_PARTS
+
+
+@dataclass(frozen=True)
+class LogNormal:
+    """A log-normal given by its median and the sigma of its log; ``sigma=0`` is a constant."""
+
+    median: float
+    sigma: float = 0.0
+
+    def draw(self, rng: np.random.Generator) -> float:
+        z = rng.standard_normal()  # always draw, so streams stay aligned whatever sigma is
+        return self.median * math.exp(self.sigma * z)
+
+    @property
+    def mean(self) -> float:
+        return self.median * math.exp(self.sigma**2 / 2)
+
+
+@dataclass(frozen=True)
+class PartProfile:
+    ttft_s: LogNormal
+    tokens: LogNormal
+    tokens_per_s: LogNormal
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One drawn call: what the server waits and what it reports."""
+
+    ttft_s: float
+    tokens_needed: int
+    tokens_out: int
+    tokens_per_s: float
+
+    @property
+    def truncated(self) -> bool:
+        return self.tokens_out < self.tokens_needed
+
+    @property
+    def service_s(self) -> float:
+        return self.ttft_s + self.tokens_out / self.tokens_per_s
+
+
+class PartTable(dict[str, PartProfile]):
+    """Per-part distributions, indexable by the part name or by :class:`voorbeelden.types.Part` (a str enum
+    whose hash is not its value's, so a plain dict would miss it)."""
+
+    def __getitem__(self, key: object) -> PartProfile:
+        return super().__getitem__(_name(key))
+
+    def __contains__(self, key: object) -> bool:
+        return super().__contains__(_name(key))
+
+    def get(self, key: object, default: Any = None) -> Any:  # type: ignore[override]
+        return super().get(_name(key), default)
+
+
+def _name(part: object) -> str:
+    return str(getattr(part, "value", part))
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    description: str
+    source: str
+    parts: dict[str, PartProfile]
+    generic: PartProfile
+    extra: dict[str, PartProfile] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "parts", PartTable({_name(k): v for k, v in self.parts.items()}))
+
+    def part_profile(self, part: str) -> PartProfile:
+        part = _name(part)
+        if part in self.parts:
+            return self.parts[part]
+        if part == "combined":
+            # One call producing all six: one TTFT, the sum of the six outputs at the same token rate.
+            ps = list(self.parts.values())
+            return PartProfile(
+                ttft_s=ps[0].ttft_s,
+                tokens=LogNormal(sum(p.tokens.median for p in ps), max(p.tokens.sigma for p in ps)),
+                tokens_per_s=ps[0].tokens_per_s,
+            )
+        return self.extra.get(part, self.generic)
+
+    def sample(self, part: str, rng: np.random.Generator, max_tokens: int | None = None) -> Sample:
+        pp = self.part_profile(part)
+        ttft = pp.ttft_s.draw(rng)
+        needed = max(1, round(pp.tokens.draw(rng)))
+        tps = pp.tokens_per_s.draw(rng)
+        out = needed if max_tokens is None else max(1, min(needed, int(max_tokens)))
+        return Sample(ttft_s=ttft, tokens_needed=needed, tokens_out=out, tokens_per_s=tps)
+
+    def sample_service_s(self, part: str, rng: np.random.Generator, max_tokens: int | None = None) -> float:
+        """Unscaled seconds for one call, so a benchmark can compute E[max of the six] by Monte Carlo."""
+        return self.sample(part, rng, max_tokens).service_s
+
+
+def _same_for_all(pp: PartProfile) -> dict[str, PartProfile]:
+    return {p.value: pp for p in ALL_PARTS}
+
+
+def _by_tokens(
+    ttft: LogNormal, tps: LogNormal, tokens: dict[str, float], sigma: float
+) -> dict[str, PartProfile]:
+    return {part: PartProfile(ttft, LogNormal(n, sigma), tps) for part, n in tokens.items()}
+
+
+# --- uniform-2s ----------------------------------------------------------------------------------------
+# Source: the seed project's claim that the six calls are equal, ~2 s each (so parallel gives 6x).
+# A deliberately optimistic baseline: 0.3 s TTFT + 170 tokens at 100 tokens/s, with a tiny spread.
+_UNIFORM = PartProfile(LogNormal(0.3, 0.02), LogNormal(170, 0.02), LogNormal(100.0, 0.02))
+UNIFORM_2S = Profile(
+    name="uniform-2s",
+    description="six equal ~2 s calls with a tiny spread (the optimistic 6x case)",
+    source="the seed project's claim (six equal ~2 s calls); not a measurement",
+    parts=_same_for_all(_UNIFORM),
+    generic=_UNIFORM,
+)
+
+# --- definitie-app -------------------------------------------------------------------------------------
+# Source: DESIGN.md "What is known from the field": a Dutch term tool on gpt-4.1, all six calls started at
+# once, observed antoniemen ~2 s, synoniemen ~2 s, voorbeeldzinnen ~3 s, toelichting ~5 s,
+# tegenvoorbeelden ~9 s, praktijkvoorbeelden > 30 s, the latter needing ~1,830-1,850 output tokens and cut
+# at max_tokens=1,500. Modelled as TTFT 0.5 s + tokens / 50 tokens/s, with 50 tokens/s chosen so that
+# 1,500 tokens take ~30 s; the other parts' token counts are back-solved from their observed seconds.
+_DA_TTFT = LogNormal(0.5, 0.25)
+_DA_TPS = LogNormal(50.0, 0.08)
+DEFINITIE_APP = Profile(
+    name="definitie-app",
+    description="per-part latencies of a real term tool (gpt-4.1): 2, 2, 3, 5, 9 and >30 s",
+    source="DESIGN.md, 'What is known from the field' (observed per-part latencies, gpt-4.1)",
+    parts={
+        **_by_tokens(
+            _DA_TTFT,
+            _DA_TPS,
+            {
+                "antoniemen": 75,
+                "synoniemen": 75,
+                "voorbeeldzinnen": 125,
+                "toelichting": 225,
+                "tegenvoorbeelden": 425,
+            },
+            0.12,
+        ),
+        "praktijkvoorbeelden": PartProfile(_DA_TTFT, LogNormal(1840, 0.006), _DA_TPS),
+    },
+    generic=PartProfile(_DA_TTFT, LogNormal(150, 0.12), _DA_TPS),
+)
+
+# --- gpt-4o-aa-2026 ------------------------------------------------------------------------------------
+# Source: Artificial Analysis medians for GPT-4o on the OpenAI API, as cited by the "Fastest LLM - Speed &
+# Latency Comparison" tool (https://induwara.lk/tools/ai-llm-speed-comparison, "verified 2026-06-24"):
+# output speed 131 tokens/s, time to first token 0.45 s. Those two medians are published; the spreads
+# (sigma 0.3 on TTFT, 0.15 on the token rate) and the per-part output token counts (the definitie-app
+# counts above) are ASSUMPTIONS of this project.
+_AA_TTFT = LogNormal(0.45, 0.3)
+_AA_TPS = LogNormal(131.0, 0.15)
+GPT_4O_AA = Profile(
+    name="gpt-4o-aa-2026",
+    description="GPT-4o published medians: TTFT 0.45 s, 131 tokens/s (Artificial Analysis, 2026-06-24)",
+    source="Artificial Analysis medians via induwara.lk/tools/ai-llm-speed-comparison (verified 2026-06-24)",
+    parts={
+        **_by_tokens(
+            _AA_TTFT,
+            _AA_TPS,
+            {
+                "antoniemen": 75,
+                "synoniemen": 75,
+                "voorbeeldzinnen": 125,
+                "toelichting": 225,
+                "tegenvoorbeelden": 425,
+            },
+            0.12,
+        ),
+        "praktijkvoorbeelden": PartProfile(_AA_TTFT, LogNormal(1840, 0.006), _AA_TPS),
+    },
+    generic=PartProfile(_AA_TTFT, LogNormal(150, 0.12), _AA_TPS),
+)
+
+# --- heavy-tail ----------------------------------------------------------------------------------------
+# Source: an assumption to stress strategies (hedging, timeouts), not a measurement. TTFT log-normal with
+# median 1.1 s and sigma 1.1 (mean ~2.0 s) plus 100 tokens at 100 tokens/s: mean ~3 s, p99 ~15 s and
+# p99.9 ~34 s, i.e. occasional 5-10x stragglers.
+_HT = PartProfile(LogNormal(1.1, 1.1), LogNormal(100, 0.1), LogNormal(100.0, 0.05))
+HEAVY_TAIL = Profile(
+    name="heavy-tail",
+    description="log-normal, mean ~3 s, occasional 5-10x stragglers",
+    source="assumption (stress profile for hedging and timeouts)",
+    parts=_same_for_all(_HT),
+    generic=_HT,
+)
+
+PROFILES: dict[str, Profile] = {p.name: p for p in (UNIFORM_2S, DEFINITIE_APP, GPT_4O_AA, HEAVY_TAIL)}

@@ -1,0 +1,135 @@
+"""The OpenAI wire format on the way in: request validation and error bodies.
+
+A client under test must be able to trust that every failure it sees was one the simulator *chose*
+(a fault, a limit), so a malformed request gets an OpenAI-style 400/413 body and a bug in the simulator a
+500 with the same shape, never a dropped connection or a traceback page.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+log = logging.getLogger("voorbeelden.sim")
+
+
+def error_response(
+    status: int,
+    message: str,
+    *,
+    type_: str = "invalid_request_error",
+    code: str | None = None,
+    param: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> web.Response:
+    body = {"error": {"message": message, "type": type_, "param": param, "code": code}}
+    return web.json_response(body, status=status, headers=headers)
+
+
+class BadRequest(Exception):
+    def __init__(self, message: str, param: str | None = None, status: int = 400, code: str | None = None):
+        super().__init__(message)
+        self.param, self.status, self.code = param, status, code
+
+
+@web.middleware
+async def errors_middleware(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except BadRequest as e:
+        return error_response(e.status, str(e), param=e.param, code=e.code)
+    except web.HTTPException as e:
+        if e.status < 400:
+            raise
+        return error_response(e.status, e.reason or "error", type_="invalid_request_error", headers=None)
+    except (asyncio.CancelledError, ConnectionResetError):
+        raise
+    except Exception:
+        log.exception("simulator bug while handling %s %s", request.method, request.path)
+        return error_response(500, "internal simulator error", type_="server_error")
+
+
+# ---- request parsing -----------------------------------------------------------------------------------
+
+
+async def read_json(request: web.Request, limit: int) -> dict[str, Any]:
+    if request.content_length is not None and request.content_length > limit:
+        raise BadRequest(
+            f"request body is {request.content_length} bytes; the limit is {limit}",
+            status=413,
+            code="request_too_large",
+        )
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.content.iter_chunked(65536):
+        size += len(chunk)
+        if size > limit:
+            raise BadRequest(
+                f"request body is over the limit of {limit} bytes", status=413, code="request_too_large"
+            )
+        chunks.append(chunk)
+    try:
+        body = json.loads(b"".join(chunks))
+    except (ValueError, UnicodeDecodeError) as e:
+        raise BadRequest(f"request body is not valid JSON: {e}") from None
+    if not isinstance(body, dict):
+        raise BadRequest("request body must be a JSON object")
+    return body
+
+
+def _opt_int(body: dict[str, Any], name: str) -> int | None:
+    v = body.get(name)
+    if v is None:
+        return None
+    if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+        raise BadRequest(f"{name} must be a positive integer, got {v!r}", param=name)
+    return v
+
+
+@dataclass
+class ChatParams:
+    model: str
+    messages: list[dict[str, Any]]
+    stream: bool
+    include_usage: bool
+    max_tokens: int | None
+    json_mode: bool
+
+
+def parse_chat(body: dict[str, Any]) -> ChatParams:
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise BadRequest("messages must be a non-empty list", param="messages")
+    for i, m in enumerate(messages):
+        if not isinstance(m, dict) or not isinstance(m.get("role"), str):
+            raise BadRequest(f"messages[{i}] must be an object with a string role", param=f"messages[{i}]")
+        c = m.get("content")
+        if c is not None and not isinstance(c, str | list):
+            raise BadRequest(
+                f"messages[{i}].content must be a string or a list", param=f"messages[{i}].content"
+            )
+    model = body.get("model", "sim")
+    if not isinstance(model, str):
+        raise BadRequest("model must be a string", param="model")
+    stream = body.get("stream", False)
+    if stream is None:
+        stream = False
+    if not isinstance(stream, bool):
+        raise BadRequest("stream must be a boolean", param="stream")
+    so = body.get("stream_options") or {}
+    if not isinstance(so, dict):
+        raise BadRequest("stream_options must be an object", param="stream_options")
+    max_tokens = _opt_int(body, "max_completion_tokens") or _opt_int(body, "max_tokens")
+    rf = body.get("response_format") or {}
+    if not isinstance(rf, dict):
+        raise BadRequest("response_format must be an object", param="response_format")
+    json_mode = rf.get("type") in ("json_object", "json_schema")
+    return ChatParams(model, messages, stream, bool(so.get("include_usage")), max_tokens, json_mode)

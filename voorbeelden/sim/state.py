@@ -1,0 +1,154 @@
+"""What a running server shares between requests: the capacity gate, the counters and the live config.
+
+All of it is owned by the server's event loop and touched only from it, so no locks are needed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+from dataclasses import dataclass, field
+from typing import Any
+
+from voorbeelden.sim.config import SimConfig
+from voorbeelden.sim.ratelimit import RateLimiter
+
+MAX_ACCEPTED_TIMES = 100_000
+
+
+class CapacityGate:
+    """A semaphore whose size can change at run time (``capacity=None`` is unlimited), first come first
+    served, so queueing in the simulator behaves like a server with a fixed number of workers."""
+
+    def __init__(self, capacity: int | None) -> None:
+        self.capacity = capacity
+        self.active = 0
+        self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
+
+    def _free(self) -> bool:
+        return self.capacity is None or self.active < self.capacity
+
+    async def acquire(self) -> None:
+        if self._free() and not self._waiters:
+            self.active += 1
+            return
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(fut)
+        try:
+            await fut
+        except asyncio.CancelledError:
+            if fut.done() and not fut.cancelled():
+                self.release()  # the slot was granted just as we were cancelled: hand it on
+            else:
+                try:
+                    self._waiters.remove(fut)
+                except ValueError:
+                    pass
+            raise
+
+    def release(self) -> None:
+        self.active -= 1
+        self._wake()
+
+    def _wake(self) -> None:
+        while self._waiters and self._free():
+            fut = self._waiters.popleft()
+            if not fut.done():
+                self.active += 1
+                fut.set_result(None)
+
+    def set_capacity(self, capacity: int | None) -> None:
+        self.capacity = capacity
+        self._wake()
+
+
+@dataclass
+class Counters:
+    requests_total: int = 0
+    by_status: collections.Counter[str] = field(default_factory=collections.Counter)
+    by_part: collections.Counter[str] = field(default_factory=collections.Counter)
+    faults: collections.Counter[str] = field(default_factory=collections.Counter)
+    open: int = 0  # received and not yet answered, queued or not
+    peak_open: int = 0
+    queued: int = 0  # waiting for a capacity slot
+    peak_queued: int = 0
+    in_flight: int = 0  # being served: holding a slot (or hanging)
+    peak_in_flight: int = 0
+    sent_429: int = 0
+    rate_limited: int = 0
+    accepted_times: collections.deque[float] = field(
+        default_factory=lambda: collections.deque(maxlen=MAX_ACCEPTED_TIMES)
+    )
+    loop_lag_ms: collections.deque[float] = field(default_factory=lambda: collections.deque(maxlen=10_000))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "requests_total": self.requests_total,
+            "by_status": dict(self.by_status),
+            "by_part": dict(self.by_part),
+            "faults": dict(self.faults),
+            "open": self.open,
+            "peak_open": self.peak_open,
+            "queued": self.queued,
+            "peak_queued": self.peak_queued,
+            "in_flight": self.in_flight,
+            "peak_in_flight": self.peak_in_flight,
+            "sent_429": self.sent_429,
+            "rate_limited": self.rate_limited,
+            # monotonic seconds (time.monotonic, same clock for every process on the host) of requests that
+            # passed the rate limiter, so a test can count requests in any sliding window
+            "accepted_times": list(self.accepted_times),
+            # how late the server's own event loop woke up (10 ms ticker): the simulator's share of any
+            # difference between scheduled and observed latency
+            "loop_lag_ms_p99": _percentile(self.loop_lag_ms, 0.99),
+            "loop_lag_ms_max": max(self.loop_lag_ms, default=0.0),
+        }
+
+
+def _percentile(values: collections.deque[float], q: float) -> float:
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+class SimState:
+    """Everything a running server shares between requests; owned by the server's event loop."""
+
+    def __init__(self, config: SimConfig) -> None:
+        self.config = config
+        self.counters = Counters()
+        self.gate = CapacityGate(config.capacity)
+        self.limiter = RateLimiter(config.rpm, config.tpm, config.time_scale)
+        self.shutdown = asyncio.Event()
+        self.seq = 0
+
+    def apply(self, config: SimConfig) -> None:
+        old = self.config
+        self.config = config
+        if config.capacity != old.capacity:
+            self.gate.set_capacity(config.capacity)
+        if (config.rpm, config.tpm, config.time_scale) != (old.rpm, old.tpm, old.time_scale):
+            self.limiter = RateLimiter(config.rpm, config.tpm, config.time_scale)
+
+    def reset_counters(self) -> None:
+        c = self.counters  # requests still running will decrement the new counters when they finish
+        self.counters = Counters(
+            open=c.open,
+            peak_open=c.open,
+            queued=c.queued,
+            peak_queued=c.queued,
+            in_flight=c.in_flight,
+            peak_in_flight=c.in_flight,
+        )
+
+    def enter(self, what: str) -> None:
+        c = self.counters
+        value = getattr(c, what) + 1
+        setattr(c, what, value)
+        if value > getattr(c, f"peak_{what}"):
+            setattr(c, f"peak_{what}", value)
+
+    def leave(self, what: str) -> None:
+        c = self.counters
+        setattr(c, what, getattr(c, what) - 1)

@@ -1,0 +1,388 @@
+"""One part, one chat completion, every attempt on the record.
+
+The openai client is built with ``max_retries=0`` and the retry loop lives here (tenacity), because the SDK's
+own retries are invisible: a benchmark that cannot see a retry cannot explain a slow call. Each attempt
+becomes one :class:`~voorbeelden.types.CallRecord`, including the attempt that was cancelled or cut off by
+the deadline, which is appended before the cancellation propagates.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import math
+import random
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import openai
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
+
+from voorbeelden.config import PartSettings, RetryPolicy
+from voorbeelden.parsing import ParseResult, parse_part
+from voorbeelden.prompts import build_messages
+from voorbeelden.types import CallRecord, Part, Request, Status
+
+RETRYABLE_STATUS = frozenset({408, 409, 429})
+_ERROR_KINDS = {400: "bad_request", 401: "auth", 403: "forbidden", 404: "not_found", 422: "bad_request"}
+
+
+@dataclass
+class RunState:
+    """What every call of one generation shares: the clock origin, the record sink and the labels that make
+    a record self-describing in a DataFrame of thousands."""
+
+    t0: float = field(default_factory=time.monotonic)
+    run_id: str = ""
+    scenario: str = ""
+    strategy: str = ""
+    trial: int = 0
+    begrip: str = ""
+    sim_key: str | None = None
+    records: list[CallRecord] = field(default_factory=list)
+    on_record: Callable[[CallRecord], None] | None = None
+    deadline_expired: Callable[[], bool] = lambda: False
+    first_visible_s: float | None = None  # set by streaming calls: when the first complete item arrived
+
+    def mark_visible(self) -> None:
+        """Note that some part has shown its first complete item (the earliest call wins)."""
+        if self.first_visible_s is None:
+            self.first_visible_s = self.now()
+
+    def now(self) -> float:
+        return time.monotonic() - self.t0
+
+    def new_record(self, part: Part, attempt: int, hedge: bool) -> CallRecord:
+        return CallRecord(
+            part=str(part),
+            attempt=attempt,
+            t_start=self.now(),
+            run_id=self.run_id,
+            scenario=self.scenario,
+            strategy=self.strategy,
+            trial=self.trial,
+            begrip=self.begrip,
+            hedge=hedge,
+        )
+
+    def finish(self, record: CallRecord, status: Status, **fields: Any) -> CallRecord:
+        record.t_end = self.now()
+        record.latency_s = record.t_end - record.t_start
+        record.status = status
+        for name, value in fields.items():
+            setattr(record, name, value)
+        self.records.append(record)
+        if self.on_record is not None:
+            self.on_record(record)
+        return record
+
+
+@dataclass
+class PartOutcome:
+    """The final word on one part after all attempts; ``error`` set means the part degraded to empty."""
+
+    part: Part
+    value: list[str] | str
+    error: str | None = None
+    error_kind: str | None = None
+    shortfall: int = 0
+    attempts: int = 1
+
+
+class AttemptFailed(Exception):
+    """One attempt's failure, carrying what the retry policy needs to decide and to wait."""
+
+    def __init__(self, record: CallRecord, retryable: bool, retry_after_s: float | None = None) -> None:
+        super().__init__(record.error or record.error_kind or record.status)
+        self.record = record
+        self.retryable = retryable
+        self.retry_after_s = retry_after_s
+
+
+def parse_retry_after(headers: Mapping[str, str] | None) -> float | None:
+    """``retry-after-ms`` first (precise), then ``retry-after`` as seconds or an HTTP date, like the SDK."""
+    if not headers:
+        return None
+    value = headers.get("retry-after-ms")
+    if value is not None:
+        try:
+            seconds = float(value) / 1000.0
+            if math.isfinite(seconds) and seconds >= 0:
+                return seconds
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if value is None:
+        return None
+    try:
+        seconds = float(value)
+        return seconds if math.isfinite(seconds) and seconds >= 0 else None
+    except ValueError:
+        pass
+    try:
+        parsed = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, parsed.timestamp() - time.time())
+
+
+def backoff_s(policy: RetryPolicy, retry_number: int, rng: random.Random | None = None) -> float:
+    """Exponential backoff with downward jitter (the SDK's formula): base * 2**(n-1), capped, times
+    1 - jitter*U, so concurrent retries spread out instead of arriving together."""
+    delay = min(policy.backoff_base_s * 2.0 ** max(0, retry_number - 1), policy.backoff_cap_s)
+    return delay * (1.0 - policy.jitter * (rng or random).random())
+
+
+def error_kind_for_status(status: int) -> str:
+    if status == 429:
+        return "rate_limited"
+    return _ERROR_KINDS.get(status, f"http_{status}")
+
+
+class Caller:
+    """Runs one part to its outcome through an injected ``AsyncOpenAI`` client."""
+
+    def __init__(
+        self,
+        client: openai.AsyncOpenAI,
+        state: RunState,
+        *,
+        retry: RetryPolicy,
+        call_timeout_s: float,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.client = client
+        self.state = state
+        self.retry = retry
+        self.call_timeout_s = call_timeout_s
+        self.rng = rng or random.Random()
+
+    async def call_part(
+        self,
+        request: Request,
+        part: Part,
+        settings: PartSettings,
+        *,
+        messages: list[dict[str, str]] | None = None,
+        hedge: bool = False,
+        attempt_offset: int = 0,
+        stream: bool = False,
+        extra_body: Mapping[str, Any] | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+        parse: Callable[[str | None], ParseResult] | None = None,
+        label: str | None = None,
+    ) -> PartOutcome:
+        """Never raises except ``CancelledError``: failures become an outcome with ``error`` set.
+
+        Optional extras (all off by default): ``stream`` (SSE with usage; fills ``ttft_s`` and marks the first
+        complete item visible), ``extra_body`` (e.g. ``response_format``), ``extra_headers`` (e.g. another
+        ``x-sim-key`` for a distinct draw), ``parse`` (text -> ParseResult instead of :func:`parse_part`) and
+        ``label`` (the record's ``part`` field, e.g. ``"combined"``).
+        """
+        if messages is None:
+            messages = build_messages(request, part, settings)
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(self.retry.max_retries + 1),
+            retry=retry_if_exception(lambda e: isinstance(e, AttemptFailed) and e.retryable),
+            wait=self._wait,
+            sleep=asyncio.sleep,
+            reraise=True,
+        )
+        attempts = 0
+
+        async def one() -> PartOutcome:
+            nonlocal attempts
+            attempts += 1
+            return await self._attempt(
+                part,
+                settings,
+                messages,
+                attempt_offset + attempts,
+                hedge,
+                stream=stream,
+                extra_body=extra_body,
+                extra_headers=extra_headers,
+                parse=parse,
+                label=label,
+            )
+
+        try:
+            outcome = await retrying(one)
+        except AttemptFailed as failed:
+            rec = failed.record
+            reason = f"{rec.error_kind}: {rec.error}" if rec.error else str(rec.error_kind)
+            return PartOutcome(
+                part=part,
+                value=part.empty(),
+                error=f"{reason} (after {attempts} attempt{'s' if attempts != 1 else ''})",
+                error_kind=rec.error_kind,
+                shortfall=settings.count,
+                attempts=attempts,
+            )
+        outcome.attempts = attempts
+        return outcome
+
+    def _wait(self, retry_state: RetryCallState) -> float:
+        exc = retry_state.outcome.exception() if retry_state.outcome else None
+        if isinstance(exc, AttemptFailed) and exc.retry_after_s is not None:
+            return min(exc.retry_after_s, self.retry.retry_after_cap_s)
+        return backoff_s(self.retry, retry_state.attempt_number, self.rng)
+
+    async def _attempt(
+        self,
+        part: Part,
+        settings: PartSettings,
+        messages: list[dict[str, str]],
+        attempt: int,
+        hedge: bool,
+        *,
+        stream: bool = False,
+        extra_body: Mapping[str, Any] | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+        parse: Callable[[str | None], ParseResult] | None = None,
+        label: str | None = None,
+    ) -> PartOutcome:
+        state = self.state
+        headers = {"x-sim-attempt": str(attempt)}
+        if state.sim_key:
+            headers["x-sim-key"] = state.sim_key
+        if extra_headers:
+            headers.update(extra_headers)
+        rec = state.new_record(label or part, attempt, hedge)
+        http_status: int | None = None
+        body = {
+            "model": settings.model,
+            "messages": messages,
+            "temperature": settings.temperature,
+            "max_tokens": settings.max_tokens,
+        }
+        if extra_body:
+            body.update(extra_body)
+        try:
+            async with asyncio.timeout(self.call_timeout_s):
+                # The documented generic POST, not the typed ``chat.completions.create``: the typed path
+                # transforms the params (~1 ms CPU per call here), and in a parallel run those milliseconds
+                # are serial, delaying the start of every later call. Auth, base URL, connection pool and the
+                # mapping of HTTP errors to exceptions are the client's either way. (Streaming uses the typed
+                # path: it needs the SDK's SSE decoding.)
+                if stream:
+                    text, finish_reason, usage = await self._stream(part, body, headers, rec)
+                    data: Any = {}
+                else:
+                    data = await self.client.post(
+                        "/chat/completions", cast_to=dict, body=body, options={"headers": headers}
+                    )
+            http_status = 200  # the client raises APIStatusError for anything else
+            if not stream:
+                text, finish_reason, usage = _read_completion(data)
+        except asyncio.CancelledError:
+            status: Status = "timeout" if state.deadline_expired() else "cancelled"
+            state.finish(rec, status, error_kind=status, error=f"{status} while waiting for the model")
+            raise
+        except TimeoutError:
+            state.finish(
+                rec, "timeout", error_kind="timeout", error=f"no answer within {self.call_timeout_s:g} s"
+            )
+            raise AttemptFailed(rec, retryable=True) from None
+        except openai.APITimeoutError:
+            state.finish(rec, "timeout", error_kind="timeout", error="the HTTP client timed out")
+            raise AttemptFailed(rec, retryable=True) from None
+        except openai.APIStatusError as err:
+            code = err.status_code
+            retry_after = parse_retry_after(err.response.headers)
+            retryable = code in RETRYABLE_STATUS or code >= 500
+            state.finish(
+                rec,
+                "rate_limited" if code == 429 else "error",
+                error_kind=error_kind_for_status(code),
+                error=f"HTTP {code}: {_short(err.message)}",
+                http_status=code,
+                retry_after_s=retry_after,
+            )
+            raise AttemptFailed(rec, retryable, retry_after if retryable else None) from None
+        except openai.APIConnectionError as err:
+            state.finish(rec, "error", error_kind="connection", error=_short(str(err.__cause__ or err)))
+            raise AttemptFailed(rec, retryable=True) from None
+        except Exception as err:  # a body that is not a chat completion: the server is broken, not busy
+            state.finish(
+                rec,
+                "error",
+                error_kind="malformed",
+                error=f"{type(err).__name__}: {_short(str(err))}",
+                http_status=http_status,
+            )
+            raise AttemptFailed(rec, retryable=False) from None
+
+        common = {
+            "http_status": http_status,
+            "finish_reason": finish_reason,
+            "tokens_in": usage.get("prompt_tokens"),
+            "tokens_out": usage.get("completion_tokens"),
+            # set by the batch cache (voorbeelden.batch.transport.mark_cached): answered without a request
+            "cached": bool(data.get("x_voorbeelden_cache")),
+        }
+        truncated = finish_reason == "length"
+        result = parse(text) if parse is not None else parse_part(text, part, settings.count)
+        if not result.ok:
+            kind = "truncated" if truncated else "parse"
+            state.finish(rec, "parse_error", error_kind=kind, error=result.error, **common)
+            raise AttemptFailed(rec, retryable=False)
+        value = result.value
+        if truncated and isinstance(value, list) and result.found > 1 and len(value) == result.found:
+            value = value[:-1]  # the last item was being written when the token budget ran out
+        shortfall = max(0, settings.count - len(value)) if isinstance(value, list) else 0
+        state.finish(rec, "ok", error_kind="truncated" if truncated else None, **common)
+        if stream:
+            state.mark_visible()  # a toelichting (or a one-line list) is visible only when complete
+        return PartOutcome(part=part, value=value, shortfall=shortfall)
+
+    async def _stream(
+        self, part: Part, body: dict[str, Any], headers: dict[str, str], rec: CallRecord
+    ) -> tuple[str, str | None, dict[str, Any]]:
+        """One streamed completion (``stream_options.include_usage``): sets ``rec.ttft_s`` at the first
+        non-empty content delta and marks the run visible when a list part's first line is complete."""
+        chunks = await self.client.chat.completions.create(
+            **body, stream=True, stream_options={"include_usage": True}, extra_headers=headers
+        )
+        pieces: list[str] = []
+        finish_reason: str | None = None
+        usage: dict[str, Any] = {}
+        line_done = False
+        async with chunks:
+            async for chunk in chunks:
+                if chunk.usage is not None:
+                    usage = chunk.usage.model_dump()
+                for choice in chunk.choices:
+                    if choice.finish_reason:
+                        finish_reason = choice.finish_reason
+                    delta = choice.delta.content if choice.delta is not None else None
+                    if not delta:
+                        continue
+                    if rec.ttft_s is None:
+                        rec.ttft_s = self.state.now() - rec.t_start
+                    pieces.append(delta)
+                    if part.is_list and not line_done and "\n" in delta:
+                        head = "".join(pieces).split("\n", 1)[0]
+                        if head.strip():
+                            line_done = True
+                            self.state.mark_visible()
+        return "".join(pieces), finish_reason, usage
+
+
+def _read_completion(data: Any) -> tuple[str | None, str | None, dict[str, Any]]:
+    """The three things a record needs from a chat-completion body; anything else shaped is malformed."""
+    if not isinstance(data, dict):
+        raise TypeError(f"expected a JSON object, got {type(data).__name__}")
+    choice = data["choices"][0]
+    text = choice["message"].get("content")
+    if text is not None and not isinstance(text, str):
+        raise TypeError(f"message.content is {type(text).__name__}, not text")
+    usage = data.get("usage")
+    return text, choice.get("finish_reason"), usage if isinstance(usage, dict) else {}
+
+
+def _short(text: str, limit: int = 200) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"

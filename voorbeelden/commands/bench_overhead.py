@@ -1,0 +1,47 @@
+"""``voorbeelden bench-overhead``: orchestration overhead and paired speedups against the simulator."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "bench-overhead", help="measure orchestration overhead and paired sequential/parallel speedups"
+    )
+    p.add_argument(
+        "--generations", type=int, default=30, metavar="N", help="parallel generations for overhead"
+    )
+    p.add_argument(
+        "--time-scale", type=float, default=0.1, help="time scale for the overhead runs (uniform-2s)"
+    )
+    p.add_argument("--pairs", type=int, default=8, help="paired generations per profile for the speedups")
+    p.add_argument("--speedup-time-scale", type=float, default=0.05, help="time scale for the speedup runs")
+    p.add_argument(
+        "--in-process", action="store_true", help="run the simulator in this process (shares the GIL)"
+    )
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from voorbeelden.bench_overhead import render, run_benchmark
+
+    if args.generations < 1 or args.pairs < 1 or args.time_scale <= 0 or args.speedup_time_scale <= 0:
+        print("voorbeelden bench-overhead: counts must be >= 1 and time scales > 0", file=sys.stderr)
+        return 2
+    result = run_benchmark(
+        generations=args.generations,
+        time_scale=args.time_scale,
+        pairs=args.pairs,
+        speedup_time_scale=args.speedup_time_scale,
+        process=not args.in_process,
+    )
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=2))
+    else:
+        print(render(result))
+    return 0

@@ -1,0 +1,120 @@
+"""Every per-part knob in one place.
+
+A term tool in the field meant to send per-part temperatures but a config change left them unread; keeping
+model, temperature, token budget and item count together per part (and testing that they reach the request)
+is the guard against that.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from voorbeelden.types import ALL_PARTS, Part
+
+DEFAULT_MODEL = "gpt-4.1"
+
+
+def default_model() -> str:
+    """``OPENAI_MODEL`` when set, so one environment variable switches every part."""
+    return os.environ.get("OPENAI_MODEL") or DEFAULT_MODEL
+
+
+@dataclass(frozen=True)
+class PartSettings:
+    """What one part's request carries besides the prompt."""
+
+    model: str
+    temperature: float
+    max_tokens: int
+    count: int
+
+    def __post_init__(self) -> None:
+        if not self.model:
+            raise ValueError("model must be a non-empty name")
+        if not 0.0 <= self.temperature <= 2.0:
+            raise ValueError(f"temperature {self.temperature} is outside 0..2")
+        if self.max_tokens < 1 or self.count < 1:
+            raise ValueError("max_tokens and count must be at least 1")
+
+
+# (count, temperature, max_tokens). praktijkvoorbeelden keeps the field's 1,500-token cap: the field's output
+# was cut there, and reproducing that is part of what the benchmarks measure.
+_DEFAULTS: dict[Part, tuple[int, float, int]] = {
+    Part.VOORBEELDZINNEN: (3, 0.5, 800),
+    Part.PRAKTIJKVOORBEELDEN: (3, 0.6, 1500),
+    Part.TEGENVOORBEELDEN: (3, 0.6, 1200),
+    Part.SYNONIEMEN: (5, 0.2, 300),
+    Part.ANTONIEMEN: (5, 0.2, 300),
+    Part.TOELICHTING: (1, 0.3, 800),
+}
+
+
+def default_part_settings(model: str | None = None) -> dict[Part, PartSettings]:
+    model = model or default_model()
+    return {
+        part: PartSettings(model=model, temperature=temp, max_tokens=max_tokens, count=count)
+        for part, (count, temp, max_tokens) in _DEFAULTS.items()
+    }
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Mirrors the openai SDK defaults (2 retries, 0.5 s doubling to 8 s, up to 25% jitter) but runs in our
+    own loop so that every attempt becomes a CallRecord; the SDK's internal retries would be invisible."""
+
+    max_retries: int = 2
+    backoff_base_s: float = 0.5
+    backoff_cap_s: float = 8.0
+    jitter: float = 0.25
+    retry_after_cap_s: float = 60.0
+
+    def __post_init__(self) -> None:
+        if self.max_retries < 0:
+            raise ValueError("max_retries must be >= 0")
+        if self.backoff_base_s < 0 or self.backoff_cap_s < 0 or self.retry_after_cap_s < 0:
+            raise ValueError("backoff and retry-after caps must be >= 0")
+        if not 0.0 <= self.jitter <= 1.0:
+            raise ValueError("jitter is a fraction between 0 and 1")
+
+
+@dataclass(frozen=True)
+class GeneratorConfig:
+    """Per-part settings plus the call policy. Frozen: derive variants with :meth:`replace`/:meth:`with_model`."""
+
+    parts: Mapping[Part, PartSettings] = field(default_factory=default_part_settings)
+    call_timeout_s: float = 60.0
+    deadline_s: float | None = None
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    k: int = 3
+
+    def __post_init__(self) -> None:
+        missing = [str(p) for p in ALL_PARTS if p not in self.parts]
+        if missing:
+            raise ValueError(f"GeneratorConfig.parts lacks settings for {', '.join(missing)}")
+        if self.call_timeout_s <= 0:
+            raise ValueError("call_timeout_s must be > 0")
+        if self.deadline_s is not None and self.deadline_s <= 0:
+            raise ValueError("deadline_s must be > 0 (or None for no deadline)")
+        if self.k < 1:
+            raise ValueError("k must be >= 1")
+
+    def settings(self, part: Part | str) -> PartSettings:
+        return self.parts[Part(part)]
+
+    def with_model(self, model: str) -> GeneratorConfig:
+        return self.replace(parts={p: dataclasses.replace(s, model=model) for p, s in self.parts.items()})
+
+    def replace(self, **changes: object) -> GeneratorConfig:
+        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "parts": {str(p): dataclasses.asdict(s) for p, s in self.parts.items()},
+            "call_timeout_s": self.call_timeout_s,
+            "deadline_s": self.deadline_s,
+            "retry": dataclasses.asdict(self.retry),
+            "k": self.k,
+        }

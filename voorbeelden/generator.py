@@ -1,0 +1,172 @@
+"""``generate()``: validate, schedule the six calls with a strategy, enforce the deadline, degrade.
+
+Degradation is data: a failed part becomes its empty default with the reason in ``Generation.errors``, and a
+generation where every part failed still returns normally. Only invalid input (:class:`InvalidRequest`, before
+any call), an unknown strategy, a missing backend, or cancellation of the caller raise.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
+from typing import Any
+
+import openai
+
+from voorbeelden.caller import Caller, RunState
+from voorbeelden.client import make_client
+from voorbeelden.config import GeneratorConfig
+from voorbeelden.strategies import RunContext, get_strategy
+from voorbeelden.syncrun import run_sync
+from voorbeelden.types import ALL_PARTS, CallRecord, Generation, Part, Request
+
+RequestLike = Request | Mapping[str, Any]
+
+
+def _effective_config(
+    config: GeneratorConfig | None,
+    deadline_s: float | None,
+    call_timeout_s: float | None,
+    max_retries: int | None,
+    k: int | None,
+) -> GeneratorConfig:
+    cfg = config or GeneratorConfig()
+    changes: dict[str, Any] = {}
+    if deadline_s is not None:
+        changes["deadline_s"] = deadline_s
+    if call_timeout_s is not None:
+        changes["call_timeout_s"] = call_timeout_s
+    if k is not None:
+        changes["k"] = k
+    if max_retries is not None:
+        changes["retry"] = dataclasses.replace(cfg.retry, max_retries=max_retries)
+    return cfg.replace(**changes) if changes else cfg
+
+
+@asynccontextmanager
+async def _client_scope(
+    client: openai.AsyncOpenAI | None, base_url: str | None, api_key: str | None
+) -> AsyncIterator[openai.AsyncOpenAI]:
+    """An injected client belongs to the caller; one we create here is closed here, on this loop. An injected
+    client's own retries are switched off (on a copy sharing its connection pool): retries the SDK makes
+    internally would never show up as records."""
+    if client is not None:
+        yield client.with_options(max_retries=0) if client.max_retries else client
+        return
+    own = make_client(base_url, api_key)
+    try:
+        yield own
+    finally:
+        await own.close()
+
+
+async def generate(
+    request_or_fields: RequestLike,
+    strategy: str = "parallel",
+    *,
+    client: openai.AsyncOpenAI | None = None,
+    base_url: str | None = None,
+    api_key: str | None = None,
+    config: GeneratorConfig | None = None,
+    deadline_s: float | None = None,
+    call_timeout_s: float | None = None,
+    max_retries: int | None = None,
+    k: int | None = None,
+    sim_key: str | None = None,
+    run_id: str = "",
+    scenario: str = "",
+    trial: int = 0,
+    on_record: Callable[[CallRecord], None] | None = None,
+    options: Mapping[str, Any] | None = None,
+) -> Generation:
+    """Generate the six parts for one term.
+
+    ``on_record`` sees every attempt as it ends, also when the generation is then cancelled (the returned
+    Generation is lost in that case; the records are not). ``options`` goes to the strategy unchanged.
+    """
+    request = Request.coerce(request_or_fields)
+    run_strategy = get_strategy(strategy)
+    cfg = _effective_config(config, deadline_s, call_timeout_s, max_retries, k)
+    state = RunState(
+        run_id=run_id,
+        scenario=scenario,
+        strategy=strategy,
+        trial=trial,
+        begrip=request.begrip,
+        sim_key=sim_key,
+        on_record=on_record,
+    )
+    async with _client_scope(client, base_url, api_key) as cl:
+        caller = Caller(cl, state, retry=cfg.retry, call_timeout_s=cfg.call_timeout_s)
+        run = RunContext(request=request, config=cfg, caller=caller, k=cfg.k, options=dict(options or {}))
+        state.t0 = time.monotonic()
+        timeout = asyncio.timeout(cfg.deadline_s)
+        state.deadline_expired = timeout.expired
+        deadline_hit = False
+        try:
+            async with timeout:
+                await run_strategy(run, ALL_PARTS)
+        except TimeoutError:
+            if not timeout.expired():
+                raise
+            deadline_hit = True
+        wall_s = time.monotonic() - state.t0
+    return _assemble(request, strategy, cfg, state, run, wall_s, deadline_hit)
+
+
+def _assemble(
+    request: Request,
+    strategy: str,
+    cfg: GeneratorConfig,
+    state: RunState,
+    run: RunContext,
+    wall_s: float,
+    deadline_hit: bool,
+) -> Generation:
+    parts: dict[Part, list[str] | str] = {}
+    errors: dict[Part, str] = {}
+    shortfalls: dict[Part, int] = {}
+    started = {r.part for r in state.records}
+    for part in ALL_PARTS:
+        outcome = run.outcomes.get(part)
+        if outcome is None:
+            parts[part] = part.empty()
+            if not deadline_hit:
+                errors[part] = "not run by the strategy"
+            elif part.value in started:
+                errors[part] = f"timeout: deadline of {cfg.deadline_s:g} s reached while the part was running"
+            else:
+                errors[part] = f"timeout: not started before the deadline of {cfg.deadline_s:g} s"
+            shortfalls[part] = cfg.settings(part).count
+            continue
+        parts[part] = outcome.value
+        if outcome.error:
+            errors[part] = outcome.error
+        if outcome.shortfall:
+            shortfalls[part] = outcome.shortfall
+    ok_ends = [r.t_end for r in state.records if r.status == "ok"]
+    return Generation(
+        request=request,
+        strategy=strategy,
+        parts=parts,
+        records=sorted(state.records, key=lambda r: (r.t_start, r.part, r.attempt)),
+        wall_s=wall_s,
+        errors=errors,
+        shortfalls=shortfalls,
+        run_id=state.run_id,
+        scenario=state.scenario,
+        trial=state.trial,
+        first_visible_s=min(ok_ends, default=None),
+    )
+
+
+def generate_sync(request_or_fields: RequestLike, strategy: str = "parallel", **kwargs: Any) -> Generation:
+    """:func:`generate` for synchronous code, including a cell of a running Jupyter kernel.
+
+    Inside a running loop the generation runs on a background loop thread, so pass connection settings
+    (``base_url``/``api_key``), not a ``client`` created on your own loop.
+    """
+    return run_sync(generate(request_or_fields, strategy, **kwargs))

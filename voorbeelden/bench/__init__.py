@@ -1,0 +1,35 @@
+"""Benchmark harness: paired trials, statistics, plots and the report runner.
+
+Notebooks stay thin: they validate their parameters (:func:`validate_params`), open a backend
+(:func:`open_backend`), run trials (:func:`run_trials`), summarise them (``stats``) and draw them (``plots``).
+Heavy modules are imported lazily, so ``import voorbeelden.bench`` is cheap.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS: dict[str, str] = {
+    "load_begrippen": "voorbeelden.bench.data",
+    "validate_params": "voorbeelden.bench.params",
+    "Backend": "voorbeelden.bench.backend",
+    "open_backend": "voorbeelden.bench.backend",
+    "resolve_backend": "voorbeelden.bench.backend",
+    "run_trials": "voorbeelden.bench.trials",
+    "load_results": "voorbeelden.bench.trials",
+    "TrialResults": "voorbeelden.bench.trials",
+    "collect_environment": "voorbeelden.bench.environment",
+    "run_report": "voorbeelden.bench.report",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'voorbeelden.bench' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value

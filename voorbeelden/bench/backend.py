@@ -1,0 +1,156 @@
+"""Where the benchmark's calls go: the embedded simulator or a real OpenAI-compatible endpoint.
+
+``backend`` is a notebook parameter: ``"sim"`` (embedded simulator), ``"auto"`` (``OPENAI_BASE_URL`` /
+``OPENAI_API_KEY`` from the environment when set, else the simulator) or a base URL. The API key is never a
+parameter: papermill stores parameters in the output notebook, so the key is read from the environment here
+and never printed, returned by :meth:`Backend.describe` or written anywhere.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+DEFAULT_REAL_BASE_URL = "https://api.openai.com/v1"
+SIM_PLACEHOLDER_KEY = "sk-simulator-needs-no-key"
+
+
+@dataclass(frozen=True)
+class BackendSpec:
+    """The resolved choice: ``kind`` is "simulated" or "real"; ``base_url`` is None for the simulator."""
+
+    kind: str
+    base_url: str | None = None
+
+    @property
+    def host(self) -> str | None:
+        return url_host(self.base_url) if self.base_url else None
+
+
+def url_host(url: str) -> str:
+    """Host (and port) of a URL only: no scheme, path, user or password."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    return f"{host}:{parts.port}" if parts.port else host
+
+
+def resolve_backend(backend: str = "auto", environ: dict[str, str] | None = None) -> BackendSpec:
+    """``"sim"`` -> simulated; a URL -> real; ``"auto"`` -> real when OPENAI_BASE_URL or OPENAI_API_KEY is
+    set (the base URL defaulting to OpenAI's), else simulated."""
+    env = os.environ if environ is None else environ
+    choice = (backend or "auto").strip()
+    if choice == "sim":
+        return BackendSpec("simulated")
+    if choice == "auto":
+        base = env.get("OPENAI_BASE_URL", "").strip()
+        if base or env.get("OPENAI_API_KEY", "").strip():
+            return BackendSpec("real", (base or DEFAULT_REAL_BASE_URL).rstrip("/"))
+        return BackendSpec("simulated")
+    if choice.startswith(("http://", "https://")):
+        return BackendSpec("real", choice.rstrip("/"))
+    raise ValueError(f"backend must be 'auto', 'sim' or an http(s) base URL, got {backend!r}")
+
+
+def api_key_from_env(environ: dict[str, str] | None = None) -> str:
+    env = os.environ if environ is None else environ
+    return env.get("OPENAI_API_KEY", "").strip() or SIM_PLACEHOLDER_KEY
+
+
+@dataclass
+class Backend:
+    """An open backend. ``configure`` changes the simulator's settings at run time (simulator only)."""
+
+    kind: str
+    base_url: str
+    profile: str | None = None
+    time_scale: float | None = None
+    seed: int | None = None
+    _handle: Any = field(default=None, repr=False)
+    _api_key: str = field(default="", repr=False)
+
+    @property
+    def api_key(self) -> str:
+        return self._api_key
+
+    @property
+    def simulated(self) -> bool:
+        return self.kind == "simulated"
+
+    @property
+    def host(self) -> str:
+        return url_host(self.base_url)
+
+    def configure(self, **changes: Any) -> None:
+        if self._handle is None:
+            raise RuntimeError(
+                "only the embedded simulator can be reconfigured; this backend is a real endpoint"
+            )
+        self._handle.configure(**changes)
+        if "profile" in changes:
+            self.profile = changes["profile"]
+
+    def counters(self) -> dict[str, Any]:
+        return self._handle.counters() if self._handle is not None else {}
+
+    def describe(self) -> dict[str, Any]:
+        """What a report states about the backend: never the key, and for a real endpoint the host only."""
+        if self.simulated:
+            return {
+                "kind": "simulated",
+                "profile": self.profile,
+                "time_scale": self.time_scale,
+                "seed": self.seed,
+                "host": self.host,
+            }
+        return {"kind": "real", "host": self.host, "profile": None, "time_scale": None, "seed": None}
+
+
+@contextmanager
+def open_backend(
+    backend: str | BackendSpec = "auto",
+    *,
+    profile: str = "uniform-2s",
+    time_scale: float = 1.0,
+    seed: int = 0,
+    process: bool = True,
+    **sim_overrides: Any,
+) -> Iterator[Backend]:
+    """Open the backend for a benchmark. The simulator runs as a subprocess by default (``process=True``)
+    so that it does not share the client's GIL; it is stopped when the block exits."""
+    spec = backend if isinstance(backend, BackendSpec) else resolve_backend(backend)
+    if spec.kind == "real":
+        assert spec.base_url is not None
+        yield Backend(kind="real", base_url=spec.base_url, _api_key=api_key_from_env())
+        return
+    from voorbeelden.sim import SimConfig, running_simulator
+
+    config = SimConfig(profile=profile, time_scale=time_scale, seed=seed, **sim_overrides)
+    with running_simulator(config, process=process) as handle:
+        yield Backend(
+            kind="simulated",
+            base_url=handle.base_url,
+            profile=profile,
+            time_scale=time_scale,
+            seed=seed,
+            _handle=handle,
+            _api_key=SIM_PLACEHOLDER_KEY,
+        )
+
+
+def probe(base_url: str, timeout_s: float = 5.0) -> str | None:
+    """None when ``base_url`` answers HTTP at all (any status), else why not (never mentioning the key)."""
+    import httpx
+
+    try:
+        httpx.get(
+            base_url.rstrip("/") + "/models",
+            headers={"Authorization": f"Bearer {api_key_from_env()}"},
+            timeout=timeout_s,
+        )
+    except httpx.HTTPError as exc:
+        return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    return None

@@ -1,0 +1,258 @@
+"""The experiments behind the notebooks, as functions, so a notebook is parameters, a call and a display.
+
+Every time in an experiment is multiplied by ``time_scale`` on a simulated backend: the simulator's latencies
+(server side) and the client's call timeout and retry backoff (here), so a run at ``time_scale=0.02`` is the
+same experiment as at 1.0, fifty times faster. On a real endpoint nothing is scaled.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from voorbeelden.bench import stats
+from voorbeelden.bench.backend import Backend, open_backend
+from voorbeelden.bench.data import load_begrippen
+from voorbeelden.bench.trials import TrialResults, rows_to_frames, run_trials
+
+NB01 = "01_sequential_vs_parallel"
+NB02 = "02_failure_injection"
+NB03 = "03_report"
+CALL_TIMEOUT_MODEL_S = 60.0
+
+
+def bench_config(
+    time_scale: float, *, max_retries: int = 2, call_timeout_model_s: float = CALL_TIMEOUT_MODEL_S
+) -> Any:
+    """The generator's default config with its call timeout and retry backoff scaled like the simulator."""
+    from voorbeelden.config import GeneratorConfig, RetryPolicy
+
+    base = RetryPolicy()
+    retry = dataclasses.replace(
+        base,
+        max_retries=max_retries,
+        backoff_base_s=base.backoff_base_s * time_scale,
+        backoff_cap_s=base.backoff_cap_s * time_scale,
+        retry_after_cap_s=base.retry_after_cap_s * max(time_scale, 1e-3),
+    )
+    return GeneratorConfig(call_timeout_s=call_timeout_model_s * time_scale, retry=retry)
+
+
+def part_max_tokens() -> dict[str, int]:
+    """The token cap the generator sends per part (the expected bound must use the same caps)."""
+    from voorbeelden.config import default_part_settings
+
+    return {str(p): s.max_tokens for p, s in default_part_settings().items()}
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if hasattr(value, "item"):  # numpy scalars
+        return _jsonable(value.item())
+    return value
+
+
+def write_json(path: str | Path, obj: Any) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(_jsonable(obj), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    tmp.replace(path)
+    return path
+
+
+def read_json(path: str | Path) -> dict[str, Any] | None:
+    path = Path(path)
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+
+
+def _fresh(path: Path) -> Path:
+    if path.exists():
+        path.unlink()
+    return path
+
+
+# --- 01: sequential vs parallel ----------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class SpeedupExperiment:
+    results: TrialResults
+    summary: pd.DataFrame
+    walls: pd.DataFrame
+    overhead: pd.DataFrame
+    expected: dict[str, dict[str, Any]]
+    backend: dict[str, Any]
+    seconds: float
+
+
+def speedup_experiment(P: Mapping[str, Any]) -> SpeedupExperiment:
+    """Paired sequential/parallel trials per profile (one simulator, reconfigured per profile), written to
+    ``<out_dir>/01_sequential_vs_parallel.jsonl``, with the summary in ``...json``."""
+    t0 = time.monotonic()
+    out_dir = Path(P["out_dir"])
+    jsonl = _fresh(out_dir / f"{NB01}.jsonl")
+    begrippen = load_begrippen(P["n_begrippen"])
+    frames: list[TrialResults] = []
+    expected: dict[str, dict[str, Any]] = {}
+    caps = part_max_tokens()
+    with open_backend(
+        P["backend"], profile=P["profiles"][0], time_scale=P["time_scale"], seed=P["seed"]
+    ) as be:
+        labels = P["profiles"] if be.simulated else [f"real ({be.host})"]
+        for label in labels:
+            ts = P["time_scale"] if be.simulated else 1.0
+            if be.simulated:
+                be.configure(profile=label)
+                expected[label] = stats.expected_bound(
+                    label, n=P["mc_samples"], seed=P["seed"], max_tokens=caps
+                )
+            frames.append(
+                run_trials(
+                    begrippen,
+                    backend=be,
+                    strategies=("sequential", "parallel"),
+                    trials=P["trials"],
+                    warmup=P["warmup"],
+                    out=jsonl,
+                    scenario="sequential-vs-parallel",
+                    tags={"profile": label, "time_scale": ts if be.simulated else None},
+                    key_prefix=f"s{P['seed']}:",
+                    config=bench_config(ts),
+                )
+            )
+        backend = be.describe()
+        if be.simulated:
+            backend["profile"] = list(labels)
+    gens = pd.concat([f.generations for f in frames], ignore_index=True)
+    recs = pd.concat([f.records for f in frames], ignore_index=True)
+    results = TrialResults(gens, recs, jsonl)
+    pairs = stats.paired_speedups(gens, by=("profile",))
+    summary = stats.speedup_summary(
+        pairs,
+        by=("profile",),
+        n_boot=P["n_boot"],
+        seed=P["seed"],
+        expected={k: v["bound"] for k, v in expected.items()},
+    )
+    for col in ("e_sum_s", "e_max_s", "slowest_part"):
+        summary[col] = [expected.get(p, {}).get(col) for p in summary["profile"]]
+    walls = stats.wall_summary(gens, by=("profile", "strategy"))
+    over = stats.overhead(gens, by=("profile", "strategy"))
+    exp = SpeedupExperiment(results, summary, walls, over, expected, backend, time.monotonic() - t0)
+    write_json(
+        out_dir / f"{NB01}.json",
+        {
+            "notebook": NB01,
+            "backend": backend,
+            "params": dict(P),
+            "speedup": summary.to_dict(orient="records"),
+            "walls": walls.to_dict(orient="records"),
+            "overhead": over.to_dict(orient="records"),
+            "expected": expected,
+            "n_generations": int((~gens["warmup"]).sum()),
+            "n_warmup": int(gens["warmup"].sum()),
+            "seconds": exp.seconds,
+        },
+    )
+    return exp
+
+
+# --- 02: failure injection ---------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class FaultExperiment:
+    results: TrialResults
+    summary: pd.DataFrame
+    backend: dict[str, Any]
+    skipped: str | None
+    seconds: float
+
+
+def fault_experiment(P: Mapping[str, Any]) -> FaultExperiment:
+    """For each fault kind and rate: the simulator injects that kind with that per-attempt probability
+    (``sim.configure(fault_rate=p, faults=(kind,))``) and the generator runs with ``max_retries``. Written
+    to ``<out_dir>/02_failure_injection.jsonl`` and ``...json``. A real endpoint cannot inject faults: the
+    experiment is skipped and says so."""
+    t0 = time.monotonic()
+    out_dir = Path(P["out_dir"])
+    jsonl = _fresh(out_dir / f"{NB02}.jsonl")
+    begrippen = load_begrippen(P["n_begrippen"])
+    frames: list[TrialResults] = []
+    skipped = None
+    with open_backend(P["backend"], profile=P["profile"], time_scale=P["time_scale"], seed=P["seed"]) as be:
+        backend = be.describe()
+        if not be.simulated:
+            skipped = (
+                f"backend is a real endpoint ({be.host}): faults can only be injected into the simulator"
+            )
+        else:
+            for kind in P["fault_kinds"]:
+                for rate in P["fault_rates"]:
+                    be.configure(fault_rate=rate, faults=[kind])
+                    frames.append(
+                        run_trials(
+                            begrippen,
+                            backend=be,
+                            strategies=(P["strategy"],),
+                            trials=P["trials"],
+                            warmup=P["warmup"],
+                            out=jsonl,
+                            scenario=f"faults:{kind}@{rate:g}",
+                            tags={"profile": P["profile"], "fault_kind": kind, "fault_rate": rate},
+                            key_prefix=f"s{P['seed']}:",
+                            config=bench_config(
+                                P["time_scale"],
+                                max_retries=P["max_retries"],
+                                call_timeout_model_s=P["call_timeout_s"],
+                            ),
+                        )
+                    )
+            be.configure(fault_rate=0.0)
+    if frames:
+        gens = pd.concat([f.generations for f in frames], ignore_index=True)
+        recs = pd.concat([f.records for f in frames], ignore_index=True)
+        summary = stats.fault_summary(gens, max_retries=P["max_retries"])
+    else:
+        gens, recs = rows_to_frames([])
+        summary = pd.DataFrame()
+    exp = FaultExperiment(TrialResults(gens, recs, jsonl), summary, backend, skipped, time.monotonic() - t0)
+    write_json(
+        out_dir / f"{NB02}.json",
+        {
+            "notebook": NB02,
+            "backend": backend,
+            "params": dict(P),
+            "skipped": skipped,
+            "faults": summary.to_dict(orient="records"),
+            "seconds": exp.seconds,
+        },
+    )
+    return exp
+
+
+def describe_backend(backend: Backend | Mapping[str, Any]) -> str:
+    """One line for a report's first screen."""
+    d = backend.describe() if isinstance(backend, Backend) else backend
+    if d.get("kind") == "simulated":
+        profile = d.get("profile")
+        if isinstance(profile, list | tuple):
+            profile = ", ".join(map(str, profile))
+        return (
+            f"SIMULATED backend (embedded simulator): profile {profile}, "
+            f"time_scale {d.get('time_scale')}, seed {d.get('seed')}"
+        )
+    return f"REAL backend: {d.get('host')}"

@@ -1,0 +1,456 @@
+"""``voorbeelden report``: execute the notebooks with papermill and assemble ``reports/<timestamp>/``.
+
+Each notebook runs as its own papermill run, one after the other (papermill's ``cwd`` uses ``os.chdir``, so
+never in threads), with ``kernel_name="python3"``, ``cwd`` = the notebooks folder and an execution timeout.
+A notebook that fails is saved partially executed and marked failed with its error; the others still run,
+and the report is written, but :attr:`ReportResult.exit_code` is 1.
+
+Parameters come from a YAML file::
+
+    execution_timeout: 300        # seconds per cell
+    common: {backend: auto, time_scale: 0.02, seed: 0}   # given to every notebook that declares the name
+    notebooks:                    # run in this order; per-notebook values override common ones
+      01_sequential_vs_parallel.ipynb: {trials: 3}
+
+``out_dir`` is always the report folder. The API key is never a parameter (papermill writes parameters into
+the output notebook): notebooks read ``OPENAI_API_KEY`` from the environment.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+import json
+import os
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from voorbeelden.bench.data import PROJECT_ROOT
+from voorbeelden.bench.experiments import NB01, NB02, describe_backend, read_json, write_json
+
+NOTEBOOKS_DIR = PROJECT_ROOT / "notebooks"
+DEFAULT_PARAMS = NOTEBOOKS_DIR / "params" / "default.yaml"
+DEFAULT_OUT = PROJECT_ROOT / "reports"
+DEFAULT_EXECUTION_TIMEOUT_S = 600
+_TOP_LEVEL_KEYS = {"execution_timeout", "common", "notebooks", "description"}
+
+
+@dataclass
+class NotebookRun:
+    name: str
+    status: str = "not run"  # ok | failed
+    error: str | None = None
+    duration_s: float = 0.0
+    ipynb: str | None = None
+    html: str | None = None
+    parameters: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ReportResult:
+    report_dir: Path
+    runs: list[NotebookRun]
+    summary: dict[str, Any]
+
+    @property
+    def ok(self) -> bool:
+        return all(r.status == "ok" for r in self.runs)
+
+    @property
+    def exit_code(self) -> int:
+        return 0 if self.ok else 1
+
+
+def load_params(path: str | Path | None) -> dict[str, Any]:
+    """Read and check the YAML parameter file's shape (values are checked by each notebook)."""
+    path = Path(path) if path is not None else DEFAULT_PARAMS
+    if not path.is_file():
+        raise FileNotFoundError(f"parameter file {path} does not exist")
+    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a mapping with common/notebooks/execution_timeout")
+    unknown = set(data) - _TOP_LEVEL_KEYS
+    if unknown:
+        raise ValueError(f"{path}: unknown top-level key(s) {sorted(unknown)}; use {sorted(_TOP_LEVEL_KEYS)}")
+    for key in ("common", "notebooks"):
+        if not isinstance(data.get(key) or {}, dict):
+            raise ValueError(f"{path}: {key!r} must be a mapping")
+    for name, values in (data.get("notebooks") or {}).items():
+        if not isinstance(values or {}, dict):
+            raise ValueError(f"{path}: parameters of {name} must be a mapping")
+    return data
+
+
+def _timestamp_dir(out_root: Path) -> Path:
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    candidate = out_root / stamp
+    n = 1
+    while candidate.exists():
+        n += 1
+        candidate = out_root / f"{stamp}-{n}"
+    candidate.mkdir(parents=True)
+    return candidate
+
+
+def _point_latest(out_root: Path, report_dir: Path) -> None:
+    link = out_root / "latest"
+    tmp = out_root / f".latest-{os.getpid()}"
+    if tmp.is_symlink() or tmp.exists():
+        tmp.unlink()
+    tmp.symlink_to(report_dir.name, target_is_directory=True)
+    os.replace(tmp, link)
+
+
+def _execute(nb: Path, output: Path, parameters: dict[str, Any], timeout_s: int, cwd: Path) -> str | None:
+    """Run one notebook; None on success, else the error as one readable line (the exception's own)."""
+    import papermill as pm
+    from papermill.exceptions import PapermillExecutionError
+
+    try:
+        pm.execute_notebook(
+            str(nb),
+            str(output),
+            parameters=parameters,
+            kernel_name="python3",
+            cwd=str(cwd),
+            execution_timeout=timeout_s,
+            progress_bar=False,
+            log_output=False,
+            start_timeout=120,
+            # Kill the kernel rather than ask it to shut down: a graceful shutdown_request during Ctrl-C
+            # races the interrupted cell's reply and the kernel prints a ZMQError traceback to our stderr.
+            shutdown_kernel="immediate",
+        )
+    except PapermillExecutionError as exc:
+        return f"{exc.ename}: {exc.evalue}"
+    except Exception as exc:  # kernel death, timeout, missing kernel: still a report, marked failed
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
+def _to_html(ipynb: Path) -> Path | None:
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    if not ipynb.is_file():
+        return None
+    exporter = HTMLExporter(exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True)
+    body, _ = exporter.from_notebook_node(nbformat.read(ipynb, as_version=4))
+    out = ipynb.with_suffix(".html")
+    out.write_text(body, encoding="utf-8")
+    return out
+
+
+def _merge_jsonl(report_dir: Path) -> Path:
+    target = report_dir / "results.jsonl"
+    with target.open("w", encoding="utf-8") as sink:
+        for part in sorted(report_dir.glob("0*.jsonl")):
+            for line in part.read_text(encoding="utf-8").splitlines():
+                if line.strip():
+                    row = json.loads(line)
+                    row.setdefault("notebook", part.stem)
+                    sink.write(json.dumps(row, ensure_ascii=False) + "\n")
+    return target
+
+
+def _backend_info(
+    s01: Mapping[str, Any] | None, s02: Mapping[str, Any] | None, common: Mapping[str, Any]
+) -> dict:
+    from voorbeelden.bench.backend import resolve_backend
+
+    for s in (s01, s02):
+        if s and s.get("backend"):
+            info = dict(s["backend"])
+            if info.get("kind") == "simulated" and s is s01:
+                info["profile"] = list(s01["params"]["profiles"])
+            return info
+    spec = resolve_backend(str(common.get("backend", "auto")))
+    return {
+        "kind": spec.kind,
+        "host": spec.host,
+        "profile": common.get("profiles") or common.get("profile"),
+        "time_scale": common.get("time_scale") if spec.kind == "simulated" else None,
+        "seed": common.get("seed"),
+    }
+
+
+def build_summary(
+    report_dir: Path,
+    runs: Sequence[NotebookRun],
+    config: Mapping[str, Any],
+    params_file: Path,
+    duration_s: float,
+) -> dict[str, Any]:
+    s01 = read_json(report_dir / f"{NB01}.json")
+    s02 = read_json(report_dir / f"{NB02}.json")
+    env = read_json(report_dir / "03_environment.json")
+    if env is None:
+        from voorbeelden.bench.environment import collect_environment
+
+        env = collect_environment()
+    backend = _backend_info(s01, s02, config.get("common") or {})
+    env["backend"] = backend
+    speedup = {
+        row["profile"]: {
+            "n_pairs": row["n_pairs"],
+            "median": row["speedup_median"],
+            "ci_low": row["ci_low"],
+            "ci_high": row["ci_high"],
+            "trial_bound": row["trial_bound_median"],
+            "expected_bound": row["expected_bound"],
+            "efficiency": row["efficiency"],
+            "wall_sequential_median_s": row["wall_base_median_s"],
+            "wall_parallel_median_s": row["wall_other_median_s"],
+        }
+        for row in (s01 or {}).get("speedup", [])
+    }
+    overhead: dict[str, dict[str, float]] = {}
+    for row in (s01 or {}).get("overhead", []):
+        overhead.setdefault(row["profile"], {})[row["strategy"]] = row["median_ms"]
+    faults = [
+        {
+            k: row.get(k)
+            for k in (
+                "fault_kind",
+                "fault_rate",
+                "n",
+                "parts_delivered",
+                "complete",
+                "predicted",
+                "retries_per_gen",
+                "wall_median_s",
+                "wall_p95_s",
+            )
+        }
+        for row in (s02 or {}).get("faults", [])
+    ]
+    return {
+        "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "report_dir": report_dir.name,
+        "ok": all(r.status == "ok" for r in runs),
+        "duration_s": duration_s,
+        "backend": backend,
+        "backend_line": describe_backend(backend),
+        "speedup": speedup,
+        "overhead_median_ms": overhead,
+        "faults": faults,
+        "faults_skipped": (s02 or {}).get("skipped"),
+        "notebooks": [
+            {
+                "name": r.name,
+                "status": r.status,
+                "error": r.error,
+                "duration_s": r.duration_s,
+                "html": r.html,
+                "ipynb": r.ipynb,
+            }
+            for r in runs
+        ],
+        "params_file": params_file.name,
+        "params": {r.name: r.parameters for r in runs},
+        "environment": env,
+    }
+
+
+def run_report(
+    params_file: str | Path | None = None,
+    out_root: str | Path | None = None,
+    *,
+    notebooks_dir: str | Path | None = None,
+    progress: bool = True,
+) -> ReportResult:
+    """Execute the notebooks named in ``params_file`` and write the report; see the module docstring."""
+    import papermill as pm
+    from tqdm.auto import tqdm
+
+    t0 = time.monotonic()
+    params_path = Path(params_file) if params_file is not None else DEFAULT_PARAMS
+    config = load_params(params_path)
+    nb_dir = Path(notebooks_dir) if notebooks_dir is not None else NOTEBOOKS_DIR
+    if not nb_dir.is_dir():
+        raise FileNotFoundError(
+            f"notebooks folder {nb_dir} not found (run from a source checkout or pass it)"
+        )
+    names = list(config.get("notebooks") or {}) or sorted(p.name for p in nb_dir.glob("[0-9]*.ipynb"))
+    missing = [n for n in names if not (nb_dir / n).is_file()]
+    if missing:
+        raise FileNotFoundError(f"notebook(s) {missing} named in {params_path} are not in {nb_dir}")
+    out_root = Path(out_root) if out_root is not None else DEFAULT_OUT
+    out_root.mkdir(parents=True, exist_ok=True)
+    report_dir = _timestamp_dir(out_root.resolve())
+    timeout_s = int(config.get("execution_timeout") or DEFAULT_EXECUTION_TIMEOUT_S)
+    common = dict(config.get("common") or {})
+    os.environ.setdefault("MPLBACKEND", "agg")  # inherited by the kernels: headless plotting
+
+    runs: list[NotebookRun] = []
+    bar = tqdm(names, desc="report", unit="notebook", file=sys.stderr, disable=not progress)
+    for name in bar:
+        bar.set_postfix_str(name)
+        nb = nb_dir / name
+        declared = set(pm.inspect_notebook(str(nb)))
+        parameters = {k: v for k, v in common.items() if k in declared}
+        parameters.update((config.get("notebooks") or {}).get(name) or {})
+        parameters["out_dir"] = str(report_dir)
+        run = NotebookRun(name=name, parameters={k: v for k, v in parameters.items() if k != "out_dir"})
+        output = report_dir / name
+        started = time.monotonic()
+        error = _execute(nb, output, parameters, timeout_s, nb_dir)
+        run.duration_s = time.monotonic() - started
+        run.status = "ok" if error is None else "failed"
+        run.error = error
+        if output.is_file():
+            run.ipynb = output.name
+            try:
+                html_path = _to_html(output)
+            except Exception as exc:  # an HTML failure must not hide the notebook's own result
+                run.error = (run.error + "; " if run.error else "") + f"HTML export failed: {exc}"
+                run.status = "failed"
+            else:
+                run.html = html_path.name if html_path else None
+        runs.append(run)
+        if error is not None:
+            tqdm.write(f"{name}: FAILED: {error}", file=sys.stderr)
+    bar.close()
+
+    _merge_jsonl(report_dir)
+    summary = build_summary(report_dir, runs, config, params_path, time.monotonic() - t0)
+    write_json(report_dir / "summary.json", summary)
+    (report_dir / "index.html").write_text(render_index(summary, report_dir), encoding="utf-8")
+    _point_latest(out_root.resolve(), report_dir)
+    return ReportResult(report_dir, runs, summary)
+
+
+# --- index.html --------------------------------------------------------------------------------------------
+
+_CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:1200px;margin:2rem auto;padding:0 1rem;
+color:#1d2b36;line-height:1.45}
+h1{margin-bottom:.2rem} .sub{color:#555;margin-top:0}
+.banner{padding:.9rem 1.2rem;border-radius:8px;font-size:1.15rem;margin:1rem 0}
+.sim{background:#e9f5f3;border:2px solid #2a9d8f} .real{background:#fff4e0;border:2px solid #f77f00}
+.bad{background:#fde8e8;border:2px solid #d62828} .good{background:#eef6ee;border:2px solid #4a934a}
+table{border-collapse:collapse;margin:.6rem 0 1.4rem} th,td{border:1px solid #ccd;padding:.3rem .6rem;text-align:right}
+th{background:#f1f3f5} td.l,th.l{text-align:left} .failed{color:#d62828;font-weight:bold} .ok{color:#2a7d2a}
+img{max-width:100%;border:1px solid #dde;margin:.4rem 0 1.2rem} code{background:#f1f3f5;padding:0 .25rem}
+pre{white-space:pre-wrap;background:#fbeaea;padding:.5rem}
+"""
+
+
+def _e(value: Any) -> str:
+    return html.escape("" if value is None else str(value))
+
+
+def _num(value: Any, fmt: str = "{:.2f}") -> str:
+    return "–" if value is None else fmt.format(value)
+
+
+def render_index(summary: Mapping[str, Any], report_dir: Path) -> str:
+    backend = summary["backend"]
+    simulated = backend.get("kind") == "simulated"
+    failed = [n for n in summary["notebooks"] if n["status"] != "ok"]
+    out: list[str] = [
+        "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
+        f"<title>voorbeelden report {_e(summary['report_dir'])}</title><style>{_CSS}</style></head><body>",
+        f"<h1>voorbeelden report {_e(summary['report_dir'])}</h1>",
+        f"<p class='sub'>created {_e(summary['created'])} · parameters <code>{_e(summary['params_file'])}</code> · "
+        f"{summary['duration_s']:.0f} s</p>",
+        f"<div class='banner {'sim' if simulated else 'real'}'><b>{_e(summary['backend_line'])}</b><br>",
+        (
+            "All latencies come from the embedded simulator, scaled by time_scale: figures describe the simulated "
+            "profile, not a live model."
+            if simulated
+            else "Measured against a live endpoint (host shown; the API key is read from the environment and "
+            "never stored)."
+        ),
+        "</div>",
+    ]
+    if failed:
+        out.append(
+            f"<div class='banner bad'><b>{len(failed)} of {len(summary['notebooks'])} notebooks FAILED</b><ul>"
+        )
+        out += [f"<li><b>{_e(n['name'])}</b>: <pre>{_e(n['error'])}</pre></li>" for n in failed]
+        out.append("</ul></div>")
+    else:
+        out.append(f"<div class='banner good'>All {len(summary['notebooks'])} notebooks ran.</div>")
+
+    if summary["speedup"]:
+        out.append(
+            "<h2>Parallel speedup (sequential wall / parallel wall)</h2><table><tr><th class='l'>profile</th>"
+            "<th>pairs</th><th>median speedup</th><th>95% CI</th><th>per-trial bound Σ/max</th>"
+            "<th>expected bound E[Σ]/E[max]</th><th>efficiency</th><th>overhead seq / par (ms)</th></tr>"
+        )
+        for profile, s in summary["speedup"].items():
+            oh = summary["overhead_median_ms"].get(profile, {})
+            out.append(
+                f"<tr><td class='l'>{_e(profile)}</td><td>{s['n_pairs']}</td><td><b>{_num(s['median'])}×</b></td>"
+                f"<td>{_num(s['ci_low'])}–{_num(s['ci_high'])}</td><td>{_num(s['trial_bound'])}×</td>"
+                f"<td>{_num(s['expected_bound'])}×</td><td>{_num(s['efficiency'], '{:.0%}')}</td>"
+                f"<td>{_num(oh.get('sequential'), '{:.1f}')} / {_num(oh.get('parallel'), '{:.1f}')}</td></tr>"
+            )
+        out.append("</table>")
+
+    out.append(
+        "<h2>Notebooks</h2><table><tr><th class='l'>notebook</th><th class='l'>status</th><th>seconds</th>"
+        "<th class='l'>report (HTML)</th><th class='l'>executed notebook</th><th class='l'>error</th></tr>"
+    )
+    for n in summary["notebooks"]:
+        link_html = f"<a href='{_e(n['html'])}'>{_e(n['html'])}</a>" if n["html"] else "–"
+        link_nb = f"<a href='{_e(n['ipynb'])}'>{_e(n['ipynb'])}</a>" if n["ipynb"] else "–"
+        out.append(
+            f"<tr><td class='l'>{_e(n['name'])}</td><td class='l {n['status']}'>{_e(n['status'])}</td>"
+            f"<td>{n['duration_s']:.1f}</td><td class='l'>{link_html}</td><td class='l'>{link_nb}</td>"
+            f"<td class='l'>{_e(n['error'] or '')}</td></tr>"
+        )
+    out.append("</table>")
+
+    if summary["faults"]:
+        out.append(
+            "<h2>Fault injection</h2><table><tr><th class='l'>fault kind</th><th>rate</th><th>generations</th>"
+            "<th>parts delivered</th><th>predicted 1−p<sup>r+1</sup></th><th>complete</th>"
+            "<th>retries / generation</th><th>wall median (s)</th><th>wall p95 (s)</th></tr>"
+        )
+        for f in summary["faults"]:
+            out.append(
+                f"<tr><td class='l'>{_e(f['fault_kind'])}</td><td>{_num(f['fault_rate'])}</td><td>{f['n']}</td>"
+                f"<td>{_num(f['parts_delivered'], '{:.1%}')}</td><td>{_num(f['predicted'], '{:.1%}')}</td>"
+                f"<td>{_num(f['complete'], '{:.0%}')}</td><td>{_num(f['retries_per_gen'])}</td>"
+                f"<td>{_num(f['wall_median_s'], '{:.3f}')}</td><td>{_num(f['wall_p95_s'], '{:.3f}')}</td></tr>"
+            )
+        out.append("</table>")
+    elif summary.get("faults_skipped"):
+        out.append(f"<h2>Fault injection</h2><p>skipped: {_e(summary['faults_skipped'])}</p>")
+
+    pngs = sorted(p.name for p in report_dir.glob("*.png"))
+    if pngs:
+        out.append("<h2>Plots</h2>")
+        for png in pngs:
+            out.append(f"<h3>{_e(png)}</h3><a href='{_e(png)}'><img src='{_e(png)}' alt='{_e(png)}'></a>")
+
+    env = summary["environment"]
+    git = env.get("git") or {}
+    out.append("<h2>Environment</h2><table>")
+    rows = [
+        ("backend", summary["backend_line"]),
+        ("git commit", f"{git.get('commit')}{' (uncommitted changes)' if git.get('dirty') else ''}"),
+        ("python", env.get("python")),
+        ("platform", env.get("platform")),
+        ("cpus", env.get("cpus")),
+        *((f"package {k}", v) for k, v in (env.get("packages") or {}).items()),
+    ]
+    out += [f"<tr><th class='l'>{_e(k)}</th><td class='l'>{_e(v)}</td></tr>" for k, v in rows]
+    out.append(
+        "</table><h2>Data</h2><ul><li><a href='results.jsonl'>results.jsonl</a> (one line per generation, "
+        "with its call records)</li><li><a href='summary.json'>summary.json</a> (headline figures, "
+        "parameters, environment)</li></ul>"
+    )
+    out.append("<h2>Parameters</h2>")
+    for name, p in summary["params"].items():
+        out.append(f"<h3>{_e(name)}</h3><pre style='background:#f1f3f5'>{_e(json.dumps(p, indent=1))}</pre>")
+    out.append("</body></html>")
+    return "\n".join(out)

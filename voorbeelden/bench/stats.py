@@ -1,0 +1,216 @@
+"""The numbers a benchmark reports: percentiles, paired speedups with a bootstrap CI, and the bounds they are
+compared to.
+
+Two bounds sit beside every measured speedup:
+
+* the per-trial bound ``sum of latencies / max latency`` of the calls a trial actually made (what perfect
+  overlap would have given for exactly those draws), and
+* the expected bound ``E[sum] / E[max]`` of the profile's six latency distributions, by Monte Carlo.
+  With random latencies ``E[max of 6]`` is well above the mean, so "6x" needs six *equal* calls.
+
+``efficiency = measured median speedup / bound``: how much of the possible overlap the client realised.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from voorbeelden.types import ALL_PARTS
+
+ALL_PARTS_VALUES: tuple[str, ...] = tuple(p.value for p in ALL_PARTS)
+
+# Fault kinds a failed attempt is retried on (HTTP 5xx, 429, a dropped connection, a hang cut by the
+# call timeout); for these, with per-attempt fault probability p and r retries, a part is delivered with
+# probability 1 - p**(r + 1).
+RETRYABLE_KINDS: tuple[str, ...] = ("500", "503", "429", "drop", "hang")
+
+
+def _measured(gens: pd.DataFrame) -> pd.DataFrame:
+    return gens[~gens["warmup"].astype(bool)] if "warmup" in gens else gens
+
+
+def bootstrap_ci(
+    values: Sequence[float] | np.ndarray,
+    stat: Callable[..., Any] = np.median,
+    *,
+    n_boot: int = 2000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> tuple[float, float]:
+    """Percentile bootstrap CI of ``stat`` (called with ``axis=1``), with a seeded numpy generator."""
+    x = np.asarray(values, dtype=float)
+    x = x[~np.isnan(x)]
+    if x.size == 0:
+        return (float("nan"), float("nan"))
+    if x.size == 1:
+        return (float(x[0]), float(x[0]))
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, x.size, size=(n_boot, x.size))
+    boots = stat(x[idx], axis=1)
+    alpha = (1 - level) / 2
+    lo, hi = np.quantile(boots, [alpha, 1 - alpha])
+    return (float(lo), float(hi))
+
+
+def wall_summary(gens: pd.DataFrame, by: Sequence[str] = ("strategy",)) -> pd.DataFrame:
+    """Median, p95 and mean wall time (s) per group, warm-up excluded."""
+    g = _measured(gens)
+    return (
+        g.groupby(list(by), sort=False)["wall_s"]
+        .agg(n="size", median_s="median", p95_s=lambda s: float(np.percentile(s, 95)), mean_s="mean")
+        .reset_index()
+    )
+
+
+def paired_speedups(
+    gens: pd.DataFrame,
+    *,
+    baseline: str = "sequential",
+    other: str = "parallel",
+    by: Sequence[str] = (),
+) -> pd.DataFrame:
+    """One row per pair (same begrip, trial and tags): both walls, ``speedup = baseline wall / other wall``
+    and the per-trial bound ``sum / max`` of the baseline's call latencies."""
+    g = _measured(gens)
+    keys = [*by, "pair"]
+    base = g[g["strategy"] == baseline].set_index(keys)
+    oth = g[g["strategy"] == other].set_index(keys)
+    left = base[["wall_s", "sum_latency_s", "max_latency_s", "begrip", "trial"]].rename(
+        columns={"wall_s": "wall_base_s"}
+    )
+    right = oth[["wall_s", "sum_latency_s", "max_latency_s"]].rename(
+        columns={
+            "wall_s": "wall_other_s",
+            "sum_latency_s": "sum_latency_s_other",
+            "max_latency_s": "max_latency_s_other",
+        }
+    )
+    joined = left.join(right, how="inner")
+    joined["speedup"] = joined["wall_base_s"] / joined["wall_other_s"]
+    joined["trial_bound"] = joined["sum_latency_s"] / joined["max_latency_s"]
+    return joined.reset_index()
+
+
+def speedup_summary(
+    pairs: pd.DataFrame,
+    by: Sequence[str] = (),
+    *,
+    n_boot: int = 2000,
+    seed: int = 0,
+    expected: Mapping[Any, float] | None = None,
+) -> pd.DataFrame:
+    """Per group: median paired speedup with its bootstrap 95% CI, the median per-trial bound, the
+    expected bound (``expected[group]`` when given) and efficiency = speedup / bound."""
+    rows = []
+    groups = pairs.groupby(list(by), sort=False) if by else [((), pairs)]
+    for key, df in groups:
+        key = key if isinstance(key, tuple) else (key,)
+        lo, hi = bootstrap_ci(df["speedup"], n_boot=n_boot, seed=seed)
+        row = dict(zip(by, key, strict=True))
+        med = float(df["speedup"].median())
+        bound = float(df["trial_bound"].median())
+        exp = None
+        if expected is not None:
+            exp = expected.get(key[0] if len(key) == 1 else key)
+        row.update(
+            n_pairs=len(df),
+            speedup_median=med,
+            ci_low=lo,
+            ci_high=hi,
+            trial_bound_median=bound,
+            expected_bound=float(exp) if exp is not None else float("nan"),
+            efficiency=med / bound if bound else float("nan"),
+            wall_base_median_s=float(df["wall_base_s"].median()),
+            wall_other_median_s=float(df["wall_other_s"].median()),
+        )
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def overhead(gens: pd.DataFrame, by: Sequence[str] = ("strategy",)) -> pd.DataFrame:
+    """Client-side cost beyond the calls themselves, per group: for a sequential run wall - sum of
+    latencies, for any concurrent one wall - max latency (median and p95, in ms)."""
+    g = _measured(gens).copy()
+    ideal = np.where(g["strategy"] == "sequential", g["sum_latency_s"], g["max_latency_s"])
+    g["overhead_ms"] = (g["wall_s"] - ideal) * 1000
+    return (
+        g.groupby(list(by), sort=False)["overhead_ms"]
+        .agg(n="size", median_ms="median", p95_ms=lambda s: float(np.percentile(s, 95)))
+        .reset_index()
+    )
+
+
+def expected_bound(
+    profile: str | Any,
+    *,
+    n: int = 4000,
+    seed: int = 0,
+    max_tokens: int | Mapping[str, int | None] | None = None,
+    parts: Sequence[str] | None = None,
+) -> dict[str, Any]:
+    """Monte Carlo ``E[sum]``, ``E[max]`` and ``bound = E[sum] / E[max]`` of one draw of each part's
+    service time (unscaled seconds) from ``PROFILES[profile].sample_service_s``. ``max_tokens`` is one cap
+    or a cap per part (as the generator sends them)."""
+    if isinstance(profile, str):
+        from voorbeelden.sim import PROFILES
+
+        prof = PROFILES[profile]
+    else:
+        prof = profile
+    names = list(parts) if parts is not None else [p.value for p in ALL_PARTS]
+    rng = np.random.default_rng(seed)
+    draws = np.empty((n, len(names)))
+    for j, part in enumerate(names):
+        cap = max_tokens.get(part) if isinstance(max_tokens, Mapping) else max_tokens
+        for i in range(n):
+            draws[i, j] = prof.sample_service_s(part, rng, cap)
+    sums = draws.sum(axis=1)
+    maxes = draws.max(axis=1)
+    return {
+        "profile": getattr(prof, "name", str(profile)),
+        "n": n,
+        "e_sum_s": float(sums.mean()),
+        "e_max_s": float(maxes.mean()),
+        "bound": float(sums.mean() / maxes.mean()),
+        "part_mean_s": {p: float(draws[:, j].mean()) for j, p in enumerate(names)},
+        "slowest_part": names[int(np.argmax(draws.mean(axis=0)))],
+    }
+
+
+def predicted_completeness(rate: float, retries: int) -> float:
+    """Chance that one part is delivered when each attempt fails independently with ``rate``."""
+    return 1.0 - float(rate) ** (int(retries) + 1)
+
+
+def fault_summary(
+    gens: pd.DataFrame,
+    *,
+    max_retries: int,
+    by: Sequence[str] = ("fault_kind", "fault_rate"),
+) -> pd.DataFrame:
+    """Per fault kind and rate: fraction of parts delivered, complete generations, retries per generation,
+    wall median/p95, and the prediction ``1 - p**(retries+1)`` for retryable kinds (NaN otherwise)."""
+    g = _measured(gens)
+    n_parts = len(ALL_PARTS)
+    rows = []
+    for key, df in g.groupby(list(by), sort=True):
+        key = key if isinstance(key, tuple) else (key,)
+        row = dict(zip(by, key, strict=True))
+        kind = str(row.get("fault_kind", ""))
+        rate = float(row.get("fault_rate", 0.0))
+        row.update(
+            n=len(df),
+            parts_delivered=float(df["n_ok"].sum() / (n_parts * len(df))),
+            complete=float((df["n_failed"] == 0).mean()),
+            retries_per_gen=float((df["n_calls"] - n_parts).clip(lower=0).mean()),
+            wall_median_s=float(df["wall_s"].median()),
+            wall_p95_s=float(np.percentile(df["wall_s"], 95)),
+            predicted=predicted_completeness(rate, max_retries) if kind in RETRYABLE_KINDS else float("nan"),
+            retryable=kind in RETRYABLE_KINDS,
+        )
+        rows.append(row)
+    return pd.DataFrame(rows)

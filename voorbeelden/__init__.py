@@ -25,6 +25,9 @@ _EXPORTS: dict[str, str] = {
     "GeneratorConfig": "voorbeelden.config",
     "PartSettings": "voorbeelden.config",
     "STRATEGIES": "voorbeelden.strategies",
+    # batch
+    "generate_many": "voorbeelden.batch",
+    "generate_many_sync": "voorbeelden.batch",
     # simulator
     "running_simulator": "voorbeelden.sim",
     "SimConfig": "voorbeelden.sim",

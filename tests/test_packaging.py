@@ -49,7 +49,16 @@ def test_environment_yml_lists_the_same_dependencies_as_pyproject() -> None:
 
 def test_the_user_named_packages_are_dependencies() -> None:
     names = set(_pyproject_requirements())
-    for wanted in ("openai", "matplotlib", "papermill", "pytest", "nbval", "jupyterlab", "ipykernel", "pandas"):
+    for wanted in (
+        "openai",
+        "matplotlib",
+        "papermill",
+        "pytest",
+        "nbval",
+        "jupyterlab",
+        "ipykernel",
+        "pandas",
+    ):
         assert wanted in names, wanted
     assert {"nest-asyncio", "nest-asyncio2"} & names
 

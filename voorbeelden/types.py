@@ -88,7 +88,9 @@ class Request:
             raise InvalidRequest("begrip contains control characters (e.g. NUL, tab or newline); remove them")
         stripped = begrip.strip()
         if not stripped:
-            raise InvalidRequest("begrip is empty or only whitespace; give the term to generate voorbeelden for")
+            raise InvalidRequest(
+                "begrip is empty or only whitespace; give the term to generate voorbeelden for"
+            )
         if len(stripped) > MAX_BEGRIP_CHARS:
             raise InvalidRequest(f"begrip is {len(stripped)} characters; the maximum is {MAX_BEGRIP_CHARS}")
         if len(stripped.split()) > MAX_BEGRIP_WORDS:
@@ -97,7 +99,9 @@ class Request:
                 "(put explanations in the definitie)"
             )
         if _INJECTION.search(stripped):
-            raise InvalidRequest("begrip reads as an instruction to the model, not a term; give the term itself")
+            raise InvalidRequest(
+                "begrip reads as an instruction to the model, not a term; give the term itself"
+            )
         definitie = self.definitie if self.definitie is not None else ""
         if not isinstance(definitie, str):
             raise InvalidRequest(f"definitie must be text, got {type(definitie).__name__}")
@@ -148,11 +152,15 @@ def _validate_context(context: Any) -> dict[str, tuple[str, ...]]:
                 f"context[{key!r}] must be a list of strings, got {type(values).__name__} ({values!r:.40})"
             )
         if len(values) > MAX_CONTEXT_ITEMS:
-            raise InvalidRequest(f"context[{key!r}] has {len(values)} items; the maximum is {MAX_CONTEXT_ITEMS}")
+            raise InvalidRequest(
+                f"context[{key!r}] has {len(values)} items; the maximum is {MAX_CONTEXT_ITEMS}"
+            )
         items: list[str] = []
         for v in values:
             if not isinstance(v, str):
-                raise InvalidRequest(f"context[{key!r}] must hold strings only, found {type(v).__name__} {v!r:.40}")
+                raise InvalidRequest(
+                    f"context[{key!r}] must hold strings only, found {type(v).__name__} {v!r:.40}"
+                )
             if _has_control_chars(v, allow_newlines=False):
                 raise InvalidRequest(f"context[{key!r}] item {v!r:.40} contains control characters")
             if len(v) > MAX_CONTEXT_ITEM_CHARS:

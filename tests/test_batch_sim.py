@@ -97,6 +97,9 @@ def test_a_second_run_is_answered_from_the_cache_without_requests(tmp_path: Path
     a = {r["key"]: r["parts"] for r in iter_results(tmp_path / "a.jsonl")}
     b = {r["key"]: r["parts"] for r in iter_results(tmp_path / "b.jsonl")}
     assert a == b
+    # the hits are visible in the call records, not only in the gate's counters
+    assert all(rec["cached"] for r in iter_results(tmp_path / "b.jsonl") for rec in r["records"])
+    assert not any(rec["cached"] for r in iter_results(tmp_path / "a.jsonl") for rec in r["records"])
 
 
 def test_bad_lines_get_a_clear_record_and_the_batch_goes_on(tmp_path: Path) -> None:
@@ -212,6 +215,3 @@ def test_a_streamed_call_passes_the_gate_and_gives_its_slot_back_when_read() -> 
         text, held, after = asyncio.run(run(sim.base_url))
     assert text.strip()
     assert held == 1 and after == 0
-    # the hits are visible in the call records, not only in the gate's counters
-    assert all(rec["cached"] for r in iter_results(tmp_path / "b.jsonl") for rec in r["records"])
-    assert not any(rec["cached"] for r in iter_results(tmp_path / "a.jsonl") for rec in r["records"])

@@ -147,7 +147,10 @@ def _assemble(
             errors[part] = outcome.error
         if outcome.shortfall:
             shortfalls[part] = outcome.shortfall
-    ok_ends = [r.t_end for r in state.records if r.status == "ok"]
+    # The user sees something when the first call ends well, or earlier when a streamed item completes.
+    visible = [r.t_end for r in state.records if r.status == "ok"]
+    if getattr(state, "first_visible_s", None) is not None:
+        visible.append(state.first_visible_s)
     return Generation(
         request=request,
         strategy=strategy,
@@ -159,7 +162,7 @@ def _assemble(
         run_id=state.run_id,
         scenario=state.scenario,
         trial=state.trial,
-        first_visible_s=min(ok_ends, default=None),
+        first_visible_s=min(visible, default=None),
     )
 
 

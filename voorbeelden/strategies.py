@@ -107,4 +107,6 @@ async def bounded(run: RunContext, parts: Sequence[Part]) -> None:
     async with asyncio.TaskGroup() as tg:
         for part in parts:
             tg.create_task(one(part), name=f"voorbeelden:{part}")
+
+
 import voorbeelden.strategies_extra  # noqa: E402,F401  (fills STRATEGIES with the extra strategies)

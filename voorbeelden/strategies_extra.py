@@ -1,0 +1,310 @@
+"""Strategies beyond the three baselines: ``streaming``, ``split``, ``combined`` and ``hedged``.
+
+Same signature and the same CallRecords as the baselines; every call goes through
+:meth:`voorbeelden.caller.Caller.call_part`, so retries, cancellation and records behave identically.
+
+- ``streaming``: all six in parallel with ``stream=True`` (usage included); records ``ttft_s`` per call and
+  marks ``RunState.first_visible_s`` when the first complete item of any part arrives.
+- ``split``: a list part is asked as single-item calls (same part prompt with count 1), merged and
+  de-duplicated to the count, topped up with extra calls while duplicates leave it short.
+  Options: ``split_parts`` (part names; default praktijkvoorbeelden, tegenvoorbeelden), ``split_max_calls``
+  (per part, default 3 x count).
+- ``combined``: one JSON-schema call for all six parts; parts missing or invalid in the answer (or all six,
+  when the call fails) are fetched with per-part calls. Options: ``combined_max_tokens``.
+- ``hedged``: when a part has not answered after the hedge delay, one backup request (``hedge=True``, attempt
+  offset 100); the first good answer wins and the other call is cancelled. Options: ``hedge_delay_s`` (fixed
+  delay, also the fallback while too few latencies are known), ``hedge_percentile`` (e.g. 95: the delay is
+  that percentile of the part's observed latencies in this process), ``hedge_min_samples`` (default 10).
+  Without a usable delay no backup is sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+from collections import deque
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
+
+from voorbeelden.caller import PartOutcome
+from voorbeelden.parsing import ParseResult, parse_part
+from voorbeelden.prompts import build_combined_messages, build_messages
+from voorbeelden.strategies import RunContext, register
+from voorbeelden.types import ALL_PARTS, Part
+
+# ---- streaming -------------------------------------------------------------------------------------------
+
+
+@register("streaming")
+async def streaming(run: RunContext, parts: Sequence[Part]) -> None:
+    async def one(part: Part) -> None:
+        outcome = await run.caller.call_part(run.request, part, run.config.settings(part), stream=True)
+        run.store(part, outcome)
+
+    async with asyncio.TaskGroup() as tg:
+        for part in parts:
+            tg.create_task(one(part), name=f"voorbeelden:{part}")
+
+
+# ---- split -----------------------------------------------------------------------------------------------
+
+DEFAULT_SPLIT_PARTS = (Part.PRAKTIJKVOORBEELDEN, Part.TEGENVOORBEELDEN)
+
+
+def _split_parts(options: Any) -> set[Part]:
+    names = options.get("split_parts", DEFAULT_SPLIT_PARTS)
+    if isinstance(names, str):
+        names = [n for n in names.split(",") if n.strip()]
+    return {Part(str(n).strip()) for n in names}
+
+
+async def split_part(run: RunContext, part: Part) -> PartOutcome:
+    """``count`` one-item calls in parallel; duplicates (case-insensitive) are dropped and replaced by further
+    rounds of calls, up to ``split_max_calls``. Each call has its own draw: its ``x-sim-key`` gets an item
+    suffix (a real model would differ by sampling)."""
+    settings = run.config.settings(part)
+    count = settings.count
+    one = dataclasses.replace(settings, count=1)
+    messages = build_messages(run.request, part, one)
+    max_calls = int(run.options.get("split_max_calls", 3 * count))
+    key = run.caller.state.sim_key
+    items: list[str] = []
+    seen: set[str] = set()
+    errors: list[PartOutcome] = []
+    calls = 0
+    while len(items) < count and calls < max_calls:
+        n = min(count - len(items), max_calls - calls)
+        base = calls
+        calls += n
+
+        def call(i: int) -> Any:
+            headers = {"x-sim-key": f"{key}#item{i}"} if key else None
+            return run.caller.call_part(run.request, part, one, messages=messages, extra_headers=headers)
+
+        async with asyncio.TaskGroup() as tg:
+            tasks = [tg.create_task(call(base + j), name=f"voorbeelden:{part}:{base + j}") for j in range(n)]
+        round_added = 0
+        for task in tasks:
+            outcome = task.result()
+            if outcome.error:
+                errors.append(outcome)
+                continue
+            for item in outcome.value if isinstance(outcome.value, list) else [outcome.value]:
+                if item.casefold() not in seen and len(items) < count:
+                    seen.add(item.casefold())
+                    items.append(item)
+                    round_added += 1
+        if round_added == 0 and errors:
+            break  # a round that only failed: more rounds would likely fail the same way
+    attempts = calls
+    if not items:
+        first = errors[0] if errors else None
+        return PartOutcome(
+            part=part,
+            value=part.empty(),
+            error=first.error if first else "split: no items",
+            error_kind=first.error_kind if first else "no_items",
+            shortfall=count,
+            attempts=attempts,
+        )
+    return PartOutcome(part=part, value=items, shortfall=max(0, count - len(items)), attempts=attempts)
+
+
+@register("split")
+async def split(run: RunContext, parts: Sequence[Part]) -> None:
+    chosen = _split_parts(run.options)
+
+    async def one(part: Part) -> None:
+        if part in chosen and part.is_list:
+            run.store(part, await split_part(run, part))
+        else:
+            await run.run_part(part)
+
+    async with asyncio.TaskGroup() as tg:
+        for part in parts:
+            tg.create_task(one(part), name=f"voorbeelden:{part}")
+
+
+# ---- combined --------------------------------------------------------------------------------------------
+
+
+class CombinedAnswer(BaseModel):
+    """The JSON object the combined call asks for (sent as the ``json_schema``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    voorbeeldzinnen: list[str]
+    praktijkvoorbeelden: list[str]
+    tegenvoorbeelden: list[str]
+    synoniemen: list[str]
+    antoniemen: list[str]
+    toelichting: str
+
+
+_FIELD_ADAPTERS: dict[Part, TypeAdapter[Any]] = {
+    part: TypeAdapter(str if part is Part.TOELICHTING else list[str]) for part in ALL_PARTS
+}
+
+
+def combined_response_format() -> dict[str, Any]:
+    return {
+        "type": "json_schema",
+        "json_schema": {"name": "voorbeelden", "strict": True, "schema": CombinedAnswer.model_json_schema()},
+    }
+
+
+def parse_combined(text: str | None, counts: dict[Part, int]) -> tuple[dict[Part, ParseResult], str | None]:
+    """Per-part results from a combined answer: only parts whose value validates (pydantic, per field) and
+    parses to at least one item are returned, so one bad field costs one fallback call, not six.
+    The second value is an error when the whole answer is unusable (not a JSON object)."""
+    try:
+        data = json.loads(text or "")
+    except ValueError as err:
+        return {}, f"combined answer is not valid JSON: {err}"
+    if not isinstance(data, dict):
+        return {}, f"combined answer is a JSON {type(data).__name__}, not an object"
+    good: dict[Part, ParseResult] = {}
+    for part in ALL_PARTS:
+        if part.value not in data:
+            continue
+        try:
+            value = _FIELD_ADAPTERS[part].validate_python(data[part.value], strict=True)
+        except ValidationError:
+            continue
+        result = parse_part(json.dumps(value, ensure_ascii=False), part, counts[part])
+        if result.ok:
+            good[part] = result
+    return good, None
+
+
+@register("combined")
+async def combined(run: RunContext, parts: Sequence[Part]) -> None:
+    counts = {p: run.config.settings(p).count for p in ALL_PARTS}
+    base = run.config.settings(Part.VOORBEELDZINNEN)
+    max_tokens = int(
+        run.options.get("combined_max_tokens", sum(run.config.settings(p).max_tokens for p in parts))
+    )
+    settings = dataclasses.replace(base, max_tokens=max_tokens, count=1)
+    found: dict[Part, ParseResult] = {}
+
+    def parse(text: str | None) -> ParseResult:
+        good, error = parse_combined(text, counts)
+        found.update(good)
+        if error is not None:
+            return ParseResult(value="", found=0, error=error, error_kind="parse")
+        return ParseResult(value="", found=len(good))
+
+    outcome = await run.caller.call_part(
+        run.request,
+        Part.VOORBEELDZINNEN,  # unused for the prompt and parse; the record is labelled "combined"
+        settings,
+        messages=build_combined_messages(run.request, counts),
+        extra_body={"response_format": combined_response_format()},
+        parse=parse,
+        label="combined",
+    )
+    if outcome.error:
+        found.clear()  # a failed or cut-off answer is not trusted part by part
+    for part in parts:
+        if part in found:
+            result = found[part]
+            run.store(part, PartOutcome(part=part, value=result.value, shortfall=result.shortfall))
+
+    missing = [p for p in parts if p not in found]
+    if missing:
+        async with asyncio.TaskGroup() as tg:
+            for part in missing:
+                tg.create_task(run.run_part(part), name=f"voorbeelden:{part}:fallback")
+
+
+# ---- hedged ----------------------------------------------------------------------------------------------
+
+_LATENCIES: dict[str, deque[float]] = {}
+_LATENCY_WINDOW = 200
+
+
+def observe_latency(part: Part | str, seconds: float) -> None:
+    _LATENCIES.setdefault(str(part), deque(maxlen=_LATENCY_WINDOW)).append(seconds)
+
+
+def observed_latencies(part: Part | str) -> list[float]:
+    return list(_LATENCIES.get(str(part), ()))
+
+
+def reset_latencies() -> None:
+    _LATENCIES.clear()
+
+
+def hedge_delay(part: Part, options: Any) -> float | None:
+    """The delay before a backup for ``part``, or None for no backup."""
+    fixed = options.get("hedge_delay_s")
+    pct = options.get("hedge_percentile")
+    if pct is not None:
+        seen = observed_latencies(part)
+        if len(seen) >= int(options.get("hedge_min_samples", 10)):
+            return float(np.percentile(seen, float(pct)))
+    return float(fixed) if fixed is not None else None
+
+
+async def _cancel(task: asyncio.Task[Any]) -> None:
+    if not task.done():
+        task.cancel()
+    try:
+        await task
+    except asyncio.CancelledError:
+        if not task.cancelled():
+            raise
+    except Exception:  # call_part never raises; a failed loser has nothing left to say
+        pass
+
+
+async def hedged_part(run: RunContext, part: Part) -> PartOutcome:
+    settings = run.config.settings(part)
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
+    primary = asyncio.create_task(
+        run.caller.call_part(run.request, part, settings), name=f"voorbeelden:{part}"
+    )
+    tasks = [primary]
+    try:
+        delay = hedge_delay(part, run.options)
+        if delay is not None:
+            await asyncio.wait({primary}, timeout=max(0.0, delay))
+        if primary.done() or delay is None:
+            outcome = await primary
+        else:
+            backup = asyncio.create_task(
+                run.caller.call_part(run.request, part, settings, hedge=True, attempt_offset=100),
+                name=f"voorbeelden:{part}:hedge",
+            )
+            tasks.append(backup)
+            pending = set(tasks)
+            outcome = None
+            while pending:
+                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                results = [t.result() for t in done]
+                good = [o for o in results if not o.error]
+                outcome = good[0] if good else (outcome or results[0])
+                if good:
+                    break  # the first good answer wins; a failed one waits for the other call
+            assert outcome is not None
+        if not outcome.error:
+            observe_latency(part, loop.time() - t0)
+        return outcome
+    finally:
+        for task in tasks:
+            await _cancel(task)
+
+
+@register("hedged")
+async def hedged(run: RunContext, parts: Sequence[Part]) -> None:
+    async def one(part: Part) -> None:
+        run.store(part, await hedged_part(run, part))
+
+    async with asyncio.TaskGroup() as tg:
+        for part in parts:
+            tg.create_task(one(part), name=f"voorbeelden:{part}")

@@ -25,6 +25,7 @@ def test_the_report_suite_notebooks_are_present() -> None:
         "02_failure_injection.ipynb",
         "03_report.ipynb",
         "04_scale_and_rate_limits.ipynb",
+        "05_strategies.ipynb",
     ]
 
 

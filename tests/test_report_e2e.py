@@ -57,6 +57,7 @@ def test_report_with_ci_params_writes_every_artifact(tmp_path: Path) -> None:
         "02_failure_injection",
         "03_report",
         "04_scale_and_rate_limits",
+        "05_strategies",
     ):
         assert (report / f"{stem}.ipynb").is_file() and (report / f"{stem}.html").stat().st_size > 10_000
     for name in ("results.jsonl", "summary.json", "index.html"):
@@ -73,7 +74,7 @@ def test_report_with_ci_params_writes_every_artifact(tmp_path: Path) -> None:
         assert f"src='{png.name}'" in index, png.name
     first_screen = index[: index.index("<h2>")]
     assert "SIMULATED" in first_screen and "time_scale 0.01" in first_screen
-    assert "All 4 notebooks ran" in first_screen
+    assert "All 5 notebooks ran" in first_screen
 
     s = json.loads((report / "summary.json").read_text())
     assert s["ok"] is True

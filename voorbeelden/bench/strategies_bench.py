@@ -1,0 +1,284 @@
+"""Notebook 05: every strategy on several latency profiles, judged on four axes at once.
+
+Parallel calls make a generation as slow as its slowest part, so which strategy "wins" depends on what is
+asked: wall time, tail latency, time until the user sees something, or token cost. This module runs all
+strategies as paired trials (same keys, so the simulator draws the same latencies for the same call), reduces
+them to one row per (profile, strategy), marks the latency-vs-cost Pareto front and writes a conclusion that is
+computed from those rows, never written in advance.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from voorbeelden.bench.backend import open_backend
+from voorbeelden.bench.data import load_begrippen
+from voorbeelden.bench.experiments import bench_config, write_json
+from voorbeelden.bench.plots import _figure, _style
+from voorbeelden.bench.trials import TrialResults, run_trials
+
+NB05 = "05_strategies"
+ALL_STRATEGIES = ("sequential", "parallel", "bounded", "streaming", "split", "combined", "hedged")
+# USD per million tokens (input, output). OpenAI's list price for gpt-4.1 as published in 2025; a parameter of
+# the notebook, because the cost axis is only as true as this table.
+DEFAULT_PRICES: dict[str, dict[str, float]] = {"gpt-4.1": {"in": 2.0, "out": 8.0}}
+
+
+@dataclasses.dataclass
+class StrategiesExperiment:
+    results: TrialResults
+    table: pd.DataFrame
+    conclusion: list[str]
+    backend: dict[str, Any]
+    seconds: float
+
+
+def validate_params(P: Mapping[str, Any]) -> dict[str, Any]:
+    """The checks papermill does not do, with messages that say what to change."""
+    from voorbeelden.sim import PROFILES
+    from voorbeelden.strategies import STRATEGIES
+
+    P = dict(P)
+    problems: list[str] = []
+    unknown = [p for p in P.get("profiles", []) if p not in PROFILES]
+    if not P.get("profiles") or unknown:
+        problems.append(f"profiles must be a non-empty list of {sorted(PROFILES)}; unknown: {unknown}")
+    bad = [s for s in P.get("strategies", []) if s not in STRATEGIES]
+    if not P.get("strategies") or bad:
+        problems.append(f"strategies must be a non-empty list of {sorted(STRATEGIES)}; unknown: {bad}")
+    for name, lo in (("trials", 1), ("warmup", 0), ("n_begrippen", 1), ("k", 1)):
+        if not isinstance(P.get(name), int) or P[name] < lo:
+            problems.append(f"{name} must be an integer >= {lo}, got {P.get(name)!r}")
+    if not isinstance(P.get("time_scale"), int | float) or not 0 < P["time_scale"] <= 10:
+        problems.append(f"time_scale must be a number in (0, 10], got {P.get('time_scale')!r}")
+    prices = P.get("prices")
+    if not isinstance(prices, Mapping) or not all(
+        isinstance(v, Mapping) and {"in", "out"} <= set(v) for v in prices.values()
+    ):
+        problems.append("prices must map a model name to {'in': USD per 1M input tokens, 'out': ...}")
+    if problems:
+        raise ValueError("bad parameters for notebook 05:\n  - " + "\n  - ".join(problems))
+    return P
+
+
+def _price(prices: Mapping[str, Mapping[str, float]], model: str) -> tuple[float, float]:
+    entry = prices.get(model) or next(iter(prices.values()))
+    return float(entry["in"]), float(entry["out"])
+
+
+def strategies_experiment(P: Mapping[str, Any]) -> StrategiesExperiment:
+    """Run every strategy in ``P['strategies']`` on every profile; write ``05_strategies.{jsonl,json}``."""
+    from voorbeelden.config import GeneratorConfig
+    from voorbeelden.strategies_extra import reset_latencies
+
+    P = validate_params(P)
+    t0 = time.monotonic()
+    out_dir = Path(P["out_dir"])
+    out_dir.mkdir(parents=True, exist_ok=True)
+    jsonl = out_dir / f"{NB05}.jsonl"
+    jsonl.unlink(missing_ok=True)
+    begrippen = load_begrippen(P["n_begrippen"])
+    model = GeneratorConfig().settings(next(iter(_parts()))).model
+    price_in, price_out = _price(P["prices"], model)
+    options = {
+        "hedge_percentile": P.get("hedge_percentile", 90),
+        "hedge_min_samples": 3,
+        # before 3 latencies of a part are known: hedge after the uniform-2s median, scaled
+        "hedge_delay_s": 2.0 * P["time_scale"],
+    }
+    frames: list[TrialResults] = []
+    with open_backend(
+        P["backend"], profile=P["profiles"][0], time_scale=P["time_scale"], seed=P["seed"]
+    ) as be:
+        labels = P["profiles"] if be.simulated else [f"real ({be.host})"]
+        for label in labels:
+            ts = P["time_scale"] if be.simulated else 1.0
+            if be.simulated:
+                be.configure(profile=label)
+            reset_latencies()  # the hedge percentile must be learnt per profile
+            frames.append(
+                run_trials(
+                    begrippen,
+                    backend=be,
+                    strategies=tuple(P["strategies"]),
+                    trials=P["trials"],
+                    warmup=P["warmup"],
+                    out=jsonl,
+                    scenario="strategies",
+                    tags={"profile": label, "time_scale": ts if be.simulated else None},
+                    key_prefix=f"s{P['seed']}:",
+                    config=bench_config(ts),
+                    k=P["k"],
+                    options=options,
+                )
+            )
+        backend = be.describe()
+    gens = pd.concat([f.generations for f in frames], ignore_index=True)
+    recs = pd.concat([f.records for f in frames], ignore_index=True)
+    results = TrialResults(gens, recs, jsonl)
+    table = summarise(gens, recs, price_in=price_in, price_out=price_out, time_scale=P["time_scale"])
+    conclusion = conclude(table)
+    seconds = time.monotonic() - t0
+    write_json(
+        out_dir / f"{NB05}.json",
+        {
+            "notebook": NB05,
+            "backend": backend,
+            "params": dict(P),
+            "model": model,
+            "table": table.to_dict(orient="records"),
+            "conclusion": conclusion,
+            "seconds": seconds,
+        },
+    )
+    return StrategiesExperiment(results, table, conclusion, backend, seconds)
+
+
+def _parts() -> Sequence[Any]:
+    from voorbeelden.types import ALL_PARTS
+
+    return ALL_PARTS
+
+
+def summarise(
+    gens: pd.DataFrame, recs: pd.DataFrame, *, price_in: float, price_out: float, time_scale: float
+) -> pd.DataFrame:
+    """One row per (profile, strategy). Times are divided by ``time_scale`` so they read as model seconds."""
+    g = gens[~gens["warmup"]].copy() if "warmup" in gens else gens.copy()
+    scale = 1.0 / time_scale if time_scale else 1.0
+    g["cost_usd"] = (g["tokens_in"] * price_in + g["tokens_out"] * price_out) / 1e6
+    rows = []
+    for (profile, strategy), grp in g.groupby(["profile", "strategy"], sort=False):
+        extra = 0
+        if "hedge" in recs:
+            sel = recs[(recs["profile"] == profile) & (recs["strategy"] == strategy) & (recs["hedge"])]
+            extra = len(sel)
+        rows.append(
+            {
+                "profile": profile,
+                "strategy": strategy,
+                "n": len(grp),
+                "wall_p50_s": float(np.median(grp["wall_s"])) * scale,
+                "wall_p95_s": float(np.percentile(grp["wall_s"], 95)) * scale,
+                "first_visible_p50_s": float(np.nanmedian(grp["first_visible_s"].astype(float))) * scale
+                if grp["first_visible_s"].notna().any()
+                else None,
+                "calls_per_gen": float(grp["n_calls"].mean()),
+                "backup_calls": int(extra),
+                "tokens_in": float(grp["tokens_in"].mean()),
+                "tokens_out": float(grp["tokens_out"].mean()),
+                "cost_usd_per_gen": float(grp["cost_usd"].mean()),
+                "completeness": float((grp["n_ok"] / 6).mean()),
+            }
+        )
+    table = pd.DataFrame(rows)
+    table["pareto"] = False
+    for _profile, grp in table.groupby("profile"):
+        table.loc[grp.index, "pareto"] = pareto_front(grp["cost_usd_per_gen"], grp["wall_p50_s"])
+    return table
+
+
+def pareto_front(cost: Sequence[float] | pd.Series, latency: Sequence[float] | pd.Series) -> list[bool]:
+    """True where no other point is at least as cheap and as fast, and strictly better in one of the two."""
+    c, lat = np.asarray(cost, float), np.asarray(latency, float)
+    out = []
+    for i in range(len(c)):
+        dominated = np.any((c <= c[i]) & (lat <= lat[i]) & ((c < c[i]) | (lat < lat[i])))
+        out.append(not bool(dominated))
+    return out
+
+
+def conclude(table: pd.DataFrame) -> list[str]:
+    """Plain-language sentences, one per profile, computed from the table (only complete strategies count)."""
+    lines = []
+    for profile, grp in table.groupby("profile", sort=False):
+        full = grp[grp["completeness"] >= 0.99]
+        if full.empty:
+            lines.append(f"{profile}: no strategy delivered all parts; see the completeness column.")
+            continue
+
+        def best(col: str, full: pd.DataFrame = full) -> pd.Series:
+            return full.loc[full[col].astype(float).idxmin()]
+
+        seq = grp[grp["strategy"] == "sequential"]
+        wall = best("wall_p50_s")
+        tail = best("wall_p95_s")
+        cheap = best("cost_usd_per_gen")
+        text = (
+            f"{profile}: fastest median wall time is {wall['strategy']} ({wall['wall_p50_s']:.1f} s"
+            + (
+                f", {float(seq['wall_p50_s'].iloc[0]) / wall['wall_p50_s']:.1f}x sequential"
+                if not seq.empty
+                else ""
+            )
+            + f"); best tail (p95) is {tail['strategy']} ({tail['wall_p95_s']:.1f} s); "
+            f"cheapest is {cheap['strategy']} (${cheap['cost_usd_per_gen'] * 1000:.2f} per 1,000 generations)"
+        )
+        if full["first_visible_p50_s"].notna().any():
+            vis = full.loc[full["first_visible_p50_s"].astype(float).idxmin()]
+            text += (
+                f"; first part visible soonest with {vis['strategy']} ({vis['first_visible_p50_s']:.1f} s)"
+            )
+        front = ", ".join(grp.loc[grp["pareto"], "strategy"])
+        lines.append(text + f". Pareto front (latency vs cost): {front}.")
+    return lines
+
+
+def plot_pareto(table: pd.DataFrame) -> Figure:
+    """Median wall time against cost per generation, one panel per profile, the Pareto front joined."""
+    profiles = list(dict.fromkeys(table["profile"]))
+    fig = _figure(5.0 * len(profiles), 4.4)
+    axes = fig.subplots(1, len(profiles), squeeze=False)[0]
+    for ax, profile in zip(axes, profiles, strict=True):
+        grp = table[table["profile"] == profile]
+        cost = grp["cost_usd_per_gen"] * 1000
+        ax.scatter(cost, grp["wall_p50_s"], s=60, color="#457b9d", zorder=3)
+        for _, row in grp.iterrows():
+            ax.annotate(
+                row["strategy"],
+                (row["cost_usd_per_gen"] * 1000, row["wall_p50_s"]),
+                textcoords="offset points",
+                xytext=(5, 4),
+                fontsize=9,
+            )
+        front = grp[grp["pareto"]].sort_values("cost_usd_per_gen")
+        _ = ax.plot(
+            front["cost_usd_per_gen"] * 1000, front["wall_p50_s"], "-o", color="#e63946", label="Pareto front"
+        )
+        ax.set_title(profile)
+        ax.set_xlabel("cost per 1,000 generations (USD)")
+        ax.set_ylabel("median wall time (model s)")
+        ax.legend(loc="upper right", fontsize=8)
+        _style(ax)
+    fig.suptitle("Latency vs cost per strategy (lower left is better)")
+    return fig
+
+
+def plot_axes(table: pd.DataFrame) -> Figure:
+    """Wall p50/p95 and time to first visible part per strategy, one panel per profile."""
+    profiles = list(dict.fromkeys(table["profile"]))
+    fig = _figure(5.0 * len(profiles), 4.4)
+    axes = fig.subplots(1, len(profiles), squeeze=False)[0]
+    for ax, profile in zip(axes, profiles, strict=True):
+        grp = table[table["profile"] == profile].reset_index(drop=True)
+        y = np.arange(len(grp))
+        _ = ax.barh(y - 0.25, grp["wall_p50_s"], height=0.25, color="#457b9d", label="wall p50")
+        _ = ax.barh(y, grp["wall_p95_s"], height=0.25, color="#a8dadc", label="wall p95")
+        vis = grp["first_visible_p50_s"].astype(float).fillna(0)
+        _ = ax.barh(y + 0.25, vis, height=0.25, color="#f4a261", label="first part visible p50")
+        ax.set_yticks(y, grp["strategy"])
+        ax.invert_yaxis()
+        ax.set_xlabel("model seconds")
+        ax.set_title(profile)
+        ax.legend(loc="lower right", fontsize=8)
+        _style(ax)
+    fig.suptitle("Wall time and time to first visible part per strategy")
+    return fig

@@ -90,6 +90,9 @@ async def generate(
     request = Request.coerce(request_or_fields)
     run_strategy = get_strategy(strategy)
     cfg = _effective_config(config, deadline_s, call_timeout_s, max_retries, k)
+    # The deadline counts from the call, not from when the client is ready: building an AsyncOpenAI client
+    # (its SSL context) takes tens of ms, which would otherwise make generate() return that much late.
+    deadline_at = None if cfg.deadline_s is None else asyncio.get_running_loop().time() + cfg.deadline_s
     state = RunState(
         run_id=run_id,
         scenario=scenario,
@@ -103,7 +106,7 @@ async def generate(
         caller = Caller(cl, state, retry=cfg.retry, call_timeout_s=cfg.call_timeout_s)
         run = RunContext(request=request, config=cfg, caller=caller, k=cfg.k, options=dict(options or {}))
         state.t0 = time.monotonic()
-        timeout = asyncio.timeout(cfg.deadline_s)
+        timeout = asyncio.timeout_at(deadline_at)
         state.deadline_expired = timeout.expired
         deadline_hit = False
         try:

@@ -32,7 +32,15 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("--juridisch", action="append", default=[], metavar="X", help="legal context")
     p.add_argument("--wettelijk", action="append", default=[], metavar="X", help="statutory context")
-    p.add_argument("--strategy", default="parallel", choices=["sequential", "parallel", "bounded"])
+    from voorbeelden.strategies import STRATEGIES
+
+    p.add_argument("--strategy", default="parallel", choices=sorted(STRATEGIES))
+    p.add_argument(
+        "--hedge-delay",
+        type=float,
+        default=None,
+        help="seconds before --strategy hedged sends a backup request (default: no backup until latencies are known)",
+    )
     p.add_argument("-k", type=int, default=None, help="max calls in flight for --strategy bounded")
     p.add_argument("--base-url", default=None, help="OpenAI-compatible endpoint (default: OPENAI_BASE_URL)")
     p.add_argument("--model", default=None, help="model for every part (default: OPENAI_MODEL or gpt-4.1)")
@@ -69,7 +77,12 @@ def run(args: argparse.Namespace) -> int:
     try:
         with open_backend(args.base_url, sim_profile=args.sim_profile, time_scale=args.time_scale) as backend:
             gen = generate_sync(
-                request, args.strategy, base_url=backend.base_url, api_key=backend.api_key, config=config
+                request,
+                args.strategy,
+                base_url=backend.base_url,
+                api_key=backend.api_key,
+                config=config,
+                options={"hedge_delay_s": args.hedge_delay} if args.hedge_delay is not None else None,
             )
     except NoBackend as err:
         return _fail(str(err))

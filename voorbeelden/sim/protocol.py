@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 log = logging.getLogger("voorbeelden.sim")
 
@@ -69,13 +70,18 @@ async def read_json(request: web.Request, limit: int) -> dict[str, Any]:
         )
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.content.iter_chunked(65536):
-        size += len(chunk)
-        if size > limit:
-            raise BadRequest(
-                f"request body is over the limit of {limit} bytes", status=413, code="request_too_large"
-            )
-        chunks.append(chunk)
+    try:
+        async for chunk in request.content.iter_chunked(65536):
+            size += len(chunk)
+            if size > limit:
+                raise BadRequest(
+                    f"request body is over the limit of {limit} bytes", status=413, code="request_too_large"
+                )
+            chunks.append(chunk)
+    except (ConnectionResetError, HttpProcessingError):
+        # The client went away (or half-closed) before sending Content-Length bytes: answer 400 when the
+        # socket still takes it, instead of a "Error handling request" traceback in the server's log.
+        raise BadRequest(f"request body ended after {size} bytes, before its Content-Length") from None
     try:
         body = json.loads(b"".join(chunks))
     except (ValueError, UnicodeDecodeError) as e:

@@ -154,3 +154,28 @@ def test_configure_validates_and_changes_profile() -> None:
             s.configure(port=1234)
         new = s.configure(profile="definitie-app", time_scale=0.002, fault_rate=0.5, faults=["500"])
         assert new["profile"] == "definitie-app" and new["faults"] == ["500"]
+
+
+def test_asking_for_fewer_items_costs_proportionally_fewer_output_tokens() -> None:
+    """Splitting a long part into one-item calls must be able to shorten the slowest call."""
+    import httpx
+
+    from voorbeelden.sim import SimConfig, running_simulator
+
+    def ask(base: str, n: int) -> int:
+        body = {
+            "model": "m",
+            "max_tokens": 4000,
+            "messages": [
+                {
+                    "role": "user",
+                    "content": f'Geef precies {n} praktijkvoorbeelden voor het begrip "besluit".',
+                }
+            ],
+        }
+        r = httpx.post(f"{base}/chat/completions", json=body, headers={"x-sim-key": "same"}, timeout=10)
+        return r.json()["usage"]["completion_tokens"]
+
+    with running_simulator(SimConfig(profile="definitie-app", time_scale=0.001)) as sim:
+        three, one = ask(sim.base_url, 3), ask(sim.base_url, 1)
+    assert one < three / 2, (one, three)

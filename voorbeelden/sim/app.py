@@ -190,6 +190,14 @@ async def _chat(request: web.Request, st: SimState, loop: asyncio.AbstractEventL
         t0 = loop.time()
         call.headers["x-sim-queue-ms"] = f"{(t0 - t_queue) * 1000:.3f}"
         sample = profile.sample(ask.part, call.rng("latency"), params.max_tokens)
+        # A profile's token counts are for the part's usual item count; asking for fewer (or more) items
+        # costs proportionally fewer (more) output tokens. Without this, splitting a long part into one-item
+        # calls could never shorten the slowest call.
+        usual = content.DEFAULT_COUNTS.get(ask.part)
+        if usual and ask.part != "toelichting" and ask.count and ask.count != usual:
+            needed = max(1, round(sample.tokens_needed * ask.count / usual))
+            out = needed if params.max_tokens is None else max(1, min(needed, int(params.max_tokens)))
+            sample = Sample(sample.ttft_s, needed, out, sample.tokens_per_s)
         if fault == "truncated":
             needed = max(2, sample.tokens_needed)
             out = max(1, min(sample.tokens_out, needed // 2))

@@ -165,7 +165,11 @@ def test_the_wrong_method_and_unknown_path_are_4xx(sim: SimHandle) -> None:
     assert httpx.get(sim.base_url + "/nope", timeout=10).status_code == 404
 
 
-def test_two_thousand_faulty_requests_leave_it_serving() -> None:
+N_STORM = 10_000
+
+
+@pytest.mark.timeout(300)
+def test_ten_thousand_faulty_requests_leave_it_serving() -> None:
     cfg = SimConfig(
         profile="uniform-2s", time_scale=0.001, fault_rate=0.5
     )  # every kind, hang and drop included
@@ -187,12 +191,12 @@ def test_two_thousand_faulty_requests_leave_it_serving() -> None:
                             key = type(e).__name__
                         outcomes[key] = outcomes.get(key, 0) + 1
 
-                await asyncio.gather(*(one(i) for i in range(2000)))
+                await asyncio.gather(*(one(i) for i in range(N_STORM)))
             return outcomes
 
-        outcomes = asyncio.run(asyncio.wait_for(storm(), 60))
-        assert sum(outcomes.values()) == 2000
-        assert outcomes.get("200", 0) > 500 and len(outcomes) >= 4, outcomes  # faults really happened
+        outcomes = asyncio.run(asyncio.wait_for(storm(), 240))
+        assert sum(outcomes.values()) == N_STORM
+        assert outcomes.get("200", 0) > N_STORM // 4 and len(outcomes) >= 4, outcomes  # faults really happened
         sim.configure(fault_rate=0.0)
         root = sim.base_url.removesuffix("/v1")
         assert httpx.get(root + "/health", timeout=10).json()["status"] == "ok"

@@ -196,7 +196,9 @@ def test_ten_thousand_faulty_requests_leave_it_serving() -> None:
 
         outcomes = asyncio.run(asyncio.wait_for(storm(), 240))
         assert sum(outcomes.values()) == N_STORM
-        assert outcomes.get("200", 0) > N_STORM // 4 and len(outcomes) >= 4, outcomes  # faults really happened
+        assert outcomes.get("200", 0) > N_STORM // 4 and len(outcomes) >= 4, (
+            outcomes
+        )  # faults really happened
         sim.configure(fault_rate=0.0)
         root = sim.base_url.removesuffix("/v1")
         assert httpx.get(root + "/health", timeout=10).json()["status"] == "ok"

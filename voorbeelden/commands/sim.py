@@ -41,6 +41,27 @@ def add_sim_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--capacity", type=int, default=None, help="requests served at once (default unlimited)")
     p.add_argument("--rpm", type=float, default=None, help="requests per minute limit")
     p.add_argument("--tpm", type=float, default=None, help="tokens per minute limit")
+    from voorbeelden.sim.ratelimit import RATE_LIMIT_MODES
+
+    p.add_argument(
+        "--rate-limit-mode",
+        default="bucket",
+        choices=RATE_LIMIT_MODES,
+        help="bucket: one minute, refilling continuously, starts full (default); quantized: the minute's "
+        "share is also enforced over windows of --quantum seconds (short bursts get 429s)",
+    )
+    p.add_argument(
+        "--quantum",
+        type=float,
+        default=1.0,
+        metavar="S",
+        help="window of the quantized mode in simulated seconds (default 1: 1 request/s for 60 rpm)",
+    )
+    p.add_argument(
+        "--charge-rejected",
+        action="store_true",
+        help="requests answered 429 count toward the limit too (default: they cost nothing)",
+    )
     p.add_argument("--fault-rate", type=float, default=0.0, help="probability of a random fault per request")
     p.add_argument(
         "--faults", default=",".join(FAULT_KINDS), help="fault kinds to draw from, comma-separated"
@@ -66,6 +87,9 @@ def config_from_args(args: argparse.Namespace) -> Any:
         capacity=args.capacity,
         rpm=args.rpm,
         tpm=args.tpm,
+        rate_limit_mode=args.rate_limit_mode,
+        rate_limit_quantum_s=args.quantum,
+        charge_rejected=args.charge_rejected,
         fault_rate=args.fault_rate,
         faults=args.faults,
         schedule=tuple(args.fault_schedule),

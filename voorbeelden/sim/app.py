@@ -146,11 +146,7 @@ async def _chat(request: web.Request, st: SimState, loop: asyncio.AbstractEventL
         if not decision.allowed:
             st.counters.rate_limited += 1
             call.headers.update(retry_after_headers(decision.retry_after_s))
-            which = (
-                "requests"
-                if limiter.requests is not None and limiter.requests.wait_for(1, time.monotonic()) > 0
-                else "tokens"
-            )
+            which = decision.which
             return error_response(
                 429,
                 f"Rate limit reached for {which} (simulated). Please try again in {decision.retry_after_s:.3f}s.",

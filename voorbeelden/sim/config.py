@@ -24,6 +24,9 @@ RUNTIME_FIELDS: frozenset[str] = frozenset(
         "capacity",
         "rpm",
         "tpm",
+        "rate_limit_mode",
+        "rate_limit_quantum_s",
+        "charge_rejected",
         "fault_rate",
         "faults",
         "schedule",
@@ -89,6 +92,12 @@ class SimConfig:
     capacity: int | None = None
     rpm: float | None = None
     tpm: float | None = None
+    # How rpm/tpm are enforced (see voorbeelden.sim.ratelimit): "bucket" (one minute, refilling continuously,
+    # starts full) or "quantized" (the minute's share also enforced over windows of about
+    # rate_limit_quantum_s simulated seconds); charge_rejected also charges requests answered 429.
+    rate_limit_mode: str = "bucket"
+    rate_limit_quantum_s: float = 1.0
+    charge_rejected: bool = False
     fault_rate: float = 0.0
     faults: tuple[str, ...] = FAULT_KINDS
     schedule: tuple[str, ...] = ()
@@ -112,6 +121,17 @@ class SimConfig:
             v = getattr(self, name)
             if v is not None and (not isinstance(v, int | float) or v <= 0):
                 raise ValueError(f"{name} must be None (no limit) or a number > 0, got {v!r}")
+        from voorbeelden.sim.ratelimit import RATE_LIMIT_MODES
+
+        if self.rate_limit_mode not in RATE_LIMIT_MODES:
+            raise ValueError(
+                f"rate_limit_mode {self.rate_limit_mode!r} is unknown; use one of {', '.join(RATE_LIMIT_MODES)}"
+            )
+        q = self.rate_limit_quantum_s
+        if isinstance(q, bool) or not isinstance(q, int | float) or not 0 < q <= 60:
+            raise ValueError(f"rate_limit_quantum_s must be a number in (0, 60] simulated seconds, got {q!r}")
+        if not isinstance(self.charge_rejected, bool):
+            raise ValueError(f"charge_rejected must be true or false, got {self.charge_rejected!r}")
         if not (isinstance(self.fault_rate, int | float) and 0.0 <= self.fault_rate <= 1.0):
             raise ValueError(f"fault_rate must be between 0 and 1, got {self.fault_rate!r}")
         faults = _split(self.faults)

@@ -202,6 +202,9 @@ def cli_args(config: SimConfig) -> list[str]:
         args += ["--rpm", repr(config.rpm)]
     if config.tpm is not None:
         args += ["--tpm", repr(config.tpm)]
+    args += ["--rate-limit-mode", config.rate_limit_mode, "--quantum", repr(config.rate_limit_quantum_s)]
+    if config.charge_rejected:
+        args.append("--charge-rejected")
     for rule in config.schedule:
         args += ["--fault-schedule", rule]
     if config.allow_remote:

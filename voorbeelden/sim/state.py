@@ -10,56 +10,16 @@ import collections
 from dataclasses import dataclass, field
 from typing import Any
 
+from voorbeelden.fifo import FifoSemaphore
 from voorbeelden.sim.config import SimConfig
 from voorbeelden.sim.ratelimit import RateLimiter
 
 MAX_ACCEPTED_TIMES = 100_000
 
 
-class CapacityGate:
-    """A semaphore whose size can change at run time (``capacity=None`` is unlimited), first come first
-    served, so queueing in the simulator behaves like a server with a fixed number of workers."""
-
-    def __init__(self, capacity: int | None) -> None:
-        self.capacity = capacity
-        self.active = 0
-        self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
-
-    def _free(self) -> bool:
-        return self.capacity is None or self.active < self.capacity
-
-    async def acquire(self) -> None:
-        if self._free() and not self._waiters:
-            self.active += 1
-            return
-        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiters.append(fut)
-        try:
-            await fut
-        except asyncio.CancelledError:
-            if fut.done() and not fut.cancelled():
-                self.release()  # the slot was granted just as we were cancelled: hand it on
-            else:
-                try:
-                    self._waiters.remove(fut)
-                except ValueError:
-                    pass
-            raise
-
-    def release(self) -> None:
-        self.active -= 1
-        self._wake()
-
-    def _wake(self) -> None:
-        while self._waiters and self._free():
-            fut = self._waiters.popleft()
-            if not fut.done():
-                self.active += 1
-                fut.set_result(None)
-
-    def set_capacity(self, capacity: int | None) -> None:
-        self.capacity = capacity
-        self._wake()
+class CapacityGate(FifoSemaphore):
+    """The server's workers: ``capacity`` requests served at once (None: unlimited), queued in arrival order,
+    so queueing in the simulator behaves like a server with a fixed number of workers."""
 
 
 @dataclass
@@ -112,6 +72,21 @@ def _percentile(values: collections.deque[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
+def _limit_fields(c: SimConfig) -> tuple[object, ...]:
+    return (c.rpm, c.tpm, c.time_scale, c.rate_limit_mode, c.rate_limit_quantum_s, c.charge_rejected)
+
+
+def _limiter(c: SimConfig) -> RateLimiter:
+    return RateLimiter(
+        c.rpm,
+        c.tpm,
+        c.time_scale,
+        mode=c.rate_limit_mode,
+        quantum_s=c.rate_limit_quantum_s,
+        charge_rejected=c.charge_rejected,
+    )
+
+
 class SimState:
     """Everything a running server shares between requests; owned by the server's event loop."""
 
@@ -119,7 +94,7 @@ class SimState:
         self.config = config
         self.counters = Counters()
         self.gate = CapacityGate(config.capacity)
-        self.limiter = RateLimiter(config.rpm, config.tpm, config.time_scale)
+        self.limiter = _limiter(config)
         self.shutdown = asyncio.Event()
         self.seq = 0
 
@@ -128,8 +103,8 @@ class SimState:
         self.config = config
         if config.capacity != old.capacity:
             self.gate.set_capacity(config.capacity)
-        if (config.rpm, config.tpm, config.time_scale) != (old.rpm, old.tpm, old.time_scale):
-            self.limiter = RateLimiter(config.rpm, config.tpm, config.time_scale)
+        if _limit_fields(config) != _limit_fields(old):
+            self.limiter = _limiter(config)
 
     def reset_counters(self) -> None:
         c = self.counters  # requests still running will decrement the new counters when they finish

@@ -1,58 +1,17 @@
-"""The batch building blocks on their own: the limiter's window, AIMD's reactions, the output log's resume."""
+"""The batch building blocks on their own: AIMD's reactions, the output log's resume (the limiter: see
+test_batch_limiter.py)."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-import time
 from pathlib import Path
 
 import pytest
 
-from voorbeelden.batch import AdaptiveConcurrency, OutputLog, RateLimiter, cache_key, read_results
-from voorbeelden.batch.transport import estimate_tokens, parse_duration
-
-
-def _max_in_window(times: list[float], window: float) -> int:
-    times = sorted(times)
-    best, j = 0, 0
-    for i, t in enumerate(times):
-        while times[j] <= t - window:
-            j += 1
-        best = max(best, i - j + 1)
-    return best
-
-
-def test_limiter_grants_at_most_the_limit_in_any_sliding_window() -> None:
-    async def run() -> list[float]:
-        limiter = RateLimiter(rpm=20, period=0.2, margin=0.0, min_margin_s=0.0)
-        grants: list[float] = []
-
-        async def one() -> None:
-            await limiter.acquire()
-            grants.append(time.monotonic())
-
-        await asyncio.gather(*(one() for _ in range(70)))
-        return grants
-
-    grants = asyncio.run(run())
-    assert _max_in_window(grants, 0.2 - 1e-6) <= 20
-    # and it does not idle: 70 grants at 20 per 0.2 s take three full windows and a bit
-    assert max(grants) - min(grants) < 0.2 * 3 + 0.1
-
-
-def test_token_limit_counts_each_requests_tokens() -> None:
-    async def run() -> list[float]:
-        limiter = RateLimiter(tpm=1000, period=0.2, margin=0.0, min_margin_s=0.0)
-        grants = []
-        for _ in range(4):
-            await limiter.acquire(tokens=400)
-            grants.append(time.monotonic())
-        return grants
-
-    g = asyncio.run(run())
-    assert g[1] - g[0] < 0.05  # 800 tokens fit in one window
-    assert g[2] - g[0] >= 0.19  # the third waits for the first to age out
+from voorbeelden.batch import AdaptiveConcurrency, OutputLog, cache_key, read_results
+from voorbeelden.batch.transport import estimate_tokens
+from voorbeelden.http_headers import parse_duration
 
 
 def test_aimd_grows_when_saturated_and_halves_once_per_round_trip_on_429() -> None:

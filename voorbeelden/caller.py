@@ -9,8 +9,6 @@ the deadline, which is appended before the cancellation propagates.
 from __future__ import annotations
 
 import asyncio
-import email.utils
-import math
 import random
 import time
 from collections.abc import Callable, Mapping
@@ -21,6 +19,7 @@ import openai
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
 from voorbeelden.config import PartSettings, RetryPolicy
+from voorbeelden.http_headers import parse_retry_after
 from voorbeelden.parsing import ParseResult, parse_part
 from voorbeelden.prompts import build_messages
 from voorbeelden.types import CallRecord, Part, Request, Status
@@ -99,33 +98,6 @@ class AttemptFailed(Exception):
         self.record = record
         self.retryable = retryable
         self.retry_after_s = retry_after_s
-
-
-def parse_retry_after(headers: Mapping[str, str] | None) -> float | None:
-    """``retry-after-ms`` first (precise), then ``retry-after`` as seconds or an HTTP date, like the SDK."""
-    if not headers:
-        return None
-    value = headers.get("retry-after-ms")
-    if value is not None:
-        try:
-            seconds = float(value) / 1000.0
-            if math.isfinite(seconds) and seconds >= 0:
-                return seconds
-        except ValueError:
-            pass
-    value = headers.get("retry-after")
-    if value is None:
-        return None
-    try:
-        seconds = float(value)
-        return seconds if math.isfinite(seconds) and seconds >= 0 else None
-    except ValueError:
-        pass
-    try:
-        parsed = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, parsed.timestamp() - time.time())
 
 
 def backoff_s(policy: RetryPolicy, retry_number: int, rng: random.Random | None = None) -> float:

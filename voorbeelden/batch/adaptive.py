@@ -9,10 +9,11 @@ to it.
 
 from __future__ import annotations
 
-import asyncio
 import math
 from collections import deque
 from dataclasses import dataclass
+
+from voorbeelden.fifo import FifoSemaphore
 
 __all__ = ["AdaptiveConcurrency", "LimitChange"]
 
@@ -65,12 +66,11 @@ class AdaptiveConcurrency:
         self.decrease, self.latency_tolerance, self.adaptive = decrease, latency_tolerance, adaptive
         self.ceiling: float | None = None  # set by the gate when a rate limit makes more calls useless
         self.slow_start = True
-        self.in_flight = 0
+        self._slots = FifoSemaphore(self.effective)
         self.sending = 0
         self.epoch = 0
         self._kinds: dict[str, list[float]] = {}  # kind -> [smoothed latency, baseline, samples]
         self._ratio = 1.0  # smoothed latency / baseline over all kinds
-        self._waiters: deque[asyncio.Future[None]] = deque()
         self.history: deque[LimitChange] = deque(maxlen=10_000)
         self.decreases = 0
 
@@ -79,26 +79,18 @@ class AdaptiveConcurrency:
         limit = self.limit if self.ceiling is None else min(self.limit, max(self.min_limit, self.ceiling))
         return max(1, math.floor(limit))
 
-    async def acquire(self) -> int:
-        """Wait for a slot (first come, first served); returns the epoch ticket for :meth:`release`."""
-        if self.in_flight < self.effective and not self._waiters:
-            self.in_flight += 1
-            return self.epoch
-        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiters.append(fut)
-        try:
-            await fut
-        except asyncio.CancelledError:
-            if fut.done() and not fut.cancelled():
-                # The slot was handed over just as we were cancelled: pass it on instead of leaking it.
-                self.in_flight -= 1
-                self._wake()
-            raise
-        return self.epoch
+    @property
+    def in_flight(self) -> int:
+        return self._slots.active
 
     @property
     def waiting(self) -> int:
-        return len(self._waiters)
+        return self._slots.waiting
+
+    async def acquire(self) -> int:
+        """Wait for a slot (first come, first served); returns the epoch ticket for :meth:`release`."""
+        await self._slots.acquire()
+        return self.epoch
 
     def set_ceiling(self, ceiling: float | None, now: float = 0.0) -> None:
         """Cap the limit from outside (a rate limit makes calls beyond rate x latency only queue)."""
@@ -106,7 +98,7 @@ class AdaptiveConcurrency:
         self.ceiling = ceiling
         if self.effective != before:
             self.history.append(LimitChange(now, self.limit, "ceiling", self.effective))
-        self._wake()
+        self._slots.set_capacity(self.effective)
 
     def sent(self) -> bool:
         """Mark the call as on the wire; returns whether the endpoint (not a rate limit) is what is full.
@@ -133,7 +125,6 @@ class AdaptiveConcurrency:
         ``saturated`` is what :meth:`sent` returned: growth only counts when every slot was in use on the
         wire, otherwise a limit that was never reached would grow without bound (TCP's cwnd validation).
         """
-        self.in_flight -= 1
         if sent:
             self.sending -= 1
         if self.adaptive:
@@ -141,7 +132,8 @@ class AdaptiveConcurrency:
                 self._congestion(ticket, now, "429")
             elif latency_s is not None:
                 self._observe(ticket, latency_s, saturated, now, kind)
-        self._wake()
+        self._slots.capacity = self.effective
+        self._slots.release()
 
     def _observe(self, ticket: int, latency_s: float, saturated: bool, now: float, kind: str) -> None:
         # Calls of different kinds (a 300-token list of synonyms, a 1,500-token case description) differ
@@ -182,12 +174,3 @@ class AdaptiveConcurrency:
             # Judge the next round trip afresh, not by the latencies that triggered this decrease.
             self._ratio = 1.0
         self.history.append(LimitChange(now, self.limit, reason, self.effective))
-
-    def _wake(self) -> None:
-        # The only subtle part: a slot is handed to a waiter by counting it as taken *before* the waiter
-        # runs, so a newcomer calling acquire() in between cannot jump the queue.
-        while self._waiters and self.in_flight < self.effective:
-            fut = self._waiters.popleft()
-            if not fut.done():
-                self.in_flight += 1
-                fut.set_result(None)

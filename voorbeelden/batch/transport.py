@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -24,7 +23,7 @@ if TYPE_CHECKING:
 
 from voorbeelden.batch.adaptive import AdaptiveConcurrency
 from voorbeelden.batch.cache import CACHE_HEADER, ResponseCache, cache_key
-from voorbeelden.batch.limiter import RateLimiter
+from voorbeelden.batch.limiter import Grant, RateLimiter
 
 __all__ = [
     "GATE_WAIT_HEADER",
@@ -56,39 +55,6 @@ def estimate_tokens(body: dict[str, Any] | None) -> float:
             chars += sum(len(str(p.get("text", ""))) for p in content if isinstance(p, dict))
     max_tokens = body.get("max_tokens") or body.get("max_completion_tokens") or DEFAULT_COMPLETION_TOKENS
     return float(max(1, -(-chars // 4)) + int(max_tokens))
-
-
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
-
-
-def parse_duration(text: str | None) -> float | None:
-    """Go-style durations from ``x-ratelimit-reset-*`` (``20ms``, ``1s``, ``6m0s``, ``1h2m3.5s``) in seconds."""
-    if not text:
-        return None
-    units = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
-    parts = _DURATION.findall(text.strip())
-    if not parts:
-        try:
-            return float(text)
-        except ValueError:
-            return None
-    return sum(float(n) * units[u] for n, u in parts)
-
-
-def retry_after_s(headers: httpx.Headers) -> float | None:
-    ms = headers.get("retry-after-ms")
-    if ms:
-        try:
-            return float(ms) / 1000
-        except ValueError:
-            pass
-    s = headers.get("retry-after")
-    if s:
-        try:
-            return float(s)
-        except ValueError:
-            return None
-    return None
 
 
 @dataclass(frozen=True)
@@ -160,8 +126,8 @@ class GatedTransport(httpx.AsyncBaseTransport):
     :param limiter: requests/tokens per window (None: no client-side limit).
     :param concurrency: the in-flight limit, adaptive or fixed (None: unlimited).
     :param cache: answers identical calls without a request; a hit carries ``x-voorbeelden-cache: hit``.
-    :param learn_from_headers: pause everyone on a 429's ``retry-after`` and on ``x-ratelimit-remaining-*: 0``
-        until the reset the endpoint names, even without configured limits.
+    :param learn_from_headers: follow the endpoint's ``x-ratelimit-*`` headers and a 429's ``retry-after``
+        (the limiter's budget is re-anchored on every answer), even without configured limits.
     :param record_events: keep a :class:`CallEvent` per attempt (for plots; costs memory on huge batches).
 
     Responses carry ``x-voorbeelden-gate-ms``: the time the attempt waited here before it was sent, so that a
@@ -251,6 +217,7 @@ class GatedTransport(httpx.AsyncBaseTransport):
                 kind=kind,
             )
 
+        grant = None
         try:
             if self.limiter is not None:
                 grant = await self.limiter.acquire(tokens)
@@ -271,6 +238,8 @@ class GatedTransport(httpx.AsyncBaseTransport):
         except BaseException:
             if on_wire:  # a caller's timeout while still queued here is not the endpoint's error
                 self.stats.errors += 1
+            if grant is not None:
+                grant.sent()  # it may have reached the server: count it until a later answer says more
             self._event(t_queued, t_queued, time.monotonic(), None, False, attempt)
             release()
             raise
@@ -278,7 +247,7 @@ class GatedTransport(httpx.AsyncBaseTransport):
         latency = time.monotonic() - t_sent
         status = response.status_code
         throttled = status == 429
-        self._learn(response.headers, throttled, latency)
+        self._learn(response.headers, status, grant, latency)
         if throttled:
             self.stats.throttled += 1
         elif status < 400:
@@ -312,9 +281,8 @@ class GatedTransport(httpx.AsyncBaseTransport):
 
     # ---- learning from the endpoint --------------------------------------------------------------------
 
-    def _learn(self, headers: httpx.Headers, throttled: bool, latency: float) -> None:
-        now = time.monotonic()
-        if not throttled:
+    def _learn(self, headers: httpx.Headers, status: int, grant: Grant | None, latency: float) -> None:
+        if status != 429:
             # The mean latency over calls, for Little's law: a running mean at first (the first answers
             # are the short calls, an EWMA would start far too low), then slowly moving.
             self._n_latency += 1
@@ -322,30 +290,24 @@ class GatedTransport(httpx.AsyncBaseTransport):
             self._latency = (
                 latency if self._latency is None else (1 - alpha) * self._latency + alpha * latency
             )
-        if self.limiter is not None and self.learn_from_headers:
-            if throttled:
-                wait = retry_after_s(headers)
-                if wait is not None:
-                    self.limiter.pause_until(now + min(wait, 120.0))
-            if not self.limiter.active and headers.get("x-ratelimit-remaining-requests", "").strip() == "0":
-                # Told no limits, the endpoint's own count is the guide. An empty bucket refills from the first
-                # request on: wait one request's worth of the reset time, not for the whole bucket. (With
-                # configured limits this is skipped: at 99% of the limit the bucket is near empty by design.)
-                reset = parse_duration(headers.get("x-ratelimit-reset-requests"))
-                limit = _to_float(headers.get("x-ratelimit-limit-requests"))
-                if reset and limit:
-                    self.limiter.pause_until(now + min(reset / limit, 120.0))
+        if self.limiter is not None and grant is not None and self.learn_from_headers:
+            # The endpoint's own account of its budget replaces the client's guess (see limiter.py).
+            self.limiter.observe(grant, status, headers)
         self._size_to_rate()
 
     def _size_to_rate(self) -> None:
-        """More calls in flight than the rate limit can feed only wait at the limiter and make every term
-        slower; Little's law (rate x latency) with some slack is all the concurrency worth having."""
+        """More calls in flight than the budget can feed only wait at the limiter and make every term
+        slower; Little's law (rate x latency) with some slack, plus what the budget admits at once right now
+        (a full bucket at the start), is all the concurrency worth having."""
         if self.concurrency is None or self.limiter is None or self._latency is None or self._n_latency < 30:
             return  # the first answers are the short calls; a ceiling from them would starve the long ones
-        rate = self.limiter.calls_per_s(self._tokens or 0.0)
+        tokens = self._tokens or 0.0
+        rate = self.limiter.calls_per_s(tokens)
         if rate is None:
             return
-        self.concurrency.set_ceiling(max(2.0, math.ceil(rate * self._latency * 1.5) + 2), time.monotonic())
+        now = time.monotonic()
+        room = self.limiter.headroom_calls(tokens, now)
+        self.concurrency.set_ceiling(max(2.0, math.ceil(rate * self._latency * 1.5 + room) + 2), now)
 
     def _event(
         self, t_queued: float, t_sent: float, t_done: float, status: int | None, cached: bool, attempt: int
@@ -362,18 +324,11 @@ class GatedTransport(httpx.AsyncBaseTransport):
             out["concurrency_effective"] = self.concurrency.effective
             out["concurrency_decreases"] = self.concurrency.decreases
         if self.limiter is not None:
-            out["limiter_wait_s"] = round(self.limiter.waited_s, 3)
+            out.update(self.limiter.describe())
         return out
 
     async def aclose(self) -> None:
         await self.inner.aclose()
-
-
-def _to_float(text: str | None) -> float | None:
-    try:
-        return float(text) if text else None
-    except ValueError:
-        return None
 
 
 def make_client(

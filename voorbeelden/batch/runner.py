@@ -24,6 +24,8 @@ from voorbeelden.batch.adaptive import AdaptiveConcurrency
 from voorbeelden.batch.cache import ResponseCache
 from voorbeelden.batch.limiter import RateLimiter
 from voorbeelden.batch.output import OutputLog, line_key, request_key
+from voorbeelden.batch.records import RecordSink, compact_result
+from voorbeelden.batch.sketch import LogHistogram
 from voorbeelden.batch.transport import GatedTransport, make_client
 from voorbeelden.types import ALL_PARTS, CallRecord, InvalidRequest, Request
 
@@ -40,7 +42,7 @@ RequestSource = str | os.PathLike[str] | Iterable[Request | Mapping[str, Any] | 
 
 @dataclass
 class BatchSummary:
-    """What a batch did; ``term_wall_s`` holds one float per generated term (for percentiles)."""
+    """What a batch did; ``term_wall`` is a fixed-size histogram of the terms' wall times (for percentiles)."""
 
     lines: int = 0
     generated: int = 0
@@ -55,13 +57,11 @@ class BatchSummary:
     out: str | None = None
     torn_bytes_cut: int = 0
     peak_rss_mb: float = 0.0
-    term_wall_s: list[float] = field(default_factory=list, repr=False)
+    records: str | None = None
+    term_wall: LogHistogram = field(default_factory=LogHistogram, repr=False)
 
     def p95_term_s(self) -> float | None:
-        if not self.term_wall_s:
-            return None
-        values = sorted(self.term_wall_s)
-        return values[min(len(values) - 1, math.ceil(0.95 * len(values)) - 1)]
+        return self.term_wall.quantile(0.95)
 
     def to_dict(self) -> dict[str, Any]:
         calls = self.gate.get("sent", 0)
@@ -80,6 +80,7 @@ class BatchSummary:
             "p95_term_s": round(p95, 4) if p95 is not None else None,
             "gate": self.gate,
             "out": self.out,
+            "records": self.records,
             "torn_bytes_cut": self.torn_bytes_cut,
             "peak_rss_mb": round(self.peak_rss_mb, 1),
         }
@@ -203,6 +204,7 @@ async def generate_many(
     terms_in_flight: int | None = None,
     progress: bool | None = None,
     fsync: bool = False,
+    records: str | os.PathLike[str] | None = None,
     record_events: bool = False,
     run_id: str = "",
     on_result: Callable[[dict[str, Any]], None] | None = None,
@@ -219,19 +221,24 @@ async def generate_many(
     fixed semaphore of ``max_in_flight``). ``cache`` True uses ``.cache/voorbeelden`` (or
     ``$VOORBEELDEN_CACHE_DIR``), a path or a :class:`ResponseCache` chooses the store.
 
+    Each result line is compact (parts, status, errors, a timing summary); every call attempt goes to
+    ``records`` (a JSONL file, one line per attempt) only when it is given.
+
     ``client`` bypasses the gate entirely (an ungated baseline); ``transport`` supplies a prepared gate.
     ``terms_in_flight`` fixes how many terms run at once (default: admit terms while the calls they still
     have to make are fewer than the concurrency limit plus one term's worth, so slots never wait for work
     and no term's calls queue behind many others).
 
-    Memory is bounded by the work in progress plus one key (and one wall time) per input line.
+    Memory is bounded by the work in progress plus one key per input line (to skip duplicates and resume).
     """
     from voorbeelden.generator import generate
     from voorbeelden.strategies import get_strategy
 
     get_strategy(strategy)  # an unknown name fails here, once, not as a failed record for every term
     t0 = time.monotonic()
-    summary = BatchSummary(out=str(out) if out is not None else None)
+    summary = BatchSummary(
+        out=str(out) if out is not None else None, records=str(records) if records is not None else None
+    )
     response_cache: ResponseCache | None
     if isinstance(cache, ResponseCache):
         response_cache = cache
@@ -261,6 +268,7 @@ async def generate_many(
         config = GeneratorConfig().with_model(model)
 
     log = OutputLog(out, fsync=fsync).open() if out is not None else None
+    sink = RecordSink(records, fsync=fsync).open() if records is not None else None
     summary.torn_bytes_cut = log.torn_bytes if log is not None else 0
     total = _count_lines(requests) if progress is not False and (progress or sys.stderr.isatty()) else None
     bar = _Progress(progress, total, transport)
@@ -330,14 +338,16 @@ async def generate_many(
                 )
                 return
             summary.generated += 1
-            summary.term_wall_s.append(gen.wall_s)
+            summary.term_wall.add(gen.wall_s)
             summary.parts_lost += gen.n_failed
             status = "ok" if gen.complete else "failed"
             if status == "ok":
                 summary.ok += 1
             else:
                 summary.failed += 1
-            emit({"key": item.key, "status": status, "line": item.n, **gen.to_dict()})
+            if sink is not None:
+                sink.write(item.key, gen)
+            emit({"key": item.key, "status": status, "line": item.n, **compact_result(gen)})
         finally:
             outstanding -= mine
             active -= 1
@@ -389,6 +399,8 @@ async def generate_many(
         bar.close()
         if log is not None:
             log.close()
+        if sink is not None:
+            sink.close()
         if own_client:
             await client.close()
         if response_cache is not None and not isinstance(cache, ResponseCache):

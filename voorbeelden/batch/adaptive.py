@@ -71,7 +71,7 @@ class AdaptiveConcurrency:
         self.epoch = 0
         self._kinds: dict[str, list[float]] = {}  # kind -> [smoothed latency, baseline, samples]
         self._ratio = 1.0  # smoothed latency / baseline over all kinds
-        self.history: deque[LimitChange] = deque(maxlen=10_000)
+        self.history: deque[LimitChange] = deque(maxlen=4096)
         self.decreases = 0
 
     @property

@@ -38,6 +38,7 @@ __all__ = ["Grant", "RateLimiter"]
 MAX_PAUSE_S = 120.0  # the openai SDK's own ceiling for honouring retry-after
 _LOG_LIMIT = 8192  # sends kept for replay; more than any in-flight count the gate allows
 _BURST_SLACK_S = 0.002
+_SILENT_LIMIT = 256  # answers without a dimension's headers before its replay log is no longer kept
 
 
 class _Budget:
@@ -61,6 +62,7 @@ class _Budget:
         "log",
         "period",
         "prior_period",
+        "silent",
         "t",
     )
 
@@ -75,6 +77,7 @@ class _Budget:
         self.log: deque[list[float]] = deque(maxlen=_LOG_LIMIT)
         self.anchor_t = -math.inf
         self.learned = False
+        self.silent = 0  # answers in a row without headers for this dimension
         self._period_lo, self._period_hi = 0.0, math.inf
 
     @property
@@ -128,7 +131,8 @@ class _Budget:
         self.level -= amount
         self.burst_level -= amount
         entry = [now, amount, float(seq), 0.0, 1.0 if full else 0.0]
-        self.log.append(entry)
+        if self.silent < _SILENT_LIMIT:  # an endpoint that never describes this dimension needs no replay log
+            self.log.append(entry)
         return entry
 
     def restamp(self, entry: list[float], t: float) -> None:
@@ -185,7 +189,14 @@ class _Budget:
         self.log = deque((e for e in self.log if e[0] > t_anchor or not e[3]), maxlen=_LOG_LIMIT)
         self.anchor_t = t_anchor
         self.learned = True
+        self.silent = 0
         return True
+
+    def unanswered(self) -> None:
+        """An answer without headers for this dimension; after many in a row the replay log is dropped."""
+        self.silent += 1
+        if self.silent == _SILENT_LIMIT:
+            self.log.clear()
 
     def _learn_period(self, limit: float, remaining: float, reset: float) -> None:
         # The server refills `limit` per period, so it is full again after reset = (limit - level) * period /
@@ -352,11 +363,12 @@ class RateLimiter:
         for entry in grant.entries.values():
             entry[3] = 1.0  # it was answered, so it was sent (whether or not the transport said when)
         info = RateLimitHeaders.parse(headers)
-        if info is not None:
-            for name, budget in (("requests", info.requests), ("tokens", info.tokens)):
-                entry = grant.entries.get(name)
-                if budget is not None and entry is not None and self._dims[name].anchor(entry, budget, now):
-                    self.anchors += 1
+        for name, budget in (("requests", info and info.requests), ("tokens", info and info.tokens)):
+            entry = grant.entries.get(name)
+            if budget is None:
+                self._dims[name].unanswered()
+            elif entry is not None and self._dims[name].anchor(entry, budget, now):
+                self.anchors += 1
         if status == 429:
             self._throttled(grant, headers, info, now)
         self._notify()

@@ -28,8 +28,16 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("input", type=Path, help="JSONL file, one request per line")
     p.add_argument("--out", type=Path, required=True, help="JSONL results (appended; resumed when present)")
-    p.add_argument("--rpm", type=float, default=None, help="requests per minute for the whole batch")
-    p.add_argument("--tpm", type=float, default=None, help="tokens per minute (prompt chars/4 + max_tokens)")
+    p.add_argument(
+        "--rpm",
+        type=float,
+        default=None,
+        help="requests per minute for the whole batch: the starting estimate; the endpoint's "
+        "x-ratelimit-* headers correct it as answers arrive",
+    )
+    p.add_argument(
+        "--tpm", type=float, default=None, help="tokens per minute (prompt chars/4 + max_tokens), likewise"
+    )
     p.add_argument(
         "--max-in-flight",
         type=int,
@@ -55,6 +63,14 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--max-retries", type=int, default=None, help="retries per call (default: the generator's)"
     )
+    p.add_argument(
+        "--records",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="also append every call attempt (timing, status, tokens) as a JSON line to FILE; result lines "
+        "in --out stay compact (parts, status, errors, a timing summary)",
+    )
     p.add_argument("--fsync", action="store_true", help="fsync after every line (survives power loss)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON on stdout; no progress bar")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -63,6 +79,15 @@ def register(subparsers: Any) -> None:
     sim.add_argument("--time-scale", type=float, default=0.1, help="multiply every simulated time by this")
     sim.add_argument("--sim-rpm", type=float, default=None, help="the simulator's own requests/min limit")
     sim.add_argument("--sim-tpm", type=float, default=None, help="the simulator's own tokens/min limit")
+    sim.add_argument(
+        "--sim-rate-limit-mode",
+        default="bucket",
+        choices=("bucket", "quantized"),
+        help="how the simulator enforces --sim-rpm/--sim-tpm (see `voorbeelden sim --help`)",
+    )
+    sim.add_argument(
+        "--sim-charge-rejected", action="store_true", help="the simulator counts requests it answers 429"
+    )
     sim.add_argument("--sim-capacity", type=int, default=None, help="calls the simulator serves at once")
     sim.add_argument("--sim-process", action="store_true", help="run the simulator as a separate process")
     p.set_defaults(func=run)
@@ -104,6 +129,8 @@ def run(args: argparse.Namespace) -> int:
                 rpm=args.sim_rpm,
                 tpm=args.sim_tpm,
                 capacity=args.sim_capacity,
+                rate_limit_mode=args.sim_rate_limit_mode,
+                charge_rejected=args.sim_charge_rejected,
             )
             handle = stack.enter_context(running_simulator(cfg, process=args.sim_process))
             base_url, api_key = handle.base_url, PLACEHOLDER_KEY
@@ -138,6 +165,7 @@ def run(args: argparse.Namespace) -> int:
                     max_retries=args.max_retries,
                     progress=False if (args.json or args.no_progress) else None,
                     fsync=args.fsync,
+                    records=args.records,
                 )
             )
         except ValueError as err:  # an unknown strategy, an invalid limit

@@ -16,6 +16,9 @@ from typing import Any
 
 FAULT_KINDS: tuple[str, ...] = ("500", "503", "429", "hang", "malformed", "truncated", "drop")
 DEFAULT_MAX_BODY_BYTES = 1_000_000
+# Real seconds (never scaled: it guards sockets, not simulated latency) a client has to send a whole request
+# head, or the rest of a body it announced, before the connection is answered 408 and closed.
+DEFAULT_READ_TIMEOUT_S = 10.0
 MIN_MAX_BODY_BYTES = 1024
 # What a fault rule may name: the six parts, the combined JSON call, a request of no known part, or "*".
 RULE_PARTS: tuple[str, ...] = (
@@ -42,6 +45,7 @@ RUNTIME_FIELDS: frozenset[str] = frozenset(
         "faults",
         "schedule",
         "max_body_bytes",
+        "read_timeout_s",
     }
 )
 
@@ -116,6 +120,7 @@ class SimConfig:
     port: int = 0
     allow_remote: bool = False
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    read_timeout_s: float = DEFAULT_READ_TIMEOUT_S
 
     def __post_init__(self) -> None:
         from voorbeelden.sim.profiles import PROFILES
@@ -161,6 +166,9 @@ class SimConfig:
             raise ValueError(
                 f"max_body_bytes must be an integer >= {MIN_MAX_BODY_BYTES}, got {self.max_body_bytes!r}"
             )
+        rt = self.read_timeout_s
+        if isinstance(rt, bool) or not isinstance(rt, int | float) or not math.isfinite(rt) or rt <= 0:
+            raise ValueError(f"read_timeout_s must be a finite number of seconds > 0, got {rt!r}")
 
     @property
     def rules(self) -> tuple[FaultRule, ...]:

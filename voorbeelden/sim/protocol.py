@@ -47,8 +47,12 @@ async def errors_middleware(
         return await handler(request)
     except BadRequest as e:
         resp = error_response(e.status, str(e), param=e.param, code=e.code)
-        if e.status == 408:
-            resp.force_close()  # the rest of the body may never come: do not wait for it to drain
+        if e.status == 408:  # the rest of the body may never come: answer, then close (no lingering read)
+            resp.force_close()
+            await resp.prepare(request)
+            await resp.write_eof()
+            if request.transport is not None:
+                request.transport.close()
         return resp
     except web.HTTPException as e:
         if e.status < 400:

@@ -212,3 +212,18 @@ def test_the_injection_guard_checks_definitie_and_context_too(fields: dict[str, 
 )
 def test_descriptive_text_about_rules_and_prompts_passes(definitie: str) -> None:
     assert Request(begrip="besluit", definitie=definitie).definitie == definitie
+
+
+def test_report_refuses_negative_trials_and_a_string_time_scale_before_any_kernel(tmp_path: Path) -> None:
+    import yaml
+
+    config = yaml.safe_load((ROOT / "notebooks" / "params" / "ci.yaml").read_text(encoding="utf-8"))
+    config["common"]["time_scale"] = "fast"
+    config["notebooks"]["01_sequential_vs_parallel.ipynb"]["trials"] = -1
+    params = tmp_path / "p.yaml"
+    params.write_text(yaml.safe_dump(config), encoding="utf-8")
+    out = tmp_path / "reports"
+    result = _cli(["report", "--params", str(params), "--out", str(out), "--no-progress"], tmp_path)
+    _refused(result, "trials", "time_scale: must be a number, got 'fast'")
+    assert "time_scale fast" not in result.stderr
+    assert not out.exists() or not any(out.iterdir())

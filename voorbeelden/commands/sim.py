@@ -88,6 +88,11 @@ def add_sim_options(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help=argparse.SUPPRESS,  # set by running_simulator(process=True): stop when the parent's pipe closes
     )
+    p.add_argument(
+        "--quiet",
+        action="store_true",
+        help="print only the base URL (no banner on stderr; errors still show)",
+    )
 
 
 def config_from_args(args: argparse.Namespace) -> Any:
@@ -149,6 +154,8 @@ def run(args: argparse.Namespace) -> int:
 
     def ready(url: str) -> None:
         print(url, flush=True)
+        if args.quiet:
+            return
         print(
             f"simulator: profile={config.profile} time_scale={config.time_scale} seed={config.seed}; "
             "Ctrl-C to stop",

@@ -51,7 +51,7 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     import sys
 
-    from voorbeelden.sim.fidelity import run_fidelity
+    from voorbeelden.bench.fidelity import run_fidelity
 
     try:
         result = run_fidelity(

@@ -310,7 +310,8 @@ def running_simulator(
         return
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "voorbeelden", "sim", *cli_args(cfg), "--exit-with-stdin"],
+        # --quiet: a notebook shows a child's stderr as a red block; the banner is news only on a terminal.
+        [sys.executable, "-m", "voorbeelden", "sim", *cli_args(cfg), "--quiet", "--exit-with-stdin"],
         stdout=subprocess.PIPE,
         stdin=subprocess.PIPE,  # never written: its end of file tells the child that we are gone
         text=True,

@@ -58,8 +58,8 @@ def test_the_cookbook_pauses_only_when_it_recognises_a_rate_limit(detect: str) -
 
 
 def test_every_contender_runs_against_its_own_simulator_and_is_judged_by_it(tmp_path: Path) -> None:
-    p = rl.RateLimitParams(
-        setting="t",
+    p = rl.setting(
+        "t",
         n_terms=2,
         time_scale=0.02,
         rpm=12,
@@ -88,8 +88,8 @@ def test_every_contender_runs_against_its_own_simulator_and_is_judged_by_it(tmp_
 
 
 def test_an_isolated_contender_reports_its_own_peak_rss() -> None:
-    p = rl.RateLimitParams(
-        n_terms=1, time_scale=0.02, rpm=60, modes=["quantized+charge"], contenders=["batch"], isolate=True
+    p = rl.setting(
+        n_terms=1, time_scale=0.02, rpm=60, told_rpm=[60], modes=["quantized+charge"], contenders=["batch"]
     )
     (r,) = rl.run_experiment(p)
     assert r.failed == 0 and r.accepted == 6
@@ -105,13 +105,17 @@ def test_the_memory_run_samples_rss_at_each_checkpoint() -> None:
     assert 100 < m.line_bytes < 10_000  # compact lines: parts and a summary, no per-call records
 
 
-def test_bad_parameters_are_refused_before_any_work() -> None:
-    with pytest.raises(ValueError, match="modes"):
-        rl.validate_params(modes=["sliding"], out_dir="x")
-    with pytest.raises(ValueError, match="told_rpm"):
-        rl.validate_params(told_rpm=[0], out_dir="x")
-    with pytest.raises(ValueError, match="n_terms"):
-        rl.validate_params(n_terms=0, nonsense=1, out_dir="x")
+def test_bad_parameters_are_refused_before_any_work(tmp_path: Path) -> None:
+    good = dict(
+        n_terms=2, profile="uniform-2s", time_scale=0.02, rpm=12.0, told_rpm=[12.0], modes=["bucket"],
+        contenders=["batch"], quantum_s=1.0, seed=0, isolate=False, memory_terms=0, out_dir=str(tmp_path),
+    )  # fmt: skip
+    assert rl.validate_params(**good).setting == "notebook"
+    with pytest.raises(ValueError) as info:
+        rl.validate_params(**{**good, "modes": ["sliding"], "told_rpm": [0], "n_terms": 0, "nonsense": 1})
+    text = str(info.value)
+    assert "unknown mode 'sliding'" in text and "told_rpm.0" in text and "n_terms" in text
+    assert "nonsense: unknown parameter" in text
     done = subprocess.run(
         [sys.executable, "-m", "voorbeelden", "bench-ratelimit", "--settings", "z"],
         cwd=ROOT,

@@ -17,8 +17,10 @@ request are replayed on top, so answers that return late (a 2 s call) still give
 answer older than the last anchor is ignored.
 
 A 429 whose own headers show room in every dimension means a limit the headers do not describe (OpenAI
-enforces per-minute limits "over shorter periods"): the burst the client allows itself is halved, down to
-one request at the refill rate. A 429 pauses every sender for its ``retry-after``. Without headers a 429'd
+enforces per-minute limits "over shorter periods"): from then on the client sends no burst, one request at
+a time at the refill rate, which loses nothing in steady state (the rate is the same) and only the catch-up
+after an idle spell. (Halving the burst per 429 took six rounds of 429s from a bucket of 60, and a call that
+meets three of them fails.) A 429 pauses every sender for its ``retry-after``. Without headers a 429'd
 attempt is refunded (nothing says the server charged it).
 """
 
@@ -224,9 +226,9 @@ class _Budget:
         elif self.period is None:
             self.period = reset * limit / (limit - 0.5)
 
-    def shrink_burst(self) -> None:
+    def stop_bursts(self) -> None:
         if self.capacity is not None:
-            self.burst = max(1.0, (self.burst or self.capacity) / 2)
+            self.burst = 1.0
             self.burst_level = min(self.burst_level, self._burst_cap())
 
 
@@ -383,17 +385,17 @@ class RateLimiter:
             for name, entry in grant.entries.items():
                 self._dims[name].refund(entry)
             self.refunds += 1
-            self._shrink()  # told a limit and still refused: send less at once
+            self._stop_bursts()  # told a limit and still refused: send one at a time
             return
         needs = {"requests": 1.0, "tokens": grant.entries["tokens"][1] if "tokens" in grant.entries else 0.0}
         described = [(info.requests, needs["requests"]), (info.tokens, needs["tokens"])]
         if all(b is None or b.remaining >= need for b, need in described):
             self.unexplained_429 += 1
-            self._shrink()
+            self._stop_bursts()
 
-    def _shrink(self) -> None:
+    def _stop_bursts(self) -> None:
         for dim in self._dims.values():
-            dim.shrink_burst()
+            dim.stop_bursts()
 
     def describe(self) -> dict[str, object]:
         """What the limiter believes and did, for the batch summary."""

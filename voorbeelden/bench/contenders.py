@@ -14,10 +14,8 @@ which reads it from the simulator's counters.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 from voorbeelden.types import ALL_PARTS, Request
@@ -25,15 +23,15 @@ from voorbeelden.types import ALL_PARTS, Request
 __all__ = ["CONTENDER_KINDS", "bench_terms", "run_contender_job"]
 
 CONTENDER_KINDS: tuple[str, ...] = ("batch", "batch-untold", "naive", "cookbook", "cookbook-status")
-PLACEHOLDER_KEY = "not-needed"
-_DATA = Path(__file__).resolve().parents[1] / "data" / "begrippen.json"
 
 
 def bench_terms(n: int) -> Iterator[Request]:
-    """``n`` distinct terms, lazily: the package's data set cycled with a running number, so no two terms
-    share a cache key or a simulator draw and a 100,000-term run never holds its input in memory."""
-    data = json.loads(_DATA.read_text(encoding="utf-8"))
-    base = data["begrippen"] if isinstance(data, dict) else data
+    """``n`` distinct terms, lazily: the package's data set cycled with a running number (like
+    :func:`voorbeelden.bench.data.distinct_requests`, which builds a list), so no two terms share a cache
+    key or a simulator draw and a 100,000-term run never holds its input in memory."""
+    from voorbeelden.bench.data import load_begrippen
+
+    base = [r.to_dict() for r in load_begrippen()]
     for i in range(n):
         item = base[i % len(base)]
         yield Request.coerce({**item, "begrip": f"{item['begrip']} {i}"})
@@ -41,6 +39,7 @@ def bench_terms(n: int) -> Iterator[Request]:
 
 async def _run_batch(base_url: str, n_terms: int, told_rpm: float | None, period_s: float) -> dict[str, Any]:
     from voorbeelden.batch import generate_many
+    from voorbeelden.client import PLACEHOLDER_KEY
 
     t_start = time.monotonic()
     summary = await generate_many(
@@ -65,7 +64,7 @@ async def _run_naive(base_url: str, n_terms: int) -> dict[str, Any]:
     import asyncio
 
     from voorbeelden.batch.output import request_key
-    from voorbeelden.client import make_client
+    from voorbeelden.client import PLACEHOLDER_KEY, make_client
     from voorbeelden.generator import generate
 
     terms = list(bench_terms(n_terms))
@@ -114,6 +113,7 @@ async def _run_cookbook(
     base_url: str, n_terms: int, told_rpm: float, time_scale: float, detect: str
 ) -> dict[str, Any]:
     from voorbeelden.bench.cookbook import process_requests
+    from voorbeelden.client import PLACEHOLDER_KEY
 
     t_start = time.monotonic()
     status = await process_requests(

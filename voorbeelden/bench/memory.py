@@ -29,7 +29,8 @@ def _rss_mb() -> float:
 async def run_memory_job(spec: dict[str, Any]) -> dict[str, Any]:
     """One batch of ``spec["n_terms"]`` terms against ``spec["base_url"]``; RSS at each checkpoint."""
     from voorbeelden.batch import generate_many
-    from voorbeelden.bench.contenders import PLACEHOLDER_KEY, bench_terms
+    from voorbeelden.bench.contenders import bench_terms
+    from voorbeelden.client import PLACEHOLDER_KEY
 
     n = int(spec["n_terms"])
     marks = sorted({int(c) for c in spec["checkpoints"] if 0 < int(c) <= n})

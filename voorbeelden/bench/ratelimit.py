@@ -28,9 +28,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
-
-from voorbeelden.bench.contenders import CONTENDER_KINDS
+from voorbeelden.bench.params import ScaleParams
 from voorbeelden.types import ALL_PARTS
 
 __all__ = [
@@ -45,6 +43,7 @@ __all__ = [
     "plot_accepted",
     "run_contender",
     "run_experiment",
+    "setting",
     "validate_params",
 ]
 
@@ -75,58 +74,11 @@ class Contender:
         return _LABELS[self.kind].format(told=self.told_rpm or 0)
 
 
-class RateLimitParams(BaseModel):
-    """One setting of the experiment: the endpoint's limit, the contenders, the modes (validated up front)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class RateLimitParams(ScaleParams):
+    """One setting of the experiment: notebook 04's parameter model (:class:`ScaleParams`, which checks every
+    field) plus the setting's name, and what follows from the fields (the limit per second, the ideal wall)."""
 
     setting: str = "custom"
-    n_terms: int = Field(100, ge=1, le=1_000_000)
-    profile: str = "uniform-2s"
-    time_scale: float = Field(1.0, gt=0, le=1)
-    rpm: float = Field(300.0, gt=0)
-    told_rpm: list[float] = Field(default_factory=list)
-    modes: list[str] = Field(default_factory=lambda: list(MODES))
-    contenders: list[str] = Field(default_factory=lambda: ["batch", "batch-untold", "naive", "cookbook"])
-    quantum_s: float = Field(1.0, gt=0, le=60)
-    seed: int = Field(0, ge=0)
-    isolate: bool = True
-    memory_terms: int = Field(0, ge=0, le=10_000_000)
-    out_dir: str = ""
-
-    @field_validator("profile")
-    @classmethod
-    def _known_profile(cls, v: str) -> str:
-        from voorbeelden.sim.profiles import PROFILES
-
-        if v not in PROFILES:
-            raise ValueError(f"unknown profile {v!r}; use one of {', '.join(PROFILES)}")
-        return v
-
-    @field_validator("told_rpm")
-    @classmethod
-    def _positive(cls, v: list[float]) -> list[float]:
-        if any(not (x > 0 and math.isfinite(x)) for x in v):
-            raise ValueError(f"every told_rpm must be a number > 0, got {v}")
-        return v
-
-    @field_validator("modes")
-    @classmethod
-    def _known_modes(cls, v: list[str]) -> list[str]:
-        bad = [m for m in v if m not in MODES]
-        if not v or bad:
-            raise ValueError(f"modes must be a non-empty subset of {', '.join(MODES)}; unknown: {bad}")
-        return v
-
-    @field_validator("contenders")
-    @classmethod
-    def _known_contenders(cls, v: list[str]) -> list[str]:
-        bad = [c for c in v if c not in CONTENDER_KINDS]
-        if not v or bad:
-            raise ValueError(
-                f"contenders must be a non-empty subset of {', '.join(CONTENDER_KINDS)}; unknown: {bad}"
-            )
-        return v
 
     @property
     def minute_s(self) -> float:
@@ -145,7 +97,7 @@ class RateLimitParams(BaseModel):
         out = []
         for kind in self.contenders:
             if kind in TOLD_KINDS:
-                out += [Contender(kind, told) for told in (self.told_rpm or [self.rpm])]
+                out += [Contender(kind, told) for told in self.told_rpm]
             else:
                 out.append(Contender(kind))
         return out
@@ -179,29 +131,39 @@ class RateLimitParams(BaseModel):
         return sorted({max(1, n * k // 100) for k in (10, 25, 50, 75, 100)}) if n else []
 
 
-def validate_params(**raw: Any) -> RateLimitParams:
-    """The notebook's parameters as a :class:`RateLimitParams`, or one ValueError naming every bad key."""
-    from pydantic import ValidationError
+_BASE: dict[str, Any] = {
+    "n_terms": 100,
+    "profile": "uniform-2s",
+    "modes": list(MODES),
+    "contenders": ["batch", "batch-untold", "naive", "cookbook"],
+    "quantum_s": 1.0,
+    "seed": 0,
+    "isolate": True,
+    "memory_terms": 0,
+    "out_dir": "",
+}
 
-    if not raw.get("out_dir"):
-        from voorbeelden.bench.params import default_out_dir
 
-        raw["out_dir"] = str(default_out_dir())
-    try:
-        return RateLimitParams(**raw)
-    except ValidationError as err:
-        problems = "; ".join(
-            f"{'.'.join(map(str, e['loc'])) or 'parameters'}: {e['msg']}" for e in err.errors()
-        )
-        raise ValueError(f"notebook 04 parameters: {problems}") from None
+def setting(name: str = "custom", **fields: Any) -> RateLimitParams:
+    """A validated setting: the benchmark's common values (100 terms of uniform-2s, every mode, the four
+    usual contenders, each in its own process) with ``fields`` changed."""
+    return RateLimitParams(setting=name, **{**_BASE, **fields})
 
 
 SETTINGS: dict[str, RateLimitParams] = {
     # A real one-minute bucket and 2 s calls: 300 at once, then 5 per second -> the last call at ~60 s.
-    "a": RateLimitParams(setting="a", n_terms=100, time_scale=1.0, rpm=300.0),
+    "a": setting("a", time_scale=1.0, rpm=300.0, told_rpm=[300.0]),
     # The same kind of limit compressed (a 3 s minute); the batch told 20x too much, and told the truth.
-    "b": RateLimitParams(setting="b", n_terms=100, time_scale=0.05, rpm=30.0, told_rpm=[600.0, 30.0]),
+    "b": setting("b", time_scale=0.05, rpm=30.0, told_rpm=[600.0, 30.0]),
 }
+
+
+def validate_params(**raw: Any) -> RateLimitParams:
+    """Notebook 04's parameters, checked by its model (every problem named at once, as the report's up-front
+    check does), as the experiment's settings; ``out_dir`` made absolute and created."""
+    from voorbeelden.bench.params import validate_params as check
+
+    return RateLimitParams(setting="notebook", **check("04_scale_and_rate_limits", **raw))
 
 
 @dataclass

@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from voorbeelden import caller
+from voorbeelden.batch.keyset import KeySet
 from voorbeelden.batch.sketch import LogHistogram
 from voorbeelden.fifo import FifoSemaphore
 from voorbeelden.http_headers import RateLimitHeaders, parse_duration, parse_retry_after
@@ -96,3 +97,15 @@ def test_log_histogram_quantiles_are_within_one_percent_in_fixed_memory() -> Non
         assert h.quantile(q) == pytest.approx(exact, rel=0.01)
     assert len(h._bins) < 2_000 and h.count == 20_000
     assert LogHistogram().quantile(0.95) is None
+
+
+def test_key_set_remembers_every_key_across_merges_and_nothing_else() -> None:
+    keys = [f"{i:032x}" for i in range(0, 30_000, 3)]
+    seen = KeySet()
+    for k in keys:
+        seen.add(k)
+    seen.add(keys[0])  # adding twice keeps one
+    assert len(seen) == len(keys) and len(seen._tail) < len(keys)  # most are in the sorted arrays
+    assert all(k in seen for k in keys)
+    assert not any(f"{i:032x}" in seen for i in range(1, 30_000, 3))
+    assert "line-abc" not in seen and 5 not in seen

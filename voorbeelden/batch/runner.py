@@ -30,6 +30,7 @@ from voorbeelden.batch.inputs import (
     iter_items,
     same_file,
 )
+from voorbeelden.batch.keyset import KeySet
 from voorbeelden.batch.limiter import RateLimiter
 from voorbeelden.batch.output import OutputError, OutputLog
 from voorbeelden.batch.records import RecordSink, compact_result
@@ -243,7 +244,7 @@ async def generate_many(
     summary.torn_bytes_cut = log.torn_bytes if log is not None else 0
     total = count_lines(requests) if progress is not False and (progress or sys.stderr.isatty()) else None
     bar = _Progress(progress, total, transport)
-    in_run: set[str] = set()
+    in_run = KeySet()  # every key of this run (duplicates), in 16 bytes each
     active = 0
     room = asyncio.Event()  # set whenever a call or a term finishes; only the admission loop waits on it
 

@@ -32,6 +32,7 @@ from voorbeelden.batch.inputs import (
 )
 from voorbeelden.batch.keyset import KeySet
 from voorbeelden.batch.limiter import RateLimiter
+from voorbeelden.batch.memtrim import heap_trimmer
 from voorbeelden.batch.output import OutputError, OutputLog
 from voorbeelden.batch.records import RecordSink, compact_result
 from voorbeelden.batch.sketch import LogHistogram
@@ -46,6 +47,7 @@ if TYPE_CHECKING:
 __all__ = ["BatchSummary", "generate_many", "generate_many_sync", "peak_rss_mb"]
 
 CALLS_PER_TERM = len(ALL_PARTS)
+TRIM_EVERY = 1000  # finished terms between returns of freed heap memory to the OS
 
 
 @dataclass
@@ -261,12 +263,19 @@ async def generate_many(
             return active < max(1, math.ceil(max_in_flight / CALLS_PER_TERM))
         return outstanding < transport.concurrency.effective + width
 
+    trim = heap_trimmer()
+    emitted = 0
+
     def emit(row: dict[str, Any]) -> None:
+        nonlocal emitted
         if log is not None:
             log.append(row)
         if on_result is not None:
             on_result(row)
         bar.update()
+        emitted += 1
+        if emitted % TRIM_EVERY == 0:
+            trim()  # keeps RSS flat over a long batch (see memtrim.py)
 
     async def run_term(item: Item) -> None:
         nonlocal active, outstanding

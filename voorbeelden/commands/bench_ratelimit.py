@@ -19,6 +19,7 @@ def _csv(text: str) -> list[str]:
 
 def register(subparsers: Any) -> None:
     from voorbeelden.bench.contenders import CONTENDER_KINDS
+    from voorbeelden.commands._options import at_least_one, count, positive
 
     p = subparsers.add_parser(
         "bench-ratelimit",
@@ -38,8 +39,8 @@ def register(subparsers: Any) -> None:
         default=None,
         help=f"contenders (default batch,batch-untold,naive,cookbook; also {CONTENDER_KINDS[-1]})",
     )
-    p.add_argument("--n-terms", type=int, default=None, help="terms per run (default 100)")
-    p.add_argument("--memory-terms", type=int, default=100_000, help="terms of the memory run (0: skip it)")
+    p.add_argument("--n-terms", type=at_least_one, default=None, help="terms per run (default 100)")
+    p.add_argument("--memory-terms", type=count, default=100_000, help="terms of the memory run (0: skip it)")
     p.add_argument(
         "--memory-checkpoints",
         type=_csv,
@@ -47,7 +48,7 @@ def register(subparsers: Any) -> None:
         help="finished-term counts at which RSS is sampled (default 10%%, 25%%, 50%%, 75%%, 100%% of the run)",
     )
     p.add_argument(
-        "--max-memory-growth", type=float, default=20.0, help="MiB allowed after the first checkpoint"
+        "--max-memory-growth", type=positive, default=20.0, help="MiB allowed after the first checkpoint"
     )
     p.add_argument("--out", type=Path, default=None, help="write JSON summaries and plots here")
     p.add_argument("--in-process", action="store_true", help="run contenders in this process (no peak RSS)")
@@ -82,9 +83,6 @@ def run(args: argparse.Namespace) -> int:
         checkpoints = [int(c) for c in args.memory_checkpoints] if args.memory_checkpoints else None
     except (ValueError, ValidationError) as err:
         print(f"voorbeelden bench-ratelimit: {err}", file=sys.stderr)
-        return 2
-    if args.memory_terms < 0:
-        print("voorbeelden bench-ratelimit: --memory-terms must be >= 0", file=sys.stderr)
         return 2
     all_met = True
     for p in settings:

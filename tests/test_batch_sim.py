@@ -248,3 +248,16 @@ def test_a_streamed_call_passes_the_gate_and_gives_its_slot_back_when_read() -> 
         text, held, after = asyncio.run(run(sim.base_url))
     assert text.strip()
     assert held == 1 and after == 0
+
+
+def test_a_long_batch_returns_freed_heap_memory_every_so_many_terms(monkeypatch: pytest.MonkeyPatch) -> None:
+    import voorbeelden.batch.runner as runner
+
+    calls: list[int] = []
+    monkeypatch.setattr(runner, "TRIM_EVERY", 2)
+    monkeypatch.setattr(runner, "heap_trimmer", lambda: lambda: calls.append(1))
+    with running_simulator(SimConfig(profile="uniform-2s", time_scale=0.01)) as sim:
+        summary = asyncio.run(
+            generate_many(_requests(5, "trim"), base_url=sim.base_url, api_key="x", progress=False)
+        )
+    assert summary.ok == 5 and len(calls) == 2  # after the 2nd and the 4th finished term

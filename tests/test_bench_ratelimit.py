@@ -132,3 +132,19 @@ def test_the_settings_are_the_issues() -> None:
     assert a.ideal_wall_s("bucket") == pytest.approx(62.0, abs=0.1)  # 300 at once, 300 more at 5/s, one call
     assert (b.rpm, b.time_scale, b.told_rpm) == (30, 0.05, [600, 30])
     assert b.allowance("quantized") == 1 and a.allowance("quantized") == 5
+
+
+def test_a_child_process_reports_its_own_peak_rss_not_its_parents() -> None:
+    # Linux keeps ru_maxrss across exec: a worker started by a large orchestrator would report at least the
+    # orchestrator's size (every contender of a benchmark run showed the same 123.6 MB). VmHWM is the child's.
+    ballast = bytearray(120 * 2**20)
+    ballast[::4096] = b"\1" * len(ballast[::4096])  # touch every page, so it is resident
+    child = subprocess.run(
+        [sys.executable, "-c", "from voorbeelden.batch.runner import peak_rss_mb; print(peak_rss_mb())"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert float(child.stdout) < 100, f"the child reports {child.stdout.strip()} MiB; the parent holds 120+"
+    del ballast

@@ -97,7 +97,19 @@ class BatchSummary:
 
 
 def peak_rss_mb() -> float:
-    """Peak resident set size of this process so far (``ru_maxrss`` is KiB on Linux, bytes on macOS)."""
+    """Peak resident set size of this process so far, in MiB.
+
+    Linux: ``VmHWM`` from ``/proc/self/status``, the peak of this process's own memory. Not ``ru_maxrss``:
+    Linux keeps that across ``exec``, so a child started by a large parent reports at least the parent's
+    size (a benchmark's workers all showed their orchestrator's 124 MB). Elsewhere ``ru_maxrss`` (KiB on
+    Linux, bytes on macOS)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     import resource
 
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

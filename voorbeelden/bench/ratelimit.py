@@ -267,6 +267,8 @@ def run_experiment(
         summary = {
             "params": p.model_dump(),
             "results": [r.row() for r in results],
+            # the simulator's acceptance times per run (seconds since the contender's start), to redraw plots
+            "accepted_offsets_s": [[round(t, 4) for t in r.accepted_offsets_s] for r in results],
             "goals": [asdict(g) for g in check_goals(results, p)],
         }
         (out / f"ratelimit_{p.setting}.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
@@ -344,22 +346,26 @@ def accepted_per_window(
 
 
 def plot_accepted(
-    results: list[ContenderResult],
-    p: RateLimitParams,
-    path: str | Path | None = None,
-    windows_per_minute: int = 12,
+    results: list[ContenderResult], p: RateLimitParams, path: str | Path | None = None, per_window: int = 20
 ) -> Any:
-    """Accepted requests per window for every contender, one panel per mode, against the limit per window."""
+    """Accepted requests per window for every contender, one panel per mode, against the limit per window.
+
+    A window holds about ``per_window`` requests of refill (at least a twelfth of the minute), so the counts
+    are not dominated by rounding. The first window of a bucket mode holds the whole bucket as well; the axis
+    is cut at 2.5x the limit, and that window's count is in the legend."""
     import matplotlib.pyplot as plt
 
     modes = [m for m in p.modes if any(r.mode == m for r in results)]
-    fig, axes = plt.subplots(len(modes), 1, figsize=(10, 2.8 * len(modes)), sharex=True, squeeze=False)
-    window = p.minute_s / windows_per_minute
+    fig, axes = plt.subplots(len(modes), 1, figsize=(10, 2.9 * len(modes)), sharex=True, squeeze=False)
+    window = max(p.minute_s / 12, per_window / p.rate_per_s)
+    limit = p.rate_per_s * window
     for ax, mode in zip(axes[:, 0], modes, strict=True):
         for r in (r for r in results if r.mode == mode):
             xs, ys = accepted_per_window(r, window)
-            ax.step(xs, ys, where="post", label=f"{r.contender} ({r.share:.0%}, {r.failed} failed)")
-        ax.axhline(p.rate_per_s * window, color="black", lw=0.9, ls="--", label="limit (refill per window)")
+            label = f"{r.contender}: {r.share:.0%}, {r.failed} failed, first window {ys[0]}"
+            ax.step(xs, ys, where="post", lw=1.3, alpha=0.8, label=label)
+        ax.axhline(limit, color="black", lw=0.9, ls="--", label=f"limit: {limit:g} per window (the refill)")
+        ax.set_ylim(0, 2.5 * limit)
         ax.set_ylabel("accepted / window")
         ax.set_title(f"setting {p.setting}, mode {mode}: rpm {p.rpm:g} per {p.minute_s:g} s", fontsize=10)
         ax.legend(fontsize=7, loc="upper right")

@@ -9,6 +9,7 @@ the deadline, which is appended before the cancellation propagates.
 from __future__ import annotations
 
 import asyncio
+import collections
 import email.utils
 import math
 import random
@@ -27,6 +28,57 @@ from voorbeelden.types import CallRecord, Part, Request, Status
 
 RETRYABLE_STATUS = frozenset({408, 409, 429})
 _ERROR_KINDS = {400: "bad_request", 401: "auth", 403: "forbidden", 404: "not_found", 422: "bad_request"}
+# A server that rejects the request's response_format rejects it again on a retry, whatever the status it
+# uses for that (llama-cpp-python answers "json_schema" with a 500 validation error): not retryable.
+UNSUPPORTED_FORMAT = "unsupported_response_format"
+STREAM_CUT = "stream_cut"
+
+
+class StreamGate:
+    """The streams of one generation: any number at once, until a server cuts one off; from then on one at
+    a time (waiting for those already running), so retries stop cutting each other.
+
+    Why: llama-cpp-python's server (``interrupt_requests``, on by default) ends a running stream as soon as
+    another request arrives; six parallel streams leave one alive, and retries sent while a stream runs cut
+    it again. A client that has seen a cut can only get whole streams by sending one at a time."""
+
+    def __init__(self) -> None:
+        self.limit: int | None = None
+        self.active = 0
+        self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
+
+    def one_at_a_time(self) -> None:
+        self.limit = 1
+
+    async def acquire(self) -> bool:
+        """Take a slot; True when the gate was limiting (the caller notes that it waited its turn)."""
+        limited = self.limit is not None
+        while self.limit is not None and self.active >= self.limit:
+            fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._waiters.append(fut)
+            try:
+                await fut
+            finally:
+                if fut in self._waiters:
+                    self._waiters.remove(fut)
+        self.active += 1
+        return limited
+
+    def release(self) -> None:
+        self.active -= 1
+        while self._waiters:  # wake everyone; each re-checks the limit
+            fut = self._waiters.popleft()
+            if not fut.done():
+                fut.set_result(None)
+
+
+class _StreamCut(Exception):
+    """The stream ended (``[DONE]`` or end of body) without a finish_reason: cut off, not finished."""
+
+    def __init__(self, chars: int, chunks: int) -> None:
+        super().__init__(f"the server ended the stream without a finish_reason after {chars} characters")
+        self.chars = chars
+        self.chunks = chunks
 
 
 @dataclass
@@ -45,6 +97,7 @@ class RunState:
     on_record: Callable[[CallRecord], None] | None = None
     deadline_expired: Callable[[], bool] = lambda: False
     first_visible_s: float | None = None  # set by streaming calls: when the first complete item arrived
+    streams: StreamGate = field(default_factory=StreamGate)
 
     def mark_visible(self) -> None:
         """Note that some part has shown its first complete item (the earliest call wins)."""
@@ -173,13 +226,14 @@ class Caller:
         extra_headers: Mapping[str, str] | None = None,
         parse: Callable[[str | None], ParseResult] | None = None,
         label: str | None = None,
+        note: str | None = None,
     ) -> PartOutcome:
         """Never raises except ``CancelledError``: failures become an outcome with ``error`` set.
 
         Optional extras (all off by default): ``stream`` (SSE with usage; fills ``ttft_s`` and marks the first
         complete item visible), ``extra_body`` (e.g. ``response_format``), ``extra_headers`` (e.g. another
         ``x-sim-key`` for a distinct draw), ``parse`` (text -> ParseResult instead of :func:`parse_part`) and
-        ``label`` (the record's ``part`` field, e.g. ``"combined"``).
+        ``label`` (the record's ``part`` field, e.g. ``"combined"``) and ``note`` (the records' ``note``).
         """
         if messages is None:
             messages = build_messages(request, part, settings)
@@ -206,6 +260,7 @@ class Caller:
                 extra_headers=extra_headers,
                 parse=parse,
                 label=label,
+                note=note,
             )
 
         try:
@@ -243,6 +298,44 @@ class Caller:
         extra_headers: Mapping[str, str] | None = None,
         parse: Callable[[str | None], ParseResult] | None = None,
         label: str | None = None,
+        note: str | None = None,
+    ) -> PartOutcome:
+        state = self.state
+        if not stream:
+            return await self._attempt_once(
+                part, settings, messages, attempt, hedge, False, extra_body, extra_headers, parse, label, note
+            )
+        waited = await state.streams.acquire()
+        try:
+            return await self._attempt_once(
+                part,
+                settings,
+                messages,
+                attempt,
+                hedge,
+                True,
+                extra_body,
+                extra_headers,
+                parse,
+                label,
+                "stream:one_at_a_time" if waited else note,
+            )
+        finally:
+            state.streams.release()
+
+    async def _attempt_once(
+        self,
+        part: Part,
+        settings: PartSettings,
+        messages: list[dict[str, str]],
+        attempt: int,
+        hedge: bool,
+        stream: bool,
+        extra_body: Mapping[str, Any] | None,
+        extra_headers: Mapping[str, str] | None,
+        parse: Callable[[str | None], ParseResult] | None,
+        label: str | None,
+        note: str | None,
     ) -> PartOutcome:
         state = self.state
         headers = {"x-sim-attempt": str(attempt)}
@@ -251,6 +344,7 @@ class Caller:
         if extra_headers:
             headers.update(extra_headers)
         rec = state.new_record(label or part, attempt, hedge)
+        rec.note = note
         http_status: int | None = None
         body = {
             "model": settings.model,
@@ -258,6 +352,8 @@ class Caller:
             "temperature": settings.temperature,
             "max_tokens": settings.max_tokens,
         }
+        if settings.seed is not None:
+            body["seed"] = settings.seed
         if extra_body:
             body.update(extra_body)
         try:
@@ -289,14 +385,25 @@ class Caller:
         except openai.APITimeoutError:
             state.finish(rec, "timeout", error_kind="timeout", error="the HTTP client timed out")
             raise AttemptFailed(rec, retryable=True) from None
+        except _StreamCut as cut:
+            state.streams.one_at_a_time()
+            state.finish(
+                rec,
+                "error",
+                error_kind=STREAM_CUT,
+                error=f"{cut} ({cut.chunks} chunks; retried; this run now streams one call at a time)",
+                http_status=200,
+            )
+            raise AttemptFailed(rec, retryable=True) from None
         except openai.APIStatusError as err:
             code = err.status_code
             retry_after = parse_retry_after(err.response.headers)
-            retryable = code in RETRYABLE_STATUS or code >= 500
+            unsupported = _rejects_response_format(code, err.message, body)
+            retryable = (code in RETRYABLE_STATUS or code >= 500) and not unsupported
             state.finish(
                 rec,
                 "rate_limited" if code == 429 else "error",
-                error_kind=error_kind_for_status(code),
+                error_kind=UNSUPPORTED_FORMAT if unsupported else error_kind_for_status(code),
                 error=f"HTTP {code}: {_short(err.message)}",
                 http_status=code,
                 retry_after_s=retry_after,
@@ -324,7 +431,10 @@ class Caller:
             "cached": bool(data.get("x_voorbeelden_cache")),
         }
         truncated = finish_reason == "length"
-        result = parse(text) if parse is not None else parse_part(text, part, settings.count)
+        if parse is not None:
+            result = parse(text)
+        else:  # the prompt lets the parser drop instructions a small model echoes back
+            result = parse_part(text, part, settings.count, prompt=_last_user_text(messages))
         if not result.ok:
             kind = "truncated" if truncated else "parse"
             state.finish(rec, "parse_error", error_kind=kind, error=result.error, **common)
@@ -333,7 +443,11 @@ class Caller:
         if truncated and isinstance(value, list) and result.found > 1 and len(value) == result.found:
             value = value[:-1]  # the last item was being written when the token budget ran out
         shortfall = max(0, settings.count - len(value)) if isinstance(value, list) else 0
-        state.finish(rec, "ok", error_kind="truncated" if truncated else None, **common)
+        # A short answer is delivered (status ok) but marked, so a table of records shows it beside the
+        # complete ones: with a small real model fewer items than asked is the norm, not an edge case.
+        kind = "truncated" if truncated else ("shortfall" if shortfall else None)
+        short = f"{len(value)} of {settings.count} items" if shortfall else None
+        state.finish(rec, "ok", error_kind=kind, error=short, **common)
         if stream:
             state.mark_visible()  # a toelichting (or a one-line list) is visible only when complete
         return PartOutcome(part=part, value=value, shortfall=shortfall)
@@ -342,15 +456,28 @@ class Caller:
         self, part: Part, body: dict[str, Any], headers: dict[str, str], rec: CallRecord
     ) -> tuple[str, str | None, dict[str, Any]]:
         """One streamed completion (``stream_options.include_usage``): sets ``rec.ttft_s`` at the first
-        non-empty content delta and marks the run visible when a list part's first line is complete."""
-        chunks = await self.client.chat.completions.create(
+        non-empty content delta and marks the run visible when a list part's first line is complete.
+
+        Two ways a real server departs from the SSE happy path, both told apart here: a stream that ends
+        without a finish_reason was cut off (raises :class:`_StreamCut`, a retryable ``stream_cut``), and a
+        server that answers ``stream: true`` with one plain JSON body is read as that body and noted as not
+        streamed (``rec.note = "stream:plain_body"``; no TTFT). Without usage in the stream (llama.cpp sends
+        none), ``tokens_out`` is the number of content chunks: such servers send one token per chunk."""
+        call = self.client.chat.completions.with_streaming_response.create(
             **body, stream=True, stream_options={"include_usage": True}, extra_headers=headers
         )
-        pieces: list[str] = []
-        finish_reason: str | None = None
-        usage: dict[str, Any] = {}
-        line_done = False
-        async with chunks:
+        async with call as response:
+            content_type = response.headers.get("content-type", "")
+            if "text/event-stream" not in content_type:
+                data = await response.json()
+                rec.note = "stream:plain_body"
+                return _read_completion(data)
+            chunks = await response.parse()
+            pieces: list[str] = []
+            finish_reason: str | None = None
+            usage: dict[str, Any] = {}
+            line_done = False
+            n_content = 0
             async for chunk in chunks:
                 if chunk.usage is not None:
                     usage = chunk.usage.model_dump()
@@ -360,6 +487,7 @@ class Caller:
                     delta = choice.delta.content if choice.delta is not None else None
                     if not delta:
                         continue
+                    n_content += 1
                     if rec.ttft_s is None:
                         rec.ttft_s = self.state.now() - rec.t_start
                     pieces.append(delta)
@@ -368,7 +496,21 @@ class Caller:
                         if head.strip():
                             line_done = True
                             self.state.mark_visible()
-        return "".join(pieces), finish_reason, usage
+        text = "".join(pieces)
+        if finish_reason is None:
+            rec.tokens_out = n_content or None
+            raise _StreamCut(len(text), n_content)
+        if usage.get("completion_tokens") is None:
+            usage = {**usage, "completion_tokens": n_content}
+        return text, finish_reason, usage
+
+
+def _rejects_response_format(code: int, message: str, body: Mapping[str, Any]) -> bool:
+    """True when an error answer says the server does not take this request's ``response_format``."""
+    if "response_format" not in body or code not in (400, 422, 500, 501):
+        return False
+    text = message.lower()
+    return any(word in text for word in ("response_format", "json_schema", "json schema"))
 
 
 def _read_completion(data: Any) -> tuple[str | None, str | None, dict[str, Any]]:
@@ -381,6 +523,11 @@ def _read_completion(data: Any) -> tuple[str | None, str | None, dict[str, Any]]
         raise TypeError(f"message.content is {type(text).__name__}, not text")
     usage = data.get("usage")
     return text, choice.get("finish_reason"), usage if isinstance(usage, dict) else {}
+
+
+def _last_user_text(messages: list[dict[str, str]]) -> str | None:
+    users = [m.get("content") for m in messages if m.get("role") == "user"]
+    return users[-1] if users and isinstance(users[-1], str) else None
 
 
 def _short(text: str, limit: int = 200) -> str:

@@ -30,6 +30,7 @@ class PartSettings:
     temperature: float
     max_tokens: int
     count: int
+    seed: int | None = None  # sent as ``seed`` when set (servers that honour it repeat their sampling)
 
     def __post_init__(self) -> None:
         if not self.model:
@@ -38,6 +39,8 @@ class PartSettings:
             raise ValueError(f"temperature {self.temperature} is outside 0..2")
         if self.max_tokens < 1 or self.count < 1:
             raise ValueError("max_tokens and count must be at least 1")
+        if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed, int)):
+            raise ValueError(f"seed must be an integer or None, got {self.seed!r}")
 
 
 # (count, temperature, max_tokens). praktijkvoorbeelden keeps the field's 1,500-token cap: the field's output
@@ -52,10 +55,36 @@ _DEFAULTS: dict[Part, tuple[int, float, int]] = {
 }
 
 
+# A run-wide sampling override for measurements, read from the environment like OPENAI_MODEL: paired trials on
+# a real model need comparable output lengths (temperature 0 and a fixed seed), while the per-part
+# temperatures above stay the default for real use. The report runner sets these for its notebooks when its
+# parameter file asks for it; unset, every part keeps its own temperature and no seed is sent.
+TEMPERATURE_ENV = "VOORBEELDEN_TEMPERATURE"
+SEED_ENV = "VOORBEELDEN_SEED"
+
+
+def _env_number(name: str, kind: type[float] | type[int]) -> float | int | None:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return None
+    try:
+        return kind(raw)
+    except ValueError:
+        raise ValueError(f"{name}={raw!r} is not a valid {kind.__name__}") from None
+
+
 def default_part_settings(model: str | None = None) -> dict[Part, PartSettings]:
     model = model or default_model()
+    temperature = _env_number(TEMPERATURE_ENV, float)
+    seed = _env_number(SEED_ENV, int)
     return {
-        part: PartSettings(model=model, temperature=temp, max_tokens=max_tokens, count=count)
+        part: PartSettings(
+            model=model,
+            temperature=temp if temperature is None else float(temperature),
+            max_tokens=max_tokens,
+            count=count,
+            seed=None if seed is None else int(seed),
+        )
         for part, (count, temp, max_tokens) in _DEFAULTS.items()
     }
 
@@ -106,6 +135,25 @@ class GeneratorConfig:
 
     def with_model(self, model: str) -> GeneratorConfig:
         return self.replace(parts={p: dataclasses.replace(s, model=model) for p, s in self.parts.items()})
+
+    def with_sampling(self, temperature: float | None = None, seed: int | None = None) -> GeneratorConfig:
+        """Every part at one ``temperature`` (None keeps each part's own) and with ``seed`` (None sends none).
+
+        For measurements on a real model: temperature 0 and a fixed seed make two runs of the same prompt
+        produce (nearly) the same number of tokens, so a paired sequential/parallel comparison compares the
+        schedule, not the dice. The per-part temperatures remain the default configuration."""
+        changes: dict[str, object] = {"seed": seed}
+        if temperature is not None:
+            changes["temperature"] = float(temperature)
+        return self.replace(parts={p: dataclasses.replace(s, **changes) for p, s in self.parts.items()})  # type: ignore[arg-type]
+
+    def with_max_tokens(self, cap: int) -> GeneratorConfig:
+        """Every part's ``max_tokens`` capped at ``cap`` (a quick run on a slow model)."""
+        return self.replace(
+            parts={
+                p: dataclasses.replace(s, max_tokens=min(s.max_tokens, cap)) for p, s in self.parts.items()
+            }
+        )
 
     def replace(self, **changes: object) -> GeneratorConfig:
         return dataclasses.replace(self, **changes)  # type: ignore[arg-type]

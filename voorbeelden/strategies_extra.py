@@ -10,7 +10,10 @@ Same signature and the same CallRecords as the baselines; every call goes throug
   Options: ``split_parts`` (part names; default praktijkvoorbeelden, tegenvoorbeelden), ``split_max_calls``
   (per part, default 3 x count).
 - ``combined``: one JSON-schema call for all six parts; parts missing or invalid in the answer (or all six,
-  when the call fails) are fetched with per-part calls. Options: ``combined_max_tokens``.
+  when the call fails) are fetched with per-part calls. Options: ``combined_max_tokens``,
+  ``combined_format``: ``"auto"`` (default: OpenAI's ``json_schema``; when the server rejects that format,
+  llama.cpp's ``{"type": "json_object", "schema": ...}``), ``"json_schema"`` or ``"json_object_schema"``.
+  Each combined record notes the format it used (``response_format:...``).
 - ``hedged``: when a part has not answered after the hedge delay, one backup request (``hedge=True``, attempt
   offset 100); the first good answer wins and the other call is cancelled. Options: ``hedge_delay_s`` (fixed
   delay, also the fallback while too few latencies are known), ``hedge_percentile`` (e.g. 95: the delay is
@@ -30,7 +33,7 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 
-from voorbeelden.caller import PartOutcome
+from voorbeelden.caller import UNSUPPORTED_FORMAT, PartOutcome
 from voorbeelden.parsing import ParseResult, parse_part
 from voorbeelden.prompts import build_combined_messages, build_messages
 from voorbeelden.strategies import RunContext, register
@@ -150,11 +153,24 @@ _FIELD_ADAPTERS: dict[Part, TypeAdapter[Any]] = {
 }
 
 
-def combined_response_format() -> dict[str, Any]:
-    return {
-        "type": "json_schema",
-        "json_schema": {"name": "voorbeelden", "strict": True, "schema": CombinedAnswer.model_json_schema()},
-    }
+COMBINED_FORMATS: dict[str, tuple[str, ...]] = {
+    "auto": ("json_schema", "json_object_schema"),
+    "json_schema": ("json_schema",),
+    "json_object_schema": ("json_object_schema",),
+}
+_FORMAT_NOTES = {
+    "json_schema": "response_format:json_schema",
+    "json_object_schema": "response_format:json_object+schema",
+}
+
+
+def combined_response_format(kind: str = "json_schema") -> dict[str, Any]:
+    """OpenAI's structured output (``json_schema``), or the form llama-cpp-python's server takes
+    (``json_object`` with a ``schema``, enforced by a grammar; it answers ``json_schema`` with a 500)."""
+    schema = CombinedAnswer.model_json_schema()
+    if kind == "json_object_schema":
+        return {"type": "json_object", "schema": schema}
+    return {"type": "json_schema", "json_schema": {"name": "voorbeelden", "strict": True, "schema": schema}}
 
 
 def parse_combined(text: str | None, counts: dict[Part, int]) -> tuple[dict[Part, ParseResult], str | None]:
@@ -189,6 +205,9 @@ async def combined(run: RunContext, parts: Sequence[Part]) -> None:
         run.options.get("combined_max_tokens", sum(run.config.settings(p).max_tokens for p in parts))
     )
     settings = dataclasses.replace(base, max_tokens=max_tokens, count=1)
+    fmt = str(run.options.get("combined_format", "auto"))
+    if fmt not in COMBINED_FORMATS:
+        raise ValueError(f"combined_format {fmt!r} is unknown; use one of {', '.join(COMBINED_FORMATS)}")
     found: dict[Part, ParseResult] = {}
 
     def parse(text: str | None) -> ParseResult:
@@ -198,15 +217,22 @@ async def combined(run: RunContext, parts: Sequence[Part]) -> None:
             return ParseResult(value="", found=0, error=error, error_kind="parse")
         return ParseResult(value="", found=len(good))
 
-    outcome = await run.caller.call_part(
-        run.request,
-        Part.VOORBEELDZINNEN,  # unused for the prompt and parse; the record is labelled "combined"
-        settings,
-        messages=build_combined_messages(run.request, counts),
-        extra_body={"response_format": combined_response_format()},
-        parse=parse,
-        label="combined",
-    )
+    attempts = 0
+    for kind in COMBINED_FORMATS[fmt]:
+        outcome = await run.caller.call_part(
+            run.request,
+            Part.VOORBEELDZINNEN,  # unused for the prompt and parse; the record is labelled "combined"
+            settings,
+            messages=build_combined_messages(run.request, counts),
+            extra_body={"response_format": combined_response_format(kind)},
+            parse=parse,
+            label="combined",
+            note=_FORMAT_NOTES[kind],
+            attempt_offset=attempts,
+        )
+        attempts += outcome.attempts
+        if outcome.error_kind != UNSUPPORTED_FORMAT:
+            break  # answered, or failed for a reason another format would not fix
     if outcome.error:
         found.clear()  # a failed or cut-off answer is not trusted part by part
     for part in parts:

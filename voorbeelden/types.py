@@ -197,6 +197,10 @@ class CallRecord:
     cached: bool = False
     hedge: bool = False
     finish_reason: str | None = None
+    # How the call went when that is not the usual way, e.g. "stream:plain_body" (asked to stream, answered
+    # with one JSON body: not streamed), "stream:one_at_a_time" (waited for the run's other streams after a
+    # server cut one off), "response_format:json_object+schema" (the llama.cpp form of a JSON schema).
+    note: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -257,6 +261,11 @@ class Generation:
         return max(per_part.values(), default=0.0)
 
     @property
+    def n_short(self) -> int:
+        """Parts delivered with fewer items than asked (failed parts are counted in ``n_failed``)."""
+        return sum(1 for p in self.shortfalls if p not in self.errors)
+
+    @property
     def tokens_in(self) -> int:
         return sum(r.tokens_in or 0 for r in self.records)
 
@@ -275,6 +284,7 @@ class Generation:
             "wall_s": self.wall_s,
             "n_ok": self.n_ok,
             "n_failed": self.n_failed,
+            "n_short": self.n_short,
             "n_calls": len(self.records),
             "sum_latency_s": self.sum_latency_s,
             "max_latency_s": self.max_latency_s,

@@ -111,8 +111,6 @@ def parse_part(text: str | None, part: Part | str, count: int, prompt: str | Non
     if items is None:
         items = _from_lines(text, part, echo)
     items = [i for i in (_clean_item(x, part, echo) for x in items) if i]
-    if part in _WORD_PARTS and echo.begrip:
-        items = [i for i in items if i.casefold() != echo.begrip]  # a term is not its own synonym
     items = _dedupe(items)
     if not items:
         if _REFUSAL.search(text):
@@ -186,6 +184,8 @@ def _clean_item(item: str, part: Part, echo: _Echo) -> str:
         head, sep, tail = item.partition(": ")
         if sep and echo.begrip and head.strip().strip(_QUOTES).casefold() == echo.begrip:
             item = tail
+        if echo.begrip and item.strip().strip(_QUOTES).rstrip(".!").casefold() == echo.begrip:
+            return ""  # the bare term offered as its own synonym or antonym
         # "beschikking: een besluit over ..." or "beschikking - uitleg": the word is the part before.
         item = re.split(r"\s[-–—]\s|:\s|\s\(", item, maxsplit=1)[0]
         item = item.strip().rstrip(".!")

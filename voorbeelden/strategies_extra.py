@@ -68,7 +68,9 @@ def _split_parts(options: Any) -> set[Part]:
 async def split_part(run: RunContext, part: Part) -> PartOutcome:
     """``count`` one-item calls in parallel; duplicates (case-insensitive) are dropped and replaced by further
     rounds of calls, up to ``split_max_calls``. Each call has its own draw: its ``x-sim-key`` gets an item
-    suffix (a real model would differ by sampling)."""
+    suffix. A real model at temperature 0 answers identical prompts identically, so from the second call on
+    the prompt names the variant it asks for (and a seed, when set, is offset by the call's index): without
+    that every one-item call returned the same item and the part stayed one item short of its count."""
     settings = run.config.settings(part)
     count = settings.count
     one = dataclasses.replace(settings, count=1)
@@ -86,7 +88,10 @@ async def split_part(run: RunContext, part: Part) -> PartOutcome:
 
         def call(i: int) -> Any:
             headers = {"x-sim-key": f"{key}#item{i}"} if key else None
-            return run.caller.call_part(run.request, part, one, messages=messages, extra_headers=headers)
+            settings_i = one if one.seed is None else dataclasses.replace(one, seed=one.seed + i)
+            return run.caller.call_part(
+                run.request, part, settings_i, messages=_variant(messages, i), extra_headers=headers
+            )
 
         async with asyncio.TaskGroup() as tg:
             tasks = [tg.create_task(call(base + j), name=f"voorbeelden:{part}:{base + j}") for j in range(n)]
@@ -115,6 +120,18 @@ async def split_part(run: RunContext, part: Part) -> PartOutcome:
             attempts=attempts,
         )
     return PartOutcome(part=part, value=items, shortfall=max(0, count - len(items)), attempts=attempts)
+
+
+def _variant(messages: list[dict[str, str]], i: int) -> list[dict[str, str]]:
+    """The one-item prompt for call ``i``: unchanged for the first, with a variant line after that (the
+    first line, which the simulator reads, stays as it is)."""
+    if i == 0:
+        return messages
+    last = dict(messages[-1])
+    last["content"] = (
+        f"{last['content']}\nVariant {i + 1}: kies een ander voorbeeld dan de voor de hand liggende."
+    )
+    return [*messages[:-1], last]
 
 
 @register("split")
@@ -164,12 +181,41 @@ _FORMAT_NOTES = {
 }
 
 
-def combined_response_format(kind: str = "json_schema") -> dict[str, Any]:
+# Longest string the grammar lets the model write per item: a small model in a grammar tends to loop inside
+# one string until max_tokens, so the llama.cpp form bounds every string and list (OpenAI's strict
+# json_schema mode does not take these keywords; its models do not need them).
+_MAX_CHARS: dict[Part, int] = {
+    Part.VOORBEELDZINNEN: 240,
+    Part.PRAKTIJKVOORBEELDEN: 400,
+    Part.TEGENVOORBEELDEN: 300,
+    Part.SYNONIEMEN: 40,
+    Part.ANTONIEMEN: 40,
+    Part.TOELICHTING: 600,
+}
+
+
+def bounded_combined_schema(counts: dict[Part, int]) -> dict[str, Any]:
+    """The combined schema with ``maxItems`` (the count asked) and ``maxLength`` per string."""
+    schema = CombinedAnswer.model_json_schema()
+    props = schema["properties"]
+    for part in ALL_PARTS:
+        if part is Part.TOELICHTING:
+            props[part.value] = {**props[part.value], "maxLength": _MAX_CHARS[part]}
+        else:
+            items = {**props[part.value].get("items", {"type": "string"}), "maxLength": _MAX_CHARS[part]}
+            props[part.value] = {**props[part.value], "items": items, "maxItems": max(1, counts[part])}
+    return schema
+
+
+def combined_response_format(
+    kind: str = "json_schema", counts: dict[Part, int] | None = None
+) -> dict[str, Any]:
     """OpenAI's structured output (``json_schema``), or the form llama-cpp-python's server takes
     (``json_object`` with a ``schema``, enforced by a grammar; it answers ``json_schema`` with a 500)."""
-    schema = CombinedAnswer.model_json_schema()
     if kind == "json_object_schema":
-        return {"type": "json_object", "schema": schema}
+        counts = counts or {p: 5 for p in ALL_PARTS}
+        return {"type": "json_object", "schema": bounded_combined_schema(counts)}
+    schema = CombinedAnswer.model_json_schema()
     return {"type": "json_schema", "json_schema": {"name": "voorbeelden", "strict": True, "schema": schema}}
 
 
@@ -224,7 +270,7 @@ async def combined(run: RunContext, parts: Sequence[Part]) -> None:
             Part.VOORBEELDZINNEN,  # unused for the prompt and parse; the record is labelled "combined"
             settings,
             messages=build_combined_messages(run.request, counts),
-            extra_body={"response_format": combined_response_format(kind)},
+            extra_body={"response_format": combined_response_format(kind, counts)},
             parse=parse,
             label="combined",
             note=_FORMAT_NOTES[kind],

@@ -35,6 +35,13 @@ def add_sim_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--profile", default="uniform-2s", choices=sorted(PROFILES), help="latency profile")
     p.add_argument(
+        "--profile-file",
+        default=None,
+        metavar="JSON",
+        help="serve a profile from a file (voorbeelden calibrate writes one); its capacity applies unless "
+        "--capacity is given",
+    )
+    p.add_argument(
         "--time-scale", type=float, default=1.0, help="multiply every time by this (0.01 = 100x faster)"
     )
     p.add_argument("--seed", type=int, default=0, help="seed of the keyed draws")
@@ -59,11 +66,18 @@ def add_sim_options(p: argparse.ArgumentParser) -> None:
 def config_from_args(args: argparse.Namespace) -> Any:
     from voorbeelden.sim.config import DEFAULT_MAX_BODY_BYTES, SimConfig
 
+    capacity = args.capacity
+    profile_file = getattr(args, "profile_file", None)
+    if profile_file is not None and capacity is None:
+        from voorbeelden.sim.profiles import load_profile_file
+
+        capacity = load_profile_file(profile_file)[1].get("capacity")
     return SimConfig(
         profile=args.profile,
+        profile_file=profile_file,
         time_scale=args.time_scale,
         seed=args.seed,
-        capacity=args.capacity,
+        capacity=capacity,
         rpm=args.rpm,
         tpm=args.tpm,
         fault_rate=args.fault_rate,
@@ -94,7 +108,13 @@ def run(args: argparse.Namespace) -> int:
     def ready(url: str) -> None:
         print(url, flush=True)
         print(
-            f"simulator: profile={config.profile} time_scale={config.time_scale} seed={config.seed}; "
+            f"simulator: profile={config.profile}"
+            + (
+                f" (from {config.profile_file}, capacity {config.capacity or 'unlimited'})"
+                if config.profile_file
+                else ""
+            )
+            + f" time_scale={config.time_scale} seed={config.seed}; "
             "Ctrl-C to stop",
             file=sys.stderr,
             flush=True,

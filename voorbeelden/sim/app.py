@@ -134,7 +134,7 @@ async def _chat(request: web.Request, st: SimState, loop: asyncio.AbstractEventL
     ask = content.recognise(params.messages, params.json_mode)
     call = _Call(st, params, ask, key, attempt)
     st.counters.by_part[ask.part] += 1
-    profile = PROFILES[cfg.profile]
+    profile = cfg.resolved_profile()
 
     limiter = st.limiter
     if limiter.active:

@@ -28,6 +28,7 @@ RUNTIME_FIELDS: frozenset[str] = frozenset(
         "faults",
         "schedule",
         "max_body_bytes",
+        "profile_file",
     }
 )
 
@@ -96,11 +97,19 @@ class SimConfig:
     port: int = 0
     allow_remote: bool = False
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    # A JSON profile (``voorbeelden calibrate`` writes one); when set it replaces ``profile``, whose value
+    # becomes the file's profile name.
+    profile_file: str | None = None
 
     def __post_init__(self) -> None:
-        from voorbeelden.sim.profiles import PROFILES
+        from voorbeelden.sim.profiles import PROFILES, load_profile_file
 
-        if self.profile not in PROFILES:
+        if self.profile_file is not None:
+            loaded, _ = load_profile_file(self.profile_file)
+            object.__setattr__(self, "profile_file", str(self.profile_file))
+            object.__setattr__(self, "profile", loaded.name)
+            object.__setattr__(self, "_loaded_profile", loaded)
+        elif self.profile not in PROFILES:
             raise ValueError(f"profile {self.profile!r} is unknown; use one of {', '.join(PROFILES)}")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int):
             raise ValueError(f"seed must be an integer, got {self.seed!r}")
@@ -135,6 +144,13 @@ class SimConfig:
         if not isinstance(self.max_body_bytes, int) or self.max_body_bytes < 1024:
             raise ValueError(f"max_body_bytes must be an integer >= 1024, got {self.max_body_bytes!r}")
 
+    def resolved_profile(self) -> Any:
+        """The :class:`~voorbeelden.sim.profiles.Profile` to serve: the file's (loaded once) or a built-in."""
+        from voorbeelden.sim.profiles import PROFILES
+
+        loaded = self.__dict__.get("_loaded_profile")
+        return loaded if loaded is not None else PROFILES[self.profile]
+
     @property
     def rules(self) -> tuple[FaultRule, ...]:
         return tuple(FaultRule.parse(r) for r in self.schedule)
@@ -150,6 +166,8 @@ class SimConfig:
             if fixed:
                 raise ValueError(f"field(s) {', '.join(sorted(fixed))} cannot change while the server runs")
         values = dict(changes)
+        if "profile" in values and "profile_file" not in values:
+            values["profile_file"] = None  # naming a built-in profile leaves the file's
         for name in ("faults", "schedule"):
             if name in values and isinstance(values[name], list):
                 values[name] = tuple(values[name])

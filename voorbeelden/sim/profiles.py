@@ -9,8 +9,10 @@ the field saw with praktijkvoorbeelden. All figures are unscaled seconds; the se
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -114,6 +116,71 @@ class Profile:
     def sample_service_s(self, part: str, rng: np.random.Generator, max_tokens: int | None = None) -> float:
         """Unscaled seconds for one call, so a benchmark can compute E[max of the six] by Monte Carlo."""
         return self.sample(part, rng, max_tokens).service_s
+
+
+def _lognormal(data: Any, where: str) -> LogNormal:
+    if not isinstance(data, dict) or "median" not in data:
+        raise ValueError(f"{where} must be an object with 'median' (and 'sigma')")
+    median, sigma = data["median"], data.get("sigma", 0.0)
+    for name, v in (("median", median), ("sigma", sigma)):
+        if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
+            raise ValueError(f"{where}.{name} must be a finite number, got {v!r}")
+    if median <= 0 or sigma < 0:
+        raise ValueError(f"{where} needs median > 0 and sigma >= 0, got {median!r}, {sigma!r}")
+    return LogNormal(float(median), float(sigma))
+
+
+def _part_profile(data: Any, where: str) -> PartProfile:
+    if not isinstance(data, dict):
+        raise ValueError(f"{where} must be an object with ttft_s, tokens and tokens_per_s")
+    return PartProfile(
+        _lognormal(data.get("ttft_s"), f"{where}.ttft_s"),
+        _lognormal(data.get("tokens"), f"{where}.tokens"),
+        _lognormal(data.get("tokens_per_s"), f"{where}.tokens_per_s"),
+    )
+
+
+def profile_from_dict(data: Any) -> Profile:
+    """A profile from its JSON form (``voorbeelden calibrate`` writes it; see
+    :func:`voorbeelden.bench.calibrate.profile_to_dict`). Every part must be present; errors name the field."""
+    if not isinstance(data, dict):
+        raise ValueError("a profile file holds one JSON object")
+    name = data.get("name")
+    if not isinstance(name, str) or not name.strip():
+        raise ValueError("the profile needs a non-empty 'name'")
+    if name in PROFILES:
+        raise ValueError(f"profile name {name!r} is a built-in profile's; give the file another name")
+    parts = data.get("parts")
+    if not isinstance(parts, dict):
+        raise ValueError("the profile needs 'parts': one entry per part")
+    missing = [p.value for p in ALL_PARTS if p.value not in parts]
+    if missing:
+        raise ValueError(f"the profile lacks part(s) {', '.join(missing)}")
+    extra = data.get("extra") or {}
+    return Profile(
+        name=name,
+        description=str(data.get("description", "")),
+        source=str(data.get("source", "")),
+        parts={p: _part_profile(v, f"parts.{p}") for p, v in parts.items()},
+        generic=_part_profile(data.get("generic", parts[ALL_PARTS[0].value]), "generic"),
+        extra={p: _part_profile(v, f"extra.{p}") for p, v in dict(extra).items()},
+    )
+
+
+def load_profile_file(path: str | Path) -> tuple[Profile, dict[str, Any]]:
+    """The profile in a JSON file and the file's whole content (which may carry ``capacity`` and ``fit``).
+    Raises ValueError with the file name for a missing or malformed file."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as e:
+        raise ValueError(f"cannot read profile file {path}: {e.strerror or e}") from None
+    except ValueError as e:
+        raise ValueError(f"profile file {path} is not JSON: {e}") from None
+    try:
+        return profile_from_dict(data), data
+    except ValueError as e:
+        raise ValueError(f"profile file {path}: {e}") from None
 
 
 def _same_for_all(pp: PartProfile) -> dict[str, PartProfile]:

@@ -196,6 +196,8 @@ def cli_args(config: SimConfig) -> list[str]:
         "--fault-rate", repr(config.fault_rate), "--faults", ",".join(config.faults),
         "--max-body-bytes", str(config.max_body_bytes),
     ]  # fmt: skip
+    if config.profile_file is not None:
+        args += ["--profile-file", config.profile_file]
     if config.capacity is not None:
         args += ["--capacity", str(config.capacity)]
     if config.rpm is not None:

@@ -76,6 +76,18 @@ def test_report_with_ci_params_writes_every_artifact(tmp_path: Path) -> None:
     assert "SIMULATED" in first_screen and "time_scale 0.01" in first_screen
     assert "All 5 notebooks ran" in first_screen
 
+    # A clean run is quiet: no parser or kernel warnings in the terminal, no stderr blocks in the notebooks.
+    for noise in ("Unable to parse", "Passed unknown parameter", "without encryption", "Traceback"):
+        assert noise not in done.stderr, done.stderr[-3000:]
+    for executed in report.glob("0*.ipynb"):
+        streams = [
+            o
+            for c in json.loads(executed.read_text())["cells"]
+            for o in c.get("outputs", [])
+            if o.get("output_type") == "stream" and o.get("name") == "stderr"
+        ]
+        assert not [o for o in streams if "simulator:" in "".join(o["text"])], executed.name
+
     s = json.loads((report / "summary.json").read_text())
     assert s["ok"] is True
     assert {

@@ -72,7 +72,10 @@ def load_params(path: str | Path | None) -> dict[str, Any]:
     path = Path(path) if path is not None else DEFAULT_PARAMS
     if not path.is_file():
         raise FileNotFoundError(f"parameter file {path} does not exist")
-    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise ValueError(f"{path} is not valid YAML: {exc}") from None
     if not isinstance(data, dict):
         raise ValueError(f"{path}: expected a mapping with common/notebooks/execution_timeout")
     unknown = set(data) - _TOP_LEVEL_KEYS
@@ -85,6 +88,49 @@ def load_params(path: str | Path | None) -> dict[str, Any]:
         if not isinstance(values or {}, dict):
             raise ValueError(f"{path}: parameters of {name} must be a mapping")
     return data
+
+
+def plan_parameters(
+    config: Mapping[str, Any], names: Sequence[str], nb_dir: Path, params_path: Path
+) -> dict[str, dict[str, Any]]:
+    """The parameters each notebook will get, checked before any kernel starts.
+
+    ``common`` values go to every notebook that declares the name (papermill's own inspection of the
+    ``parameters`` cell says which); per-notebook values must be declared by that notebook. Every notebook's
+    full set (its defaults + these) is checked against its model in :mod:`voorbeelden.bench.params`, so a typo,
+    a wrong type or a count the data set cannot meet stops the run in about a second, with the file, the
+    notebook and the key named. Raises one ValueError that lists every problem.
+    """
+    from voorbeelden.bench.params import declared_defaults, model_for, problems_of
+
+    common = dict(config.get("common") or {})
+    plan: dict[str, dict[str, Any]] = {}
+    problems: list[str] = []
+    used_common: set[str] = set()
+    for name in names:
+        defaults = declared_defaults(nb_dir / name)
+        own = dict((config.get("notebooks") or {}).get(name) or {})
+        for key in own:
+            if key not in defaults:
+                problems.append(
+                    f"{name}: {key}: unknown parameter; the notebook declares {', '.join(sorted(defaults))}"
+                )
+        parameters = {k: v for k, v in common.items() if k in defaults}
+        used_common |= set(parameters)
+        parameters.update((k, v) for k, v in own.items() if k in defaults)
+        model = model_for(name)
+        if model is not None:
+            problems += [
+                f"{name}: {p}" for p in problems_of(model, {**defaults, **parameters, "out_dir": ""})
+            ]
+        plan[name] = parameters
+    for key in sorted(set(common) - used_common):
+        problems.append(f"common: {key}: no notebook in the run declares this parameter")
+    if problems:
+        raise ValueError(
+            f"{params_path}: invalid parameters; nothing was run:\n  - " + "\n  - ".join(problems)
+        )
+    return plan
 
 
 def _timestamp_dir(out_root: Path) -> Path:
@@ -109,9 +155,15 @@ def _point_latest(out_root: Path, report_dir: Path) -> None:
 
 def _execute(nb: Path, output: Path, parameters: dict[str, Any], timeout_s: int, cwd: Path) -> str | None:
     """Run one notebook; None on success, else the error as one readable line (the exception's own)."""
+    import tempfile
+
     import papermill as pm
     from papermill.exceptions import PapermillExecutionError
+    from traitlets.config import Config
 
+    # The kernel talks to us over IPC sockets in a private temporary folder: local by construction, so
+    # ipykernel has no reason to warn that TCP runs unencrypted, and nothing lands in the notebooks folder.
+    sockets = tempfile.TemporaryDirectory(prefix="voorbeelden-kernel-")
     try:
         pm.execute_notebook(
             str(nb),
@@ -126,11 +178,14 @@ def _execute(nb: Path, output: Path, parameters: dict[str, Any], timeout_s: int,
             # Kill the kernel rather than ask it to shut down: a graceful shutdown_request during Ctrl-C
             # races the interrupted cell's reply and the kernel prints a ZMQError traceback to our stderr.
             shutdown_kernel="immediate",
+            config=Config({"KernelManager": {"transport": "ipc", "ip": os.path.join(sockets.name, "k")}}),
         )
     except PapermillExecutionError as exc:
         return f"{exc.ename}: {exc.evalue}"
     except Exception as exc:  # kernel death, timeout, missing kernel: still a report, marked failed
         return f"{type(exc).__name__}: {exc}"
+    finally:
+        sockets.cleanup()
     return None
 
 
@@ -266,7 +321,6 @@ def run_report(
     progress: bool = True,
 ) -> ReportResult:
     """Execute the notebooks named in ``params_file`` and write the report; see the module docstring."""
-    import papermill as pm
     from tqdm.auto import tqdm
 
     t0 = time.monotonic()
@@ -281,11 +335,11 @@ def run_report(
     missing = [n for n in names if not (nb_dir / n).is_file()]
     if missing:
         raise FileNotFoundError(f"notebook(s) {missing} named in {params_path} are not in {nb_dir}")
+    plan = plan_parameters(config, names, nb_dir, params_path)
     out_root = Path(out_root) if out_root is not None else DEFAULT_OUT
     out_root.mkdir(parents=True, exist_ok=True)
     report_dir = _timestamp_dir(out_root.resolve())
     timeout_s = int(config.get("execution_timeout") or DEFAULT_EXECUTION_TIMEOUT_S)
-    common = dict(config.get("common") or {})
     os.environ.setdefault("MPLBACKEND", "agg")  # inherited by the kernels: headless plotting
 
     runs: list[NotebookRun] = []
@@ -293,10 +347,7 @@ def run_report(
     for name in bar:
         bar.set_postfix_str(name)
         nb = nb_dir / name
-        declared = set(pm.inspect_notebook(str(nb)))
-        parameters = {k: v for k, v in common.items() if k in declared}
-        parameters.update((config.get("notebooks") or {}).get(name) or {})
-        parameters["out_dir"] = str(report_dir)
+        parameters = {**plan[name], "out_dir": str(report_dir)}
         run = NotebookRun(name=name, parameters={k: v for k, v in parameters.items() if k != "out_dir"})
         output = report_dir / name
         started = time.monotonic()

@@ -30,7 +30,7 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from voorbeelden.faultmatrix import (
+    from voorbeelden.bench.faultmatrix import (
         FAULT_KINDS,
         RATES,
         REDUCED_RATES,

@@ -61,6 +61,11 @@ def add_sim_options(p: argparse.ArgumentParser) -> None:
         help="deterministic fault rule PART=KIND[@N,...], e.g. synoniemen=503@1 or '*=429@1' (several allowed)",
     )
     p.add_argument("--max-body-bytes", type=int, default=None, help="largest accepted request body")
+    p.add_argument(
+        "--quiet",
+        action="store_true",
+        help="print only the base URL (no banner on stderr; errors still show)",
+    )
 
 
 def config_from_args(args: argparse.Namespace) -> Any:
@@ -107,6 +112,8 @@ def run(args: argparse.Namespace) -> int:
 
     def ready(url: str) -> None:
         print(url, flush=True)
+        if args.quiet:
+            return
         print(
             f"simulator: profile={config.profile}"
             + (

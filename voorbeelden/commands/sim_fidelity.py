@@ -43,7 +43,7 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     import sys
 
-    from voorbeelden.sim.fidelity import run_fidelity
+    from voorbeelden.bench.fidelity import run_fidelity
 
     if args.requests < 1 or (args.concurrency is not None and args.concurrency < 1):
         print("error: --requests and --concurrency must be >= 1", file=sys.stderr)

@@ -257,7 +257,8 @@ def running_simulator(
         return
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "voorbeelden", "sim", *cli_args(cfg)],
+        # --quiet: a notebook shows a child's stderr as a red block; the banner is news only on a terminal.
+        [sys.executable, "-m", "voorbeelden", "sim", *cli_args(cfg), "--quiet"],
         stdout=subprocess.PIPE,
         stdin=subprocess.DEVNULL,
         text=True,

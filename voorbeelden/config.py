@@ -55,12 +55,24 @@ _DEFAULTS: dict[Part, tuple[int, float, int]] = {
 }
 
 
-# A run-wide sampling override for measurements, read from the environment like OPENAI_MODEL: paired trials on
-# a real model need comparable output lengths (temperature 0 and a fixed seed), while the per-part
-# temperatures above stay the default for real use. The report runner sets these for its notebooks when its
-# parameter file asks for it; unset, every part keeps its own temperature and no seed is sent.
+# Run-wide request overrides for measurements, read from the environment like OPENAI_MODEL, so a report can
+# set them for notebooks it does not own: paired trials on a real model need comparable output lengths
+# (temperature 0 and a fixed seed), a slow local model needs a token cap, and on a server that queues, a
+# call's time includes its wait in the queue (a longer call timeout). The report runner sets them from its
+# parameter file's ``generation:`` block; unset, every part keeps its own temperature and token budget and no
+# seed is sent.
 TEMPERATURE_ENV = "VOORBEELDEN_TEMPERATURE"
 SEED_ENV = "VOORBEELDEN_SEED"
+MAX_TOKENS_ENV = "VOORBEELDEN_MAX_TOKENS"
+CALL_TIMEOUT_ENV = "VOORBEELDEN_CALL_TIMEOUT_S"
+
+
+def env_call_timeout_s() -> float | None:
+    """``VOORBEELDEN_CALL_TIMEOUT_S`` when set (seconds per call attempt), else None."""
+    value = _env_number(CALL_TIMEOUT_ENV, float)
+    if value is not None and value <= 0:
+        raise ValueError(f"{CALL_TIMEOUT_ENV} must be > 0, got {value}")
+    return None if value is None else float(value)
 
 
 def _env_number(name: str, kind: type[float] | type[int]) -> float | int | None:
@@ -77,11 +89,12 @@ def default_part_settings(model: str | None = None) -> dict[Part, PartSettings]:
     model = model or default_model()
     temperature = _env_number(TEMPERATURE_ENV, float)
     seed = _env_number(SEED_ENV, int)
+    cap = _env_number(MAX_TOKENS_ENV, int)
     return {
         part: PartSettings(
             model=model,
             temperature=temp if temperature is None else float(temperature),
-            max_tokens=max_tokens,
+            max_tokens=max_tokens if cap is None else min(max_tokens, int(cap)),
             count=count,
             seed=None if seed is None else int(seed),
         )
@@ -114,7 +127,7 @@ class GeneratorConfig:
     """Per-part settings plus the call policy. Frozen: derive variants with :meth:`replace`/:meth:`with_model`."""
 
     parts: Mapping[Part, PartSettings] = field(default_factory=default_part_settings)
-    call_timeout_s: float = 60.0
+    call_timeout_s: float = field(default_factory=lambda: env_call_timeout_s() or 60.0)
     deadline_s: float | None = None
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     k: int = 3

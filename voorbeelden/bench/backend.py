@@ -1,7 +1,9 @@
 """Where the benchmark's calls go: the embedded simulator or a real OpenAI-compatible endpoint.
 
 ``backend`` is a notebook parameter: ``"sim"`` (embedded simulator), ``"auto"`` (``OPENAI_BASE_URL`` /
-``OPENAI_API_KEY`` from the environment when set, else the simulator) or a base URL. The API key is never a
+``OPENAI_API_KEY`` from the environment when set, else the simulator), ``"local"`` (the real local llama.cpp
+server of :mod:`voorbeelden.local`: the one the report started, announced in ``VOORBEELDEN_LOCAL_LLM_URL``,
+else one started for the block; needs the ``local`` extra) or a base URL. The API key is never a
 parameter: papermill stores parameters in the output notebook, so the key is read from the environment here
 and never printed, returned by :meth:`Backend.describe` or written anywhere.
 """
@@ -17,6 +19,9 @@ from urllib.parse import urlsplit
 
 DEFAULT_REAL_BASE_URL = "https://api.openai.com/v1"
 SIM_PLACEHOLDER_KEY = "sk-simulator-needs-no-key"
+# Set by the report runner for its kernels when it started the local server: its URL and its description.
+LOCAL_URL_ENV = "VOORBEELDEN_LOCAL_LLM_URL"
+LOCAL_INFO_ENV = "VOORBEELDEN_LOCAL_LLM_INFO"
 
 
 @dataclass(frozen=True)
@@ -50,9 +55,18 @@ def resolve_backend(backend: str = "auto", environ: dict[str, str] | None = None
         if base or env.get("OPENAI_API_KEY", "").strip():
             return BackendSpec("real", (base or DEFAULT_REAL_BASE_URL).rstrip("/"))
         return BackendSpec("simulated")
+    if choice == "local":
+        url = env.get(LOCAL_URL_ENV, "").strip()
+        if not url:
+            from voorbeelden.local.model import missing_extra
+
+            why = missing_extra()
+            if why is not None:
+                raise ValueError(f"backend 'local' cannot start: {why}")
+        return BackendSpec("local", url.rstrip("/") or None)
     if choice.startswith(("http://", "https://")):
         return BackendSpec("real", choice.rstrip("/"))
-    raise ValueError(f"backend must be 'auto', 'sim' or an http(s) base URL, got {backend!r}")
+    raise ValueError(f"backend must be 'auto', 'sim', 'local' or an http(s) base URL, got {backend!r}")
 
 
 def api_key_from_env(environ: dict[str, str] | None = None) -> str:
@@ -71,6 +85,7 @@ class Backend:
     seed: int | None = None
     _handle: Any = field(default=None, repr=False)
     _api_key: str = field(default="", repr=False)
+    info: dict[str, Any] | None = None  # the local server's description (model, concurrency, ...)
 
     @property
     def api_key(self) -> str:
@@ -106,6 +121,8 @@ class Backend:
                 "seed": self.seed,
                 "host": self.host,
             }
+        if self.kind == "local" and self.info:
+            return dict(self.info)
         return {"kind": "real", "host": self.host, "profile": None, "time_scale": None, "seed": None}
 
 
@@ -122,6 +139,9 @@ def open_backend(
     """Open the backend for a benchmark. The simulator runs as a subprocess by default (``process=True``)
     so that it does not share the client's GIL; it is stopped when the block exits."""
     spec = backend if isinstance(backend, BackendSpec) else resolve_backend(backend)
+    if spec.kind == "local":
+        yield from _open_local(spec)
+        return
     if spec.kind == "real":
         assert spec.base_url is not None
         yield Backend(kind="real", base_url=spec.base_url, _api_key=api_key_from_env())
@@ -139,6 +159,24 @@ def open_backend(
             _handle=handle,
             _api_key=SIM_PLACEHOLDER_KEY,
         )
+
+
+def _open_local(spec: BackendSpec) -> Iterator[Backend]:
+    """Attach to the local server the report started, or start one for the block."""
+    import json
+
+    if spec.base_url is not None:
+        try:
+            info = json.loads(os.environ.get(LOCAL_INFO_ENV, "") or "{}")
+        except ValueError:
+            info = {}
+        info = {"kind": "local", "host": url_host(spec.base_url), **info}
+        yield Backend(kind="local", base_url=spec.base_url, _api_key=SIM_PLACEHOLDER_KEY, info=info)
+        return
+    from voorbeelden.local import running_local_llm
+
+    with running_local_llm() as llm:
+        yield Backend(kind="local", base_url=llm.base_url, _api_key=SIM_PLACEHOLDER_KEY, info=llm.describe())
 
 
 def probe(base_url: str, timeout_s: float = 5.0) -> str | None:

@@ -6,9 +6,9 @@ tokens and tokens per second; and the server's effective concurrency. Model and 
 
 * **Service time** of one call = TTFT(part) + tokens_out / tokens_per_s. Only calls that ran *alone* (no
   other call of their generation overlapped them, e.g. every call of a sequential run) are used for it, so
-  queueing at the server does not inflate the fit. When streamed calls measured their TTFT it is used
-  directly; otherwise a least-squares fit with one intercept per part (prompt processing, which differs with
-  the prompt) and one shared slope (seconds per output token: one decoder, one token rate) gives both.
+  queueing at the server does not inflate the fit. A least-squares fit of latency on the prompt tokens and
+  the output tokens (shared coefficients: one prompt reader, one decoder) gives each part's TTFT (fixed part
+  + its prompt) and the token rate; when streamed calls measured their TTFT, that is used instead.
   Spreads are log-normal sigmas: of the output tokens per part, and of the residuals (given to the token
   rate, the part of a call that varies most).
 * **Effective concurrency** from the generations whose calls overlapped (parallel, bounded, ...): their calls
@@ -26,6 +26,7 @@ throughput-equivalent number of slots).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
@@ -284,33 +285,60 @@ def _mark_solo(all_records: pd.DataFrame) -> pd.DataFrame:
     return df
 
 
-def _fit_service(df: pd.DataFrame, labels: Sequence[str]) -> tuple[dict[str, float], float, float]:
-    """Per-label intercepts (s) and one shared slope (s per output token) by least squares, and the robust
-    sigma of the log residuals. A slope that is not positive (too little spread in token counts) falls back
-    to the median seconds per token with zero intercepts."""
-    lab = list(labels)
-    x = np.zeros((len(df), len(lab) + 1))
-    for j, name in enumerate(lab):
-        x[:, j] = (df["part"] == name).to_numpy(float)
-    x[:, -1] = df["tokens_out"].to_numpy(float)
+@dataclass(frozen=True)
+class ServiceFit:
+    """latency = base_s + s_per_prompt_token x tokens_in + s_per_token x tokens_out (least squares)."""
+
+    base_s: float
+    s_per_prompt_token: float
+    s_per_token: float
+    residual_sigma: float
+
+    def ttft(self, tokens_in: float) -> float:
+        return max(0.001, self.base_s + self.s_per_prompt_token * tokens_in)
+
+
+def _fit_service(df: pd.DataFrame) -> ServiceFit:
+    """One decoder, one prompt reader: the time to first token grows with the prompt (``tokens_in``), the rest
+    with the output (``tokens_out``). Shared coefficients, so the slope is learnt from the spread between
+    parts (tens to thousands of tokens), not from the little spread within one. A coefficient that comes out
+    negative (too little spread to tell) is dropped and the rest refitted."""
     y = df["latency_s"].to_numpy(float)
-    coef, *_ = np.linalg.lstsq(x, y, rcond=None)
-    slope = float(coef[-1])
-    intercepts = {name: float(coef[j]) for j, name in enumerate(lab)}
-    if not math.isfinite(slope) or slope <= 0:
-        slope = float(np.median(y / x[:, -1]))
-        intercepts = dict.fromkeys(lab, 0.0)
-    floor = 0.001
-    intercepts = {k: max(floor, v) for k, v in intercepts.items()}
-    pred = np.array([intercepts[p] for p in df["part"]]) + slope * x[:, -1]
+    cols = {
+        "base": np.ones(len(df)),
+        "in": pd.to_numeric(df.get("tokens_in"), errors="coerce").fillna(0).to_numpy(float)
+        if "tokens_in" in df
+        else np.zeros(len(df)),
+        "out": df["tokens_out"].to_numpy(float),
+    }
+    use = [k for k in ("base", "in", "out") if cols[k].any()]
+    coef: dict[str, float] = {}
+    while use:
+        x = np.column_stack([cols[k] for k in use])
+        sol, *_ = np.linalg.lstsq(x, y, rcond=None)
+        coef = dict(zip(use, map(float, sol), strict=True))
+        negative = [k for k in use if coef[k] < 0 and k != "out"]
+        if not negative:
+            break
+        use.remove(negative[0])
+    slope = coef.get("out", 0.0)
+    if not math.isfinite(slope) or slope <= 0:  # no usable spread at all: seconds per token, no fixed part
+        coef = {"out": float(np.median(y / cols["out"]))}
+        slope = coef["out"]
+    fit = ServiceFit(coef.get("base", 0.0), coef.get("in", 0.0), slope, 0.0)
+    pred = np.array([fit.ttft(t) for t in cols["in"]]) + slope * cols["out"]
     resid = np.log(y) - np.log(np.maximum(pred, 1e-6))
     sigma = float(1.4826 * np.median(np.abs(resid - np.median(resid)))) if len(resid) > 1 else 0.0
-    return intercepts, slope, sigma
+    return dataclasses.replace(fit, residual_sigma=sigma)
 
 
-def fifo_ends(starts: Sequence[float], services: Sequence[float], slots: int) -> np.ndarray:
-    """When each call would end on a server with ``slots`` first-come-first-served slots."""
-    order = np.argsort(np.asarray(starts, float), kind="stable")
+def fifo_ends(
+    starts: Sequence[float], services: Sequence[float], slots: int, order: Sequence[int] | None = None
+) -> np.ndarray:
+    """When each call would end on a server with ``slots`` slots taking calls in ``order`` (default: by
+    start time)."""
+    if order is None:
+        order = np.argsort(np.asarray(starts, float), kind="stable")
     free = [0.0] * slots
     ends = np.zeros(len(order))
     for i in order:
@@ -341,7 +369,12 @@ def _concurrency(df: pd.DataFrame, service: Mapping[str, float], slope: float) -
         # A call that took well over its service time waited for the server.
         waited += list(grp["latency_s"].to_numpy(float) > 1.25 * services + 0.005)
         most = int(grp["in_flight"].max())
-        errors = np.array([np.abs(fifo_ends(starts, services, c) - ends).sum() for c in range(1, most + 1)])
+        # Served in the order they ended: calls sent within a millisecond reach the server in any order, and
+        # a server that takes one call at a time finishes them in the order it took them.
+        order = np.argsort(ends, kind="stable")
+        errors = np.array(
+            [np.abs(fifo_ends(starts, services, c, order) - ends).sum() for c in range(1, most + 1)]
+        )
         # The fewest slots that explain the timings (within 5% of the work): more slots than that change
         # nothing a client could measure.
         good = np.flatnonzero(errors <= errors.min() + 0.05 * services.sum())
@@ -393,7 +426,8 @@ def calibrate(
     if solo["part"].nunique() < len(labels):
         notes.append("some parts never ran alone; their service time is fitted on overlapping calls")
         fit_on = pd.concat([solo, df[~df["solo"] & ~df["part"].isin(solo["part"].unique())]])
-    intercepts, slope, resid_sigma = _fit_service(fit_on, labels)
+    service_fit = _fit_service(fit_on)
+    slope, resid_sigma = service_fit.s_per_token, service_fit.residual_sigma
     tps_median = 1.0 / slope
     fits: dict[str, PartFit] = {}
     for label in labels:
@@ -404,7 +438,12 @@ def calibrate(
             ttft = LogNormal(float(streamed["ttft_s"].median()), _robust_sigma(streamed["ttft_s"]))
             src = "streamed"
         else:
-            ttft = LogNormal(intercepts[label], DEFAULT_TTFT_SIGMA)
+            tokens_in = (
+                pd.to_numeric(rows.get("tokens_in"), errors="coerce").median() if "tokens_in" in rows else 0
+            )
+            ttft = LogNormal(
+                service_fit.ttft(0.0 if tokens_in != tokens_in else float(tokens_in)), DEFAULT_TTFT_SIGMA
+            )
             src = "regression"
         tokens = LogNormal(float(rows["tokens_out"].median()), _robust_sigma(rows["tokens_out"]))
         fits[label] = PartFit(
@@ -418,7 +457,7 @@ def calibrate(
         )
     if not any(f.ttft_source == "streamed" for f in fits.values()):
         notes.append(
-            f"no streamed calls: TTFT is the per-part intercept of latency on output tokens (sigma "
+            f"no streamed calls: TTFT is the fitted fixed time plus prompt reading (sigma "
             f"{DEFAULT_TTFT_SIGMA} assumed)"
         )
     service = {label: fits[label].ttft.median for label in labels}

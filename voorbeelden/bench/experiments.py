@@ -42,7 +42,11 @@ def bench_config(
         backoff_cap_s=base.backoff_cap_s * time_scale,
         retry_after_cap_s=base.retry_after_cap_s * max(time_scale, 1e-3),
     )
-    return GeneratorConfig(call_timeout_s=call_timeout_model_s * time_scale, retry=retry)
+    from voorbeelden.config import env_call_timeout_s
+
+    # A run-wide override (set by the report for a local server, whose queue counts in every call's time).
+    timeout_s = env_call_timeout_s() or call_timeout_model_s * time_scale
+    return GeneratorConfig(call_timeout_s=timeout_s, retry=retry)
 
 
 def part_max_tokens() -> dict[str, int]:
@@ -111,7 +115,7 @@ def speedup_experiment(P: Mapping[str, Any]) -> SpeedupExperiment:
     with open_backend(
         P["backend"], profile=P["profiles"][0], time_scale=P["time_scale"], seed=P["seed"]
     ) as be:
-        labels = P["profiles"] if be.simulated else [f"real ({be.host})"]
+        labels = P["profiles"] if be.simulated else [f"{be.kind} ({be.host})"]
         for label in labels:
             ts = P["time_scale"] if be.simulated else 1.0
             if be.simulated:
@@ -254,5 +258,11 @@ def describe_backend(backend: Backend | Mapping[str, Any]) -> str:
         return (
             f"SIMULATED backend (embedded simulator): profile {profile}, "
             f"time_scale {d.get('time_scale')}, seed {d.get('seed')}"
+        )
+    if d.get("kind") == "local":
+        return (
+            f"LOCAL model server ({d.get('server')} {d.get('server_version') or ''}) at {d.get('host')}: "
+            f"model {d.get('model')}, server concurrency {d.get('concurrency')} ({d.get('concurrency_note')}), "
+            f"interrupt_requests={d.get('interrupt_requests')}, {d.get('threads')} CPU thread(s)"
         )
     return f"REAL backend: {d.get('host')}"

@@ -100,6 +100,12 @@ def _backend(value: Any) -> Any:
     return value
 
 
+def _with_sequential(value: list[str]) -> list[str]:
+    if "sequential" not in value:
+        raise ValueError("must include 'sequential' (the baseline every speedup is measured against)")
+    return value
+
+
 def Int(lo: int, hi: int | None = None) -> Any:
     return Annotated[int, BeforeValidator(_integer), Field(ge=lo, le=hi)]
 
@@ -207,6 +213,27 @@ class StrategiesParams(NotebookParams):
     prices: dict[str, Price]
 
 
+class CalibrationParams(NotebookParams):
+    """06: measure sequential/parallel/bounded on a backend, calibrate the simulator, compare predictions."""
+
+    backend: Backend
+    profile: Profile  # the simulator's profile when backend is 'sim' (a stand-in for a real server)
+    sim_capacity: Int(1, 1000) | None  # the stand-in simulator's capacity (None: unlimited)
+    strategies: Annotated[Strategies, AfterValidator(_with_sequential)]
+    time_scale: TimeScale
+    predict_time_scale: TimeScale
+    seed: Seed
+    trials: Trials
+    warmup: Warmup
+    n_begrippen: NBegrippen
+    k: Int(1, 6)
+    temperature: Float(ge=0.0, le=2.0) | None
+    sampling_seed: Int(0) | None
+    max_tokens: Int(1, 100_000) | None
+    call_timeout_s: Float(gt=0.0, le=3600.0)
+    goal: Float(gt=0.0, le=1.0)
+
+
 # The notebook (file stem) -> its model. A notebook not listed here has no checked parameters.
 MODELS: dict[str, type[NotebookParams]] = {
     "01_sequential_vs_parallel": SpeedupParams,
@@ -214,6 +241,7 @@ MODELS: dict[str, type[NotebookParams]] = {
     "03_report": SummaryParams,
     "04_scale_and_rate_limits": ScaleParams,
     "05_strategies": StrategiesParams,
+    "06_calibration": CalibrationParams,
 }
 
 

@@ -13,7 +13,9 @@ Parameters come from a YAML file::
       01_sequential_vs_parallel.ipynb: {trials: 3}
 
 ``out_dir`` is always the report folder. The API key is never a parameter (papermill writes parameters into
-the output notebook): notebooks read ``OPENAI_API_KEY`` from the environment.
+the output notebook): notebooks read ``OPENAI_API_KEY`` from the environment. Two optional blocks,
+``local_llm:`` (start the real local model server once for the run) and ``generation:`` (run-wide request
+overrides such as temperature 0 and a seed), are described in :mod:`voorbeelden.bench.run_env`.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ NOTEBOOKS_DIR = PROJECT_ROOT / "notebooks"
 DEFAULT_PARAMS = NOTEBOOKS_DIR / "params" / "default.yaml"
 DEFAULT_OUT = PROJECT_ROOT / "reports"
 DEFAULT_EXECUTION_TIMEOUT_S = 600
-_TOP_LEVEL_KEYS = {"execution_timeout", "common", "notebooks", "description"}
+_TOP_LEVEL_KEYS = {"execution_timeout", "common", "notebooks", "description", "local_llm", "generation"}
 
 
 @dataclass
@@ -126,6 +128,9 @@ def plan_parameters(
         plan[name] = parameters
     for key in sorted(set(common) - used_common):
         problems.append(f"common: {key}: no notebook in the run declares this parameter")
+    from voorbeelden.bench.run_env import check_blocks
+
+    problems += check_blocks(config)
     if problems:
         raise ValueError(
             f"{params_path}: invalid parameters; nothing was run:\n  - " + "\n  - ".join(problems)
@@ -342,35 +347,46 @@ def run_report(
     timeout_s = int(config.get("execution_timeout") or DEFAULT_EXECUTION_TIMEOUT_S)
     os.environ.setdefault("MPLBACKEND", "agg")  # inherited by the kernels: headless plotting
 
+    from voorbeelden.bench.run_env import report_environment
+
     runs: list[NotebookRun] = []
     bar = tqdm(names, desc="report", unit="notebook", file=sys.stderr, disable=not progress)
-    for name in bar:
-        bar.set_postfix_str(name)
-        nb = nb_dir / name
-        parameters = {**plan[name], "out_dir": str(report_dir)}
-        run = NotebookRun(name=name, parameters={k: v for k, v in parameters.items() if k != "out_dir"})
-        output = report_dir / name
-        started = time.monotonic()
-        error = _execute(nb, output, parameters, timeout_s, nb_dir)
-        run.duration_s = time.monotonic() - started
-        run.status = "ok" if error is None else "failed"
-        run.error = error
-        if output.is_file():
-            run.ipynb = output.name
-            try:
-                html_path = _to_html(output)
-            except Exception as exc:  # an HTML failure must not hide the notebook's own result
-                run.error = (run.error + "; " if run.error else "") + f"HTML export failed: {exc}"
-                run.status = "failed"
-            else:
-                run.html = html_path.name if html_path else None
-        runs.append(run)
-        if error is not None:
-            tqdm.write(f"{name}: FAILED: {error}", file=sys.stderr)
+    # The local model server (when the run asks for one) lives for the whole run: every notebook measures
+    # the same warm server, and it is stopped whatever happens.
+    with report_environment(config, plan) as local_backend:
+        for name in bar:
+            bar.set_postfix_str(name)
+            nb = nb_dir / name
+            parameters = {**plan[name], "out_dir": str(report_dir)}
+            run = NotebookRun(name=name, parameters={k: v for k, v in parameters.items() if k != "out_dir"})
+            output = report_dir / name
+            started = time.monotonic()
+            error = _execute(nb, output, parameters, timeout_s, nb_dir)
+            run.duration_s = time.monotonic() - started
+            run.status = "ok" if error is None else "failed"
+            run.error = error
+            if output.is_file():
+                run.ipynb = output.name
+                try:
+                    html_path = _to_html(output)
+                except Exception as exc:  # an HTML failure must not hide the notebook's own result
+                    run.error = (run.error + "; " if run.error else "") + f"HTML export failed: {exc}"
+                    run.status = "failed"
+                else:
+                    run.html = html_path.name if html_path else None
+            runs.append(run)
+            if error is not None:
+                tqdm.write(f"{name}: FAILED: {error}", file=sys.stderr)
     bar.close()
 
     _merge_jsonl(report_dir)
     summary = build_summary(report_dir, runs, config, params_path, time.monotonic() - t0)
+    if local_backend is not None:
+        summary["backend"] = summary["environment"]["backend"] = local_backend
+        summary["backend_line"] = describe_backend(local_backend)
+    from voorbeelden.bench.calibration_bench import report_sections
+
+    summary.update(report_sections(report_dir, summary))
     write_json(report_dir / "summary.json", summary)
     (report_dir / "index.html").write_text(render_index(summary, report_dir), encoding="utf-8")
     _point_latest(out_root.resolve(), report_dir)
@@ -416,6 +432,8 @@ def render_index(summary: Mapping[str, Any], report_dir: Path) -> str:
             "All latencies come from the embedded simulator, scaled by time_scale: figures describe the simulated "
             "profile, not a live model."
             if simulated
+            else "Measured against a real model served on this machine (no API key involved)."
+            if backend.get("kind") == "local"
             else "Measured against a live endpoint (host shown; the API key is read from the environment and "
             "never stored)."
         ),
@@ -445,6 +463,11 @@ def render_index(summary: Mapping[str, Any], report_dir: Path) -> str:
                 f"<td>{_num(oh.get('sequential'), '{:.1f}')} / {_num(oh.get('parallel'), '{:.1f}')}</td></tr>"
             )
         out.append("</table>")
+    out += [f"<p class='banner real'>{_e(note)}</p>" for note in summary.get("speedup_notes") or []]
+    if summary.get("calibration"):
+        from voorbeelden.bench.calibration_bench import calibration_html
+
+        out.append(calibration_html(summary["calibration"]))
 
     out.append(
         "<h2>Notebooks</h2><table><tr><th class='l'>notebook</th><th class='l'>status</th><th>seconds</th>"

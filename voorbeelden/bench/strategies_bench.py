@@ -81,7 +81,7 @@ def strategies_experiment(P: Mapping[str, Any]) -> StrategiesExperiment:
     with open_backend(
         P["backend"], profile=P["profiles"][0], time_scale=P["time_scale"], seed=P["seed"]
     ) as be:
-        labels = P["profiles"] if be.simulated else [f"real ({be.host})"]
+        labels = P["profiles"] if be.simulated else [f"{be.kind} ({be.host})"]
         for label in labels:
             ts = P["time_scale"] if be.simulated else 1.0
             if be.simulated:

@@ -196,8 +196,9 @@ def cli_args(config: SimConfig) -> list[str]:
         "--fault-rate", repr(config.fault_rate), "--faults", ",".join(config.faults),
         "--max-body-bytes", str(config.max_body_bytes),
     ]  # fmt: skip
-    if config.profile_file is not None:
-        args += ["--profile-file", config.profile_file]
+    if config.profile_file is not None:  # the file names its own profile
+        at = args.index("--profile")
+        args[at : at + 2] = ["--profile-file", config.profile_file]
     if config.capacity is not None:
         args += ["--capacity", str(config.capacity)]
     if config.rpm is not None:

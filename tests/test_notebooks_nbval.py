@@ -26,6 +26,7 @@ def test_the_report_suite_notebooks_are_present() -> None:
         "03_report.ipynb",
         "04_scale_and_rate_limits.ipynb",
         "05_strategies.ipynb",
+        "06_calibration.ipynb",
     ]
 
 

@@ -369,11 +369,15 @@ def _concurrency(df: pd.DataFrame, service: Mapping[str, float], slope: float) -
         # A call that took well over its service time waited for the server.
         waited += list(grp["latency_s"].to_numpy(float) > 1.25 * services + 0.005)
         most = int(grp["in_flight"].max())
-        # Served in the order they ended: calls sent within a millisecond reach the server in any order, and
-        # a server that takes one call at a time finishes them in the order it took them.
-        order = np.argsort(ends, kind="stable")
+        # Taken in the order they were sent, or in the order they ended: calls sent within a millisecond
+        # reach the server in any order, and a server that takes one call at a time finishes them in the
+        # order it took them. Each slot count gets the better of the two.
+        orders = (np.argsort(starts, kind="stable"), np.argsort(ends, kind="stable"))
         errors = np.array(
-            [np.abs(fifo_ends(starts, services, c, order) - ends).sum() for c in range(1, most + 1)]
+            [
+                min(np.abs(fifo_ends(starts, services, c, o) - ends).sum() for o in orders)
+                for c in range(1, most + 1)
+            ]
         )
         # The fewest slots that explain the timings (within 5% of the work): more slots than that change
         # nothing a client could measure.

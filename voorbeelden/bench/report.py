@@ -92,6 +92,30 @@ def load_params(path: str | Path | None) -> dict[str, Any]:
     return data
 
 
+INCOMPLETE_MARK = "INCOMPLETE"
+
+
+def check_out_root(out_root: Path) -> None:
+    """Refuse a report folder that cannot be used, before any notebook runs (a message, not a traceback)."""
+    existing = next((p for p in (out_root, *out_root.parents) if p.exists()), None)
+    if existing is not None and not existing.is_dir():
+        raise ValueError(f"--out {out_root}: {existing} is a file, not a folder")
+    if existing is not None and not os.access(existing, os.W_OK | os.X_OK):
+        raise ValueError(f"--out {out_root}: folder {existing} is not writable")
+
+
+def _mark_incomplete(report_dir: Path) -> None:
+    """A report folder is incomplete until its index.html is written. The mark is written first and removed
+    last, so a run that ends any other way (Ctrl-C, SIGTERM, SIGKILL, a crash) leaves it behind."""
+    started = dt.datetime.now().isoformat(timespec="seconds")
+    (report_dir / INCOMPLETE_MARK).write_text(
+        f"This report is incomplete: the run started {started} (pid {os.getpid()}) ended before writing "
+        "index.html (interrupted, killed or crashed).\nNotebooks, figures and summary.json here may be missing "
+        "or partial; reports/latest was not moved here.\n",
+        encoding="utf-8",
+    )
+
+
 def plan_parameters(
     config: Mapping[str, Any], names: Sequence[str], nb_dir: Path, params_path: Path
 ) -> dict[str, dict[str, Any]]:
@@ -342,8 +366,10 @@ def run_report(
         raise FileNotFoundError(f"notebook(s) {missing} named in {params_path} are not in {nb_dir}")
     plan = plan_parameters(config, names, nb_dir, params_path)
     out_root = Path(out_root) if out_root is not None else DEFAULT_OUT
+    check_out_root(out_root)
     out_root.mkdir(parents=True, exist_ok=True)
     report_dir = _timestamp_dir(out_root.resolve())
+    _mark_incomplete(report_dir)
     timeout_s = int(config.get("execution_timeout") or DEFAULT_EXECUTION_TIMEOUT_S)
     os.environ.setdefault("MPLBACKEND", "agg")  # inherited by the kernels: headless plotting
 
@@ -389,6 +415,7 @@ def run_report(
     summary.update(report_sections(report_dir, summary))
     write_json(report_dir / "summary.json", summary)
     (report_dir / "index.html").write_text(render_index(summary, report_dir), encoding="utf-8")
+    (report_dir / INCOMPLETE_MARK).unlink()  # complete now; only a complete report becomes reports/latest
     _point_latest(out_root.resolve(), report_dir)
     return ReportResult(report_dir, runs, summary)
 

@@ -26,14 +26,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import yaml
+
     from voorbeelden.bench.report import run_report
 
     try:
         result = run_report(
             args.params, args.out, notebooks_dir=args.notebooks, progress=not args.no_progress
         )
-    except (FileNotFoundError, ValueError) as exc:
+    except (OSError, ValueError) as exc:  # a missing file, an unusable --out, invalid parameters
         print(f"report: {exc}", file=sys.stderr)
+        return 2
+    except yaml.YAMLError as exc:
+        print(f"report: the parameter file is not valid YAML: {exc}", file=sys.stderr)
         return 2
     s = result.summary
     print(f"report: {result.report_dir}/index.html ({s['duration_s']:.0f} s)")

@@ -286,3 +286,88 @@ def test_sim_refuses_a_bad_profile_file(tmp_path: Path) -> None:
         timeout=60,
     )
     assert done.returncode == 2 and "is not JSON" in done.stderr and "Traceback" not in done.stderr
+
+
+# ---- the report's side: notes, comparison table, parameter blocks ---------------------------------------------
+
+
+def test_a_speedup_below_one_gets_its_reason_on_the_first_page() -> None:
+    from voorbeelden.bench.calibration_bench import calibration_html, speedup_notes
+
+    summary = {
+        "backend": {"kind": "local", "concurrency": 1},
+        "speedup": {
+            "slow": {"median": 0.9, "n_pairs": 3, "ci_low": 0.8, "ci_high": 0.95},
+            "fast": {"median": 1.4, "n_pairs": 3, "ci_low": 1.2, "ci_high": 1.6},
+        },
+    }
+    notes = speedup_notes(summary, None)
+    assert len(notes) == 1 and notes[0].startswith("slow: parallel was not faster")
+    assert "one request at a time" in notes[0] and "slower beyond noise" in notes[0]
+    other = speedup_notes({"backend": {"kind": "real"}, "speedup": summary["speedup"]}, {"capacity": None})
+    assert "cost more than they saved" in other[0]
+    html = calibration_html(
+        {
+            "capacity": 1,
+            "goal": 0.15,
+            "table": [
+                {
+                    "strategy": "parallel",
+                    "n_pairs": 2,
+                    "measured_speedup": 0.9,
+                    "predicted_speedup": 1.2,
+                    "error": 0.333,
+                    "within_goal": False,
+                    "ci_low": 0.8,
+                    "ci_high": 1.0,
+                },
+            ],
+            "conclusion": ["a line"],
+        }
+    )
+    assert "+33%" in html and ">NO<" in html and "a line" in html
+
+
+def _gens(walls: dict[str, list[float]]) -> pd.DataFrame:
+    rows = []
+    for strategy, values in walls.items():
+        for i, wall in enumerate(values):
+            rows.append(
+                {"strategy": strategy, "pair": f"{i}:b", "begrip": "b", "trial": i, "warmup": False,
+                 "wall_s": wall, "tokens_out": 100, "n_failed": 0, "sum_latency_s": wall,
+                 "max_latency_s": wall / 6}
+            )  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def test_compare_states_measured_and_predicted_speedups_and_their_error() -> None:
+    from voorbeelden.bench.calibration_bench import compare
+
+    measured = _gens({"sequential": [10.0, 10.0, 10.0], "parallel": [10.0, 12.5, 10.0]})
+    predicted = _gens({"sequential": [2.0, 2.0, 2.0], "parallel": [2.0, 2.0, 2.0]})  # at time scale 0.2
+    table = compare(measured, predicted, ["sequential", "parallel"], predicted_time_scale=0.2)
+    seq, par = table.iloc[0], table.iloc[1]
+    assert seq["wall_error"] == pytest.approx(0.0) and seq["within_goal"]
+    assert par["measured_speedup"] == pytest.approx(1.0) and par["predicted_speedup"] == pytest.approx(1.0)
+    assert par["error"] == pytest.approx(0.0) and par["n_pairs"] == 3
+    table = compare(
+        measured, _gens({"sequential": [2.0] * 3, "parallel": [1.0] * 3}), ["sequential", "parallel"]
+    )
+    assert table.iloc[1]["error"] == pytest.approx(1.0) and not table.iloc[1]["within_goal"]
+
+
+def test_the_local_parameter_file_and_its_blocks_are_checked() -> None:
+    from voorbeelden.bench.report import load_params
+    from voorbeelden.bench.run_env import GenerationOverrides, check_blocks
+
+    root = Path(__file__).resolve().parents[1]
+    config = load_params(root / "notebooks" / "params" / "local.yaml")
+    assert check_blocks(config) == []
+    assert config["common"]["backend"] == "local"
+    assert set(config["notebooks"]) >= {"01_sequential_vs_parallel.ipynb", "06_calibration.ipynb"}
+    env = GenerationOverrides.model_validate(config["generation"]).environ()
+    assert env["VOORBEELDEN_TEMPERATURE"] == "0.0" and env["VOORBEELDEN_SEED"] == "1"
+    problems = check_blocks({"generation": {"temperature": 5, "sead": 1}, "local_llm": {"threads": 0}})
+    assert len(problems) == 3, problems
+    assert any(p.startswith("generation: temperature") for p in problems)
+    assert any("sead" in p for p in problems) and any(p.startswith("local_llm: threads") for p in problems)

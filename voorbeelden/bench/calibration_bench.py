@@ -243,9 +243,10 @@ def _below_one_reason(capacity: int | None, backend: Mapping[str, Any]) -> str:
     served = backend.get("concurrency") or capacity
     if served == 1:
         return (
-            "the server answers one request at a time, so the concurrent calls queue behind each other; "
-            "their work is not shortened, and what is left is noise and the server's extra cost of juggling "
-            "waiting connections (the per-trial bound Σ/max assumes a server that serves all calls at once)"
+            "the server answers one request at a time: the concurrent calls queue behind each other and the "
+            "server does the same work as one call after the other, so overlap cannot save time; what "
+            "differs from 1 is noise and the cost of the waiting calls (the per-trial bound Σ/max assumes "
+            "a server that serves all calls at once, which this one does not)"
         )
     return (
         "the concurrent calls cost more than they saved (server slots, rate limits or a longer slowest call); "
@@ -261,9 +262,15 @@ def speedup_notes(summary: Mapping[str, Any], calibration: Mapping[str, Any] | N
     for label, s in (summary.get("speedup") or {}).items():
         med = s.get("median")
         if med is not None and med == med and med < 1:
+            lo, hi = s.get("ci_low"), s.get("ci_high")
+            ci = ""
+            if lo is not None and hi is not None and lo == lo and hi == hi:
+                ci = f", 95% CI {lo:.2f}-{hi:.2f}" + (
+                    ": slower beyond noise" if hi < 1 else ": not distinguishable from 1"
+                )
             notes.append(
-                f"{label}: parallel was SLOWER than sequential (median speedup {med:.2f}x, "
-                f"{s.get('n_pairs')} pairs) because {_below_one_reason(cap, backend)}."
+                f"{label}: parallel was not faster than sequential (median speedup {med:.2f}x over "
+                f"{s.get('n_pairs')} pairs{ci}) because {_below_one_reason(cap, backend)}."
             )
     return notes
 

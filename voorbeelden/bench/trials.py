@@ -121,6 +121,7 @@ _SUMMARY_ONLY = {
     "max_latency_s",
     "tokens_in",
     "tokens_out",
+    "waited_s",
     "first_visible_s",
     "errors",
     "order",

@@ -15,6 +15,44 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
+from voorbeelden.redact import redact, redact_obj
+
+# Exit codes (also in the README), judged over the terms this run generated (terms skipped because --out
+# already has them are not re-judged). A term is "complete" when all six parts were delivered.
+EXIT_CODES_HELP = """exit codes:
+  0  every term of this run complete (all six parts delivered), no invalid lines
+  1  no part delivered for any term (every call failed, or every line invalid)
+  2  bad input (arguments, missing input file): nothing was sent
+  3  partial: some terms incomplete or some lines invalid (see "terms" in --json, and --out)"""
+
+
+def term_entry(row: dict[str, Any]) -> dict[str, Any]:
+    """One term's status for the summary: complete (six parts), partial, failed (no part) or invalid."""
+    if row.get("status") == "invalid":
+        return {"line": row.get("line"), "status": "invalid", "error": row.get("error")}
+    parts = row.get("parts") or {}
+    errors = row.get("errors") or {}
+    delivered = sum(1 for name in parts if name not in errors) if parts else 0
+    status = "complete" if parts and not errors else ("partial" if delivered else "failed")
+    entry: dict[str, Any] = {
+        "line": row.get("line"),
+        "begrip": (row.get("request") or {}).get("begrip"),
+        "status": status,
+        "parts_delivered": delivered,
+        "parts_short": len(row.get("shortfalls") or {}),
+    }
+    if errors or row.get("error"):
+        entry["error"] = row.get("error") or next(iter(errors.values()))
+    return entry
+
+
+def batch_exit_code(terms: list[dict[str, Any]]) -> int:
+    if all(t["status"] == "complete" for t in terms):
+        return 0
+    if not any(t["status"] in ("complete", "partial") for t in terms):
+        return 1
+    return 3
+
 
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
@@ -25,6 +63,8 @@ def register(subparsers: Any) -> None:
             "result line per term to --out, and resume from --out when rerun. Lines that are not valid "
             "requests get a status 'invalid' record with the reason; the batch goes on."
         ),
+        epilog=EXIT_CODES_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("input", type=Path, help="JSONL file, one request per line")
     p.add_argument("--out", type=Path, required=True, help="JSONL results (appended; resumed when present)")
@@ -69,7 +109,7 @@ def register(subparsers: Any) -> None:
 
 
 def _fail(message: str) -> int:
-    print(f"voorbeelden batch: {message}", file=sys.stderr)
+    print(f"voorbeelden batch: {redact(message)}", file=sys.stderr)
     return 2
 
 
@@ -118,6 +158,7 @@ def run(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
         cache: bool | Path = False if args.no_cache else (args.cache_dir or True)
+        terms: list[dict[str, Any]] = []
         try:
             summary = asyncio.run(
                 generate_many(
@@ -138,21 +179,35 @@ def run(args: argparse.Namespace) -> int:
                     max_retries=args.max_retries,
                     progress=False if (args.json or args.no_progress) else None,
                     fsync=args.fsync,
+                    on_result=lambda row: terms.append(term_entry(row)),
                 )
             )
         except ValueError as err:  # an unknown strategy, an invalid limit
             return _fail(str(err))
     data = summary.to_dict()
+    code = batch_exit_code(terms)
+    counts = {
+        k: sum(1 for t in terms if t["status"] == k) for k in ("complete", "partial", "failed", "invalid")
+    }
+    data.update(exit_code=code, term_status=counts, terms=sorted(terms, key=lambda t: t.get("line") or 0))
+    data = redact_obj(data)
     if args.json:
         json.dump(data, sys.stdout, ensure_ascii=False, indent=2)
         print()
     else:
         gate = data["gate"]
         print(
-            f"{data['generated']} terms generated ({data['ok']} ok, {data['failed']} failed), "
+            f"{data['generated']} terms generated ({counts['complete']} complete, {counts['partial']} partial, "
+            f"{counts['failed']} with no part), "
             f"{data['invalid']} invalid lines, {data['skipped']} already done, {data['duplicates']} duplicates; "
             f"{gate.get('sent', 0)} calls ({gate.get('cache_hits', 0)} from cache, {gate.get('throttled', 0)} "
             f"answered 429, {gate.get('retries', 0)} retries) in {data['wall_s']:.1f} s; results in {args.out}",
             file=sys.stderr,
         )
-    return 0 if data["failed"] == 0 and data["invalid"] == 0 else 1
+        incomplete = [t for t in data["terms"] if t["status"] != "complete"]
+        for t in incomplete[:20]:
+            what = t.get("begrip") or "(invalid line)"
+            print(f"  line {t['line']}: {t['status']}: {what}: {t.get('error', '')}", file=sys.stderr)
+        if len(incomplete) > 20:
+            print(f"  ... and {len(incomplete) - 20} more (--json lists every term)", file=sys.stderr)
+    return code

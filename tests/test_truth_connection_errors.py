@@ -9,10 +9,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+from _truth_server import free_port
+
 from voorbeelden.generator import generate_sync
 from voorbeelden.sim import SimConfig, running_simulator
-
-from _truth_server import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 KEY = "sk-test-connection-SECRET-1234567890abcdef"

@@ -10,10 +10,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from _truth_server import answer_401, serve
 
 from voorbeelden.sim import SimConfig, running_simulator
-
-from _truth_server import answer_401, serve
 
 ROOT = Path(__file__).resolve().parents[1]
 DEF = "Een schriftelijke beslissing van een bestuursorgaan."
@@ -25,7 +24,12 @@ def _cli(*args: str, base_url: str | None = None, cwd: Path = ROOT) -> subproces
     if base_url:
         env.update(OPENAI_BASE_URL=base_url, OPENAI_API_KEY="sk-test-exit-codes-0000000000000")
     return subprocess.run(
-        [sys.executable, "-m", "voorbeelden", *args], capture_output=True, text=True, env=env, cwd=cwd, timeout=90
+        [sys.executable, "-m", "voorbeelden", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd,
+        timeout=90,
     )
 
 
@@ -49,9 +53,13 @@ def test_readme_documents_the_exit_codes() -> None:
 
 def test_generate_exit_codes_complete_partial_none_bad_input() -> None:
     with running_simulator(SimConfig(profile="uniform-2s", time_scale=0.005)) as sim:
-        complete = _cli("generate", "besluit", "--definitie", DEF, "--strategy", "sequential", base_url=sim.base_url)
+        complete = _cli(
+            "generate", "besluit", "--definitie", DEF, "--strategy", "sequential", base_url=sim.base_url
+        )
         sim.configure(schedule=list(LOSE_TWO))
-        partial = _cli("generate", "besluit", "--definitie", DEF, "--strategy", "sequential", base_url=sim.base_url)
+        partial = _cli(
+            "generate", "besluit", "--definitie", DEF, "--strategy", "sequential", base_url=sim.base_url
+        )
     with serve(answer_401) as srv:
         none = _cli("generate", "besluit", "--definitie", DEF, base_url=srv.base_url)
     bad = _cli("generate", "", "--definitie", DEF)
@@ -64,12 +72,16 @@ def test_generate_exit_codes_complete_partial_none_bad_input() -> None:
 
 
 def _inputs(path: Path, n: int) -> Path:
-    path.write_text("".join(json.dumps({"begrip": f"besluit {i}", "definitie": DEF}) + "\n" for i in range(n)))
+    path.write_text(
+        "".join(json.dumps({"begrip": f"besluit {i}", "definitie": DEF}) + "\n" for i in range(n))
+    )
     return path
 
 
 def _batch(inp: Path, out: Path, base_url: str) -> subprocess.CompletedProcess[str]:
-    return _cli("batch", str(inp), "--out", str(out), "--json", "--no-cache", base_url=base_url, cwd=out.parent)
+    return _cli(
+        "batch", str(inp), "--out", str(out), "--json", "--no-cache", base_url=base_url, cwd=out.parent
+    )
 
 
 def test_batch_exit_codes_and_per_term_status(tmp_path: Path) -> None:

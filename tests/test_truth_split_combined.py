@@ -4,11 +4,11 @@ during a Retry-After wait is described as what it was, and the wait is on the re
 
 from __future__ import annotations
 
+from _truth_server import one_item, rate_limited, serve, stall
+
 from voorbeelden.commands.generate import render_text, render_timing
 from voorbeelden.generator import generate_sync
 from voorbeelden.types import Part
-
-from _truth_server import one_item, rate_limited, serve, stall
 
 KEY = "sk-test-truth-not-a-real-key-000000"
 REQ = {"begrip": "besluit", "definitie": "Een schriftelijke beslissing van een bestuursorgaan."}
@@ -54,7 +54,9 @@ def test_a_deadline_during_the_combined_call_says_the_combined_call_was_running(
     assert "FAILED (timeout)" in _table_row(render_timing(gen), "toelichting")
 
 
-def test_a_deadline_during_a_retry_after_wait_is_a_timeout_in_status_and_error_and_the_wait_is_recorded() -> None:
+def test_a_deadline_during_a_retry_after_wait_is_a_timeout_in_status_and_error_and_the_wait_is_recorded() -> (
+    None
+):
     with serve(rate_limited(5.0)) as srv:
         gen = generate_sync(REQ, "parallel", base_url=srv.base_url, api_key=KEY, deadline_s=0.5)
     assert gen.n_ok == 0 and gen.wall_s < 2.0

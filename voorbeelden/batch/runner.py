@@ -25,6 +25,7 @@ from voorbeelden.batch.cache import ResponseCache
 from voorbeelden.batch.limiter import RateLimiter
 from voorbeelden.batch.output import OutputLog, line_key, request_key
 from voorbeelden.batch.transport import GatedTransport, make_client
+from voorbeelden.redact import redact_obj
 from voorbeelden.types import ALL_PARTS, CallRecord, InvalidRequest, Request
 
 if TYPE_CHECKING:
@@ -282,6 +283,7 @@ async def generate_many(
         return outstanding < transport.concurrency.effective + width
 
     def emit(row: dict[str, Any]) -> None:
+        row = redact_obj(row)  # the output boundary: no key (or key-like text) reaches the file or caller
         if log is not None:
             log.append(row)
         if on_result is not None:

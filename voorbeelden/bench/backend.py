@@ -84,6 +84,12 @@ class Backend:
     def host(self) -> str:
         return url_host(self.base_url)
 
+    @property
+    def clock_scale(self) -> float:
+        """What the client's timeouts and backoffs are multiplied by: the simulator's ``time_scale`` (its
+        clock runs that much faster), 1.0 for a real endpoint, whose clock is the wall clock."""
+        return float(self.time_scale) if self.simulated and self.time_scale else 1.0
+
     def configure(self, **changes: Any) -> None:
         if self._handle is None:
             raise RuntimeError(
@@ -141,6 +147,16 @@ def open_backend(
         )
 
 
+def model_seconds_factor(time_scale: float | None) -> float:
+    """THE one place measured seconds become model seconds: ``1 / time_scale`` for results of the simulator
+    (rows tagged with its ``time_scale``), exactly 1.0 for a real endpoint (tagged ``None``): real time is
+    never rescaled."""
+    if time_scale is None:
+        return 1.0
+    ts = float(time_scale)
+    return 1.0 if ts != ts or ts <= 0 else 1.0 / ts
+
+
 def probe(base_url: str, timeout_s: float = 5.0) -> str | None:
     """None when ``base_url`` answers HTTP at all (any status), else why not (never mentioning the key)."""
     import httpx
@@ -152,5 +168,7 @@ def probe(base_url: str, timeout_s: float = 5.0) -> str | None:
             timeout=timeout_s,
         )
     except httpx.HTTPError as exc:
-        return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        from voorbeelden.redact import redact
+
+        return redact(f"{type(exc).__name__}: {exc}") if str(exc) else type(exc).__name__
     return None

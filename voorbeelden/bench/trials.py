@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 
 import pandas as pd
 
+from voorbeelden.redact import redact_obj
 from voorbeelden.types import Generation, Request
 
 T = TypeVar("T")
@@ -225,7 +226,7 @@ async def arun_trials(
                     "sim_key": sim_key,
                     "finished_at": time.time(),
                 }
-                row = _generation_row(gen, meta)
+                row = redact_obj(_generation_row(gen, meta))  # the side file is an output: no keys in it
                 rows.append(row)
                 if sink is not None:
                     sink.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")

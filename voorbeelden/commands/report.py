@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from voorbeelden.redact import redact
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
@@ -33,18 +35,48 @@ def run(args: argparse.Namespace) -> int:
             args.params, args.out, notebooks_dir=args.notebooks, progress=not args.no_progress
         )
     except (FileNotFoundError, ValueError) as exc:
-        print(f"report: {exc}", file=sys.stderr)
+        print(f"report: {redact(str(exc))}", file=sys.stderr)
         return 2
     s = result.summary
-    print(f"report: {result.report_dir}/index.html ({s['duration_s']:.0f} s)")
-    print(f"backend: {s['backend_line']}")
-    for profile, sp in s["speedup"].items():
-        print(
-            f"  {profile}: speedup {sp['median']:.2f}x (95% CI {sp['ci_low']:.2f}-{sp['ci_high']:.2f}), "
-            f"per-trial bound {sp['trial_bound']:.2f}x, expected bound "
-            + (f"{sp['expected_bound']:.2f}x" if sp["expected_bound"] is not None else "n/a")
+    lines = [
+        f"report: {result.report_dir}/index.html ({s['duration_s']:.0f} s)",
+        f"backend: {s['backend_line']}",
+    ]
+    lines += speedup_lines(s)
+    lines += [
+        f"  {row['profile']} / {row['strategy']}: "
+        + (
+            f"wall p50 {row['wall_p50_s']:.2f} s, p95 {row['wall_p95_s']:.2f} s over "
+            f"{row['n_complete']} of {row['n']} complete generations"
+            if row.get("n_complete") and _finite(row.get("wall_p50_s"))
+            else f"no figure: {row.get('n_complete') or 0} of {row.get('n')} generations complete"
         )
-    for run_ in result.runs:
-        if run_.status != "ok":
-            print(f"  FAILED {run_.name}: {run_.error}", file=sys.stderr)
+        for row in s.get("strategies", [])
+    ]
+    lines.append(
+        "OK: every notebook ran, every headline has complete pairs" if result.ok else "NOT OK (exit 1):"
+    )
+    lines += [f"  {reason}" for reason in s.get("reasons") or []]
+    print(redact("\n".join(lines)))
     return result.exit_code
+
+
+def _finite(value: object) -> bool:
+    return isinstance(value, int | float) and value == value
+
+
+def speedup_lines(summary: dict) -> list[str]:
+    """One line per profile: the speedup with its completeness (complete pairs of pairs run), or why none."""
+    out = []
+    for profile, sp in summary["speedup"].items():
+        pairs = f"{sp['n_pairs']} of {sp.get('n_pairs_total', sp['n_pairs'])}"
+        if not sp["n_pairs"] or not _finite(sp.get("median")):
+            out.append(f"  {profile}: no speedup: {pairs} sequential/parallel pairs complete")
+            continue
+        expected = sp.get("expected_bound")
+        out.append(
+            f"  {profile}: speedup {sp['median']:.2f}x (95% CI {sp['ci_low']:.2f}-{sp['ci_high']:.2f}) over "
+            f"{pairs} complete pairs, per-trial bound {sp['trial_bound']:.2f}x, expected bound "
+            + (f"{expected:.2f}x" if _finite(expected) else "n/a")
+        )
+    return out

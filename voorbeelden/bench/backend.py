@@ -25,6 +25,7 @@ class BackendSpec:
 
     kind: str
     base_url: str | None = None
+    source: str = ""  # what chose it, said on the report's backend line (e.g. "OPENAI_BASE_URL")
 
     @property
     def host(self) -> str | None:
@@ -44,14 +45,20 @@ def resolve_backend(backend: str = "auto", environ: dict[str, str] | None = None
     env = os.environ if environ is None else environ
     choice = (backend or "auto").strip()
     if choice == "sim":
-        return BackendSpec("simulated")
+        return BackendSpec("simulated", source="backend parameter 'sim'")
     if choice == "auto":
         base = env.get("OPENAI_BASE_URL", "").strip()
-        if base or env.get("OPENAI_API_KEY", "").strip():
-            return BackendSpec("real", (base or DEFAULT_REAL_BASE_URL).rstrip("/"))
-        return BackendSpec("simulated")
+        if base:
+            return BackendSpec("real", base.rstrip("/"), source="OPENAI_BASE_URL")
+        if env.get("OPENAI_API_KEY", "").strip():
+            return BackendSpec(
+                "real",
+                DEFAULT_REAL_BASE_URL,
+                source="OPENAI_API_KEY, with OPENAI_BASE_URL unset: OpenAI's default endpoint",
+            )
+        return BackendSpec("simulated", source="neither OPENAI_BASE_URL nor OPENAI_API_KEY set")
     if choice.startswith(("http://", "https://")):
-        return BackendSpec("real", choice.rstrip("/"))
+        return BackendSpec("real", choice.rstrip("/"), source="backend parameter")
     raise ValueError(f"backend must be 'auto', 'sim' or an http(s) base URL, got {backend!r}")
 
 
@@ -69,6 +76,7 @@ class Backend:
     profile: str | None = None
     time_scale: float | None = None
     seed: int | None = None
+    chosen_by: str = ""
     _handle: Any = field(default=None, repr=False)
     _api_key: str = field(default="", repr=False)
 
@@ -111,8 +119,16 @@ class Backend:
                 "time_scale": self.time_scale,
                 "seed": self.seed,
                 "host": self.host,
+                "chosen_by": self.chosen_by,
             }
-        return {"kind": "real", "host": self.host, "profile": None, "time_scale": None, "seed": None}
+        return {
+            "kind": "real",
+            "host": self.host,
+            "profile": None,
+            "time_scale": None,
+            "seed": None,
+            "chosen_by": self.chosen_by,
+        }
 
 
 @contextmanager
@@ -130,7 +146,7 @@ def open_backend(
     spec = backend if isinstance(backend, BackendSpec) else resolve_backend(backend)
     if spec.kind == "real":
         assert spec.base_url is not None
-        yield Backend(kind="real", base_url=spec.base_url, _api_key=api_key_from_env())
+        yield Backend(kind="real", base_url=spec.base_url, chosen_by=spec.source, _api_key=api_key_from_env())
         return
     from voorbeelden.sim import SimConfig, running_simulator
 
@@ -142,6 +158,7 @@ def open_backend(
             profile=profile,
             time_scale=time_scale,
             seed=seed,
+            chosen_by=spec.source,
             _handle=handle,
             _api_key=SIM_PLACEHOLDER_KEY,
         )

@@ -310,4 +310,5 @@ def describe_backend(backend: Backend | Mapping[str, Any]) -> str:
             f"SIMULATED backend (embedded simulator): profile {profile}, "
             f"time_scale {d.get('time_scale')}, seed {d.get('seed')}"
         )
-    return f"REAL backend: {d.get('host')}"
+    chosen = d.get("chosen_by")
+    return f"REAL backend: {d.get('host')}" + (f" (chosen by {chosen})" if chosen else "")

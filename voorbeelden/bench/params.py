@@ -169,7 +169,7 @@ def validate_params(**params: Any) -> dict[str, Any]:
                 why = probe(spec.base_url)
                 if why is not None:
                     problems.append(
-                        f"backend {spec.host} ({'from OPENAI_BASE_URL' if out['backend'] == 'auto' else 'backend'})"
+                        f"backend {spec.host} (from {spec.source})"
                         f" does not answer: {why}. Check the URL, or use backend='sim' for the embedded simulator."
                     )
     if problems:

@@ -199,6 +199,7 @@ def _backend_info(
     return {
         "kind": spec.kind,
         "host": spec.host,
+        "chosen_by": spec.source,
         "profile": common.get("profiles") or common.get("profile"),
         "time_scale": common.get("time_scale") if spec.kind == "simulated" else None,
         "seed": common.get("seed"),

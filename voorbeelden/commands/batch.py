@@ -15,15 +15,17 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
+from voorbeelden.consent import BATCH_CONSENT_CALLS, EXIT_NO_CONSENT
 from voorbeelden.redact import redact, redact_obj
 
 # Exit codes (also in the README), judged over the terms this run generated (terms skipped because --out
 # already has them are not re-judged). A term is "complete" when all six parts were delivered.
-EXIT_CODES_HELP = """exit codes:
+EXIT_CODES_HELP = f"""exit codes:
   0  every term of this run complete (all six parts delivered), no invalid lines
   1  no part delivered for any term (every call failed, or every line invalid)
   2  bad input (arguments, missing input file): nothing was sent
-  3  partial: some terms incomplete or some lines invalid (see "terms" in --json, and --out)"""
+  3  partial: some terms incomplete or some lines invalid (see "terms" in --json, and --out)
+  {EXIT_NO_CONSENT}  stopped before any call: over {BATCH_CONSENT_CALLS} calls to a remote (possibly paid) endpoint need --yes"""
 
 
 def term_entry(row: dict[str, Any]) -> dict[str, Any]:
@@ -98,6 +100,11 @@ def register(subparsers: Any) -> None:
     p.add_argument("--fsync", action="store_true", help="fsync after every line (survives power loss)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON on stdout; no progress bar")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--yes",
+        action="store_true",
+        help=f"consent in advance to more than {BATCH_CONSENT_CALLS} calls to a remote (possibly paid) endpoint",
+    )
     sim = p.add_argument_group("embedded simulator (used when no endpoint is configured)")
     sim.add_argument("--sim-profile", default="definitie-app", help="latency profile")
     sim.add_argument("--time-scale", type=float, default=0.1, help="multiply every simulated time by this")
@@ -108,6 +115,38 @@ def register(subparsers: Any) -> None:
     p.set_defaults(func=run)
 
 
+def _consented(args: argparse.Namespace, base_url: str | None) -> bool:
+    """Above BATCH_CONSENT_CALLS calls to a remote endpoint, say what will happen and ask (voorbeelden.consent)."""
+    from voorbeelden.bench.plan import per_generation
+    from voorbeelden.client import describe_endpoint
+    from voorbeelden.config import default_model
+    from voorbeelden.consent import Plan, confirm, is_remote
+
+    if not is_remote(base_url):
+        return True
+    with open(args.input, "rb") as f:
+        terms = sum(1 for line in f if line.strip())
+    calls, tokens_in, tokens_out = per_generation(args.strategy)
+    if terms * calls <= BATCH_CONSENT_CALLS:
+        return True
+    plan = Plan(
+        action=f"voorbeelden batch {args.input.name}",
+        host=describe_endpoint(args.base_url, host_only=True),
+        chosen_by=describe_endpoint(args.base_url, source_only=True),
+        calls=terms * calls,
+        tokens_in=terms * tokens_in,
+        tokens_out_max=terms * tokens_out,
+        model=args.model or default_model(),
+        details=(
+            f"{terms:,} input lines x {calls} calls per term ({args.strategy}); terms already in --out are "
+            "skipped, retries come on top",
+        ),
+    )
+    how = "To try it on a few terms first, give a shorter input file; the embedded simulator is free (unset "
+    how += "OPENAI_API_KEY and OPENAI_BASE_URL)."
+    return confirm(plan, yes=args.yes, how_to_avoid=how)
+
+
 def _fail(message: str) -> int:
     print(f"voorbeelden batch: {redact(message)}", file=sys.stderr)
     return 2
@@ -115,7 +154,13 @@ def _fail(message: str) -> int:
 
 def run(args: argparse.Namespace) -> int:
     from voorbeelden.batch import generate_many
-    from voorbeelden.client import PLACEHOLDER_KEY, NoBackend, has_configured_backend, resolve
+    from voorbeelden.client import (
+        PLACEHOLDER_KEY,
+        NoBackend,
+        describe_endpoint,
+        has_configured_backend,
+        resolve,
+    )
 
     if not args.input.exists():
         return _fail(f"input file {args.input} does not exist")
@@ -135,6 +180,9 @@ def run(args: argparse.Namespace) -> int:
                 base_url, api_key = resolve(args.base_url, None)
             except NoBackend as err:
                 return _fail(str(err))
+            if not _consented(args, base_url):
+                return EXIT_NO_CONSENT
+            print(f"using {describe_endpoint(args.base_url)}", file=sys.stderr)
         else:
             from voorbeelden.sim import SimConfig, running_simulator
 

@@ -5,7 +5,14 @@ from __future__ import annotations
 import argparse
 import sys
 
+from voorbeelden.consent import EXIT_NO_CONSENT
 from voorbeelden.redact import redact
+
+EXIT_CODES_HELP = f"""exit codes:
+  0  every notebook ran and every headline figure rests on complete pairs
+  1  a notebook failed, or a headline has no complete pair (summary.json: ok false, with the reason)
+  2  bad parameters: nothing was run
+  {EXIT_NO_CONSENT}  stopped before any call: a remote (possibly paid) endpoint needs consent (--yes)"""
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -15,8 +22,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description=(
             "Execute the notebooks with papermill and write reports/<timestamp>/ (executed notebooks, HTML, PNG "
             "plots, results.jsonl, summary.json, index.html); reports/latest points to the newest. The backend is "
-            "the embedded simulator unless OPENAI_BASE_URL / OPENAI_API_KEY are set (backend: auto)."
+            "the embedded simulator unless OPENAI_BASE_URL / OPENAI_API_KEY are set (backend: auto). Before any "
+            "call to a remote endpoint (not this machine) it says what it will do (calls, tokens, estimated cost) "
+            "and asks; --yes answers for you."
         ),
+        epilog=EXIT_CODES_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument(
         "--params", metavar="FILE", help="YAML parameters (default: notebooks/params/default.yaml)"
@@ -24,13 +35,44 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", metavar="DIR", help="folder for report runs (default: reports/)")
     p.add_argument("--notebooks", metavar="DIR", help="folder with the notebooks (default: the project's)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--yes", action="store_true", help="consent in advance to calls to a remote (possibly paid) endpoint"
+    )
     p.set_defaults(func=run)
+
+
+def _consented(args: argparse.Namespace) -> bool:
+    """Ask before a remote endpoint is called (see voorbeelden.consent); True when nothing needs asking."""
+    from pathlib import Path
+
+    from voorbeelden.bench.plan import report_plan
+    from voorbeelden.bench.report import DEFAULT_PARAMS, NOTEBOOKS_DIR, load_params
+    from voorbeelden.consent import confirm
+
+    params = Path(args.params) if args.params else DEFAULT_PARAMS
+    plan = report_plan(
+        load_params(params),
+        Path(args.notebooks) if args.notebooks else NOTEBOOKS_DIR,
+        action=f"voorbeelden report with {params.name}",
+    )
+    if plan is None:
+        return True
+    return confirm(
+        plan,
+        yes=args.yes,
+        how_to_avoid=(
+            "To measure the embedded simulator instead (free), unset OPENAI_API_KEY and OPENAI_BASE_URL, "
+            "or set 'backend: sim' under 'common' in the parameter file."
+        ),
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     from voorbeelden.bench.report import run_report
 
     try:
+        if not _consented(args):
+            return EXIT_NO_CONSENT
         result = run_report(
             args.params, args.out, notebooks_dir=args.notebooks, progress=not args.no_progress
         )

@@ -46,6 +46,10 @@ _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
 )
 
 
+# Cheap test run before the patterns: a string with none of these cannot match any of them.
+_MAYBE = re.compile(r"(?i)sk-|bearer|key|token|secret|authoriz|://")
+
+
 def secrets_from_env(environ: Mapping[str, str] | None = None) -> list[str]:
     """The key values to hide: every non-trivial value of :data:`KEY_ENV_VARS`, longest first."""
     env = os.environ if environ is None else environ
@@ -57,25 +61,36 @@ def redact(text: str, extra_secrets: Iterable[str] = ()) -> str:
     """``text`` with the environment's API keys, ``extra_secrets`` and key-like patterns masked."""
     if not text:
         return text
-    for secret in [*secrets_from_env(), *(s for s in extra_secrets if len(s) >= _MIN_SECRET_LEN)]:
+    return _redact(text, [*secrets_from_env(), *(s for s in extra_secrets if len(s) >= _MIN_SECRET_LEN)])
+
+
+def _redact(text: str, secrets: list[str]) -> str:
+    for secret in secrets:
         if secret in text:
             text = text.replace(secret, MASK)
-    for pattern, replacement in _PATTERNS:
-        text = pattern.sub(replacement, text)
+    if _MAYBE.search(text):
+        for pattern, replacement in _PATTERNS:
+            text = pattern.sub(replacement, text)
     return text
 
 
 def redact_obj(value: Any, extra_secrets: Iterable[str] = ()) -> Any:
     """A copy of a JSON-like structure with every string redacted, keys too (tuples become lists, as in JSON)."""
-    extra = tuple(extra_secrets)
+    secrets = [*secrets_from_env(), *(s for s in extra_secrets if len(s) >= _MIN_SECRET_LEN)]
+    return _walk(value, secrets)
+
+
+def _walk(value: Any, secrets: list[str]) -> Any:
     if isinstance(value, str):
-        return redact(value, extra)
+        return _redact(value, secrets) if value else value
     if isinstance(value, Mapping):
+        # Field names ("tokens_in", "api_key") are identifiers, never secrets: only other keys are checked.
         return {
-            (redact(k, extra) if isinstance(k, str) else k): redact_obj(v, extra) for k, v in value.items()
+            (_redact(k, secrets) if isinstance(k, str) and not k.isidentifier() else k): _walk(v, secrets)
+            for k, v in value.items()
         }
     if isinstance(value, list | tuple):
-        return [redact_obj(v, extra) for v in value]
+        return [_walk(v, secrets) for v in value]
     return value
 
 

@@ -4,7 +4,6 @@ recorded and skipped, and a batch killed with SIGKILL resumes without losing or 
 from __future__ import annotations
 
 import asyncio
-import bisect
 import json
 import os
 import signal
@@ -39,14 +38,13 @@ def _write_jsonl(path: Path, rows: list[object]) -> Path:
     return path
 
 
-def _max_in_window(times: list[float], window: float) -> int:
-    times = sorted(times)
-    return max((bisect.bisect_left(times, t + window) - i for i, t in enumerate(times)), default=0)
-
-
-def test_the_rate_limit_holds_at_the_server_in_every_sliding_window() -> None:
+def test_the_rate_limit_holds_at_the_server() -> None:
+    """The server is the authority on its limit: every request passes its bucket (no 429), and the limit is
+    used, not just respected. (Counting the server's arrival stamps in sliding windows measured the wrong
+    thing: the server's limit is a continuously refilling bucket, and a loaded server stamps arrivals late,
+    so two requests sent a window apart can be stamped closer; that made the old check flaky under load.)"""
     ts, rpm = 0.02, 60  # 60 requests per 1.2 s; 25 terms = 150 calls span several windows
-    # A separate process, so the server stamps arrivals on time instead of waiting for the client's GIL.
+    # A separate process, so the server judges arrivals on time instead of waiting for the client's GIL.
     with running_simulator(SimConfig(profile="uniform-2s", time_scale=ts, rpm=rpm), process=True) as sim:
         summary = asyncio.run(
             generate_many(
@@ -57,13 +55,16 @@ def test_the_rate_limit_holds_at_the_server_in_every_sliding_window() -> None:
     accepted = counters["accepted_times"]
     assert summary.ok == 25 and summary.parts_lost == 0
     assert len(accepted) == 150
-    gaps = sorted(accepted)
-    shortest = min(b - a for a, b in zip(gaps, gaps[rpm:], strict=False))
-    assert _max_in_window(accepted, 60 * ts) <= rpm, f"{rpm + 1} requests within {shortest:.4f} s"
-    assert counters["sent_429"] == 0
-    # the limit is used, not just respected: 150 calls at 60 per 0.6 s need a bit over 1.2 s
+    assert counters["sent_429"] == 0, "the client sent faster than the server's bucket admits"
+    # The limit is used: 150 calls at 60 per 1.2 s (a full bucket first) need about 1.8 s.
     span = max(accepted) - min(accepted)
     assert span < 2.4 * 1.25
+    # Without the client's limiter the same calls do hit the limit, so the assertion above can fail.
+    with running_simulator(SimConfig(profile="uniform-2s", time_scale=ts, rpm=rpm), process=True) as sim:
+        asyncio.run(
+            generate_many(_requests(25, "zonder"), base_url=sim.base_url, api_key="x", progress=False)
+        )
+        assert sim.counters()["sent_429"] > 0
 
 
 def test_a_second_run_is_answered_from_the_cache_without_requests(tmp_path: Path) -> None:

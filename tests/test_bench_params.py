@@ -7,21 +7,32 @@ from pathlib import Path
 
 import pytest
 
+import voorbeelden
 from voorbeelden.bench.backend import resolve_backend, url_host
-from voorbeelden.bench.data import BUILTIN_BEGRIPPEN, load_begrippen
+from voorbeelden.bench.data import BEGRIPPEN_FILE, count_begrippen, load_begrippen
 from voorbeelden.bench.params import validate_params
+
+FAULTS = dict(
+    backend="sim",
+    profile="uniform-2s",
+    strategy="parallel",
+    time_scale=0.05,
+    seed=0,
+    trials=1,
+    warmup=0,
+    n_begrippen=2,
+    max_retries=2,
+    call_timeout_s=10.0,
+    fault_kinds=["500"],
+    fault_rates=[0.0],
+    out_dir="",
+)
 
 
 def test_good_parameters_are_normalised(tmp_path: Path) -> None:
-    P = validate_params(
-        backend="sim",
-        profiles="uniform-2s, definitie-app",
-        trials=3.0,
-        time_scale=0.05,
-        fault_rates=[0, "0.5"],
-        out_dir=str(tmp_path / "new" / "dir"),
-    )
-    assert P["profiles"] == ["uniform-2s", "definitie-app"]
+    changes = {"trials": 3.0, "fault_kinds": "500, hang", "fault_rates": [0, 0.5]}
+    P = validate_params("02_failure_injection", **{**FAULTS, **changes, "out_dir": str(tmp_path / "new")})
+    assert P["fault_kinds"] == ["500", "hang"]
     assert P["trials"] == 3 and isinstance(P["trials"], int)
     assert P["fault_rates"] == [0.0, 0.5]
     assert P["backend_kind"] == "simulated"
@@ -31,27 +42,30 @@ def test_good_parameters_are_normalised(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("params", "message"),
     [
-        ({"profile": "gpt-9"}, "profile: 'gpt-9' is unknown; use one of"),
-        ({"profiles": ["uniform-2s", "nope"]}, "'nope' is unknown"),
-        ({"trials": -1}, "trials must be between 1 and"),
-        ({"trials": True}, "trials must be an integer"),
-        ({"warmup": 1.5}, "warmup must be an integer"),
-        ({"time_scale": 0}, "time_scale must be > 0"),
-        ({"fault_rates": [0.1, 1.5]}, "each fault rate must be >= 0.0 and <= 1.0"),
-        ({"fault_kinds": ["500", "404"]}, "'404' is unknown"),
+        ({"profile": "gpt-9"}, "profile: unknown profile 'gpt-9'; use uniform-2s"),
+        ({"strategy": "teleport"}, "strategy: unknown strategy 'teleport'; use"),
+        ({"trials": -1}, "trials: Input should be greater than or equal to 1"),
+        ({"trials": True}, "trials: must be a number, got True"),
+        ({"trials": "3"}, "trials: must be a number, got '3'"),
+        ({"warmup": 1.5}, "warmup: must be a whole number"),
+        ({"time_scale": 0}, "time_scale: Input should be greater than 0"),
+        ({"time_scale": float("nan")}, "time_scale: must be a finite number"),
+        ({"n_begrippen": 1000}, "n_begrippen: asks for 1000 begrippen; the data set holds"),
+        ({"fault_rates": [0.1, 1.5]}, "fault_rates.1: Input should be less than or equal to 1"),
+        ({"fault_kinds": ["500", "404"]}, "unknown fault kind '404'"),
         ({"backend": "ftp://x"}, "backend must be 'auto', 'sim' or an http(s) base URL"),
-        ({"trails": 3}, "unknown parameter 'trails'"),
+        ({"trails": 3}, "trails: unknown parameter; this notebook knows"),
     ],
 )
 def test_bad_parameters_raise_a_clear_value_error(params: dict, message: str) -> None:
-    with pytest.raises(ValueError, match="invalid notebook parameters") as info:
-        validate_params(**params)
+    with pytest.raises(ValueError, match="invalid parameters for 02_failure_injection") as info:
+        validate_params("02_failure_injection", **{**FAULTS, **params})
     assert message in str(info.value)
 
 
 def test_every_problem_is_listed_at_once() -> None:
     with pytest.raises(ValueError) as info:
-        validate_params(trials=0, profile="x", seed=-1)
+        validate_params("02_failure_injection", **{**FAULTS, "trials": 0, "profile": "x", "seed": -1})
     text = str(info.value)
     assert "trials" in text and "profile" in text and "seed" in text
 
@@ -66,11 +80,11 @@ def test_a_base_url_that_does_not_answer_stops_validation(monkeypatch: pytest.Mo
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test-SECRET-params")
     url = f"http://127.0.0.1:{_dead_port()}/v1"
     with pytest.raises(ValueError, match="does not answer") as info:
-        validate_params(backend=url)
+        validate_params("03_report", backend=url, out_dir="")
     assert "sk-test-SECRET" not in str(info.value)
     monkeypatch.setenv("OPENAI_BASE_URL", url)
     with pytest.raises(ValueError, match="from OPENAI_BASE_URL"):
-        validate_params(backend="auto")
+        validate_params("03_report", backend="auto", out_dir="")
 
 
 def test_backend_auto_follows_the_environment() -> None:
@@ -83,9 +97,10 @@ def test_backend_auto_follows_the_environment() -> None:
     assert url_host("http://127.0.0.1:9/v1") == "127.0.0.1:9"
 
 
-def test_begrippen_load_from_the_shared_set_or_the_builtin_one() -> None:
-    builtin = load_begrippen(path=BUILTIN_BEGRIPPEN)
-    assert len(builtin) == 5 and all(r.definitie for r in builtin)
+def test_begrippen_come_from_the_package_and_a_shortfall_is_an_error() -> None:
+    shipped = load_begrippen()
+    assert BEGRIPPEN_FILE.is_relative_to(Path(voorbeelden.__file__).parent)
+    assert len(shipped) == count_begrippen() >= 24 and all(r.definitie for r in shipped)
     assert len(load_begrippen(3)) == 3
-    with pytest.raises(ValueError, match="holds 5"):
-        load_begrippen(6, path=BUILTIN_BEGRIPPEN)
+    with pytest.raises(ValueError, match=f"holds {len(shipped)}"):
+        load_begrippen(len(shipped) + 1)

@@ -39,7 +39,7 @@ def test_a_failing_notebook_is_marked_failed_and_the_others_still_run(tmp_path: 
     )
     params = tmp_path / "p.yaml"
     params.write_text(
-        "execution_timeout: 60\ncommon: {x: 5, unused: 1}\nnotebooks:\n  b_fails.ipynb: {}\n  a_ok.ipynb: {x: 7}\n"
+        "execution_timeout: 60\ncommon: {x: 5}\nnotebooks:\n  b_fails.ipynb: {}\n  a_ok.ipynb: {x: 7}\n"
     )
     out = tmp_path / "reports"
     result = run_report(params, out, notebooks_dir=nbs, progress=False)

@@ -14,7 +14,7 @@ from voorbeelden.sim import SimConfig, running_simulator
 
 @pytest.fixture(scope="module")
 def sim():
-    with running_simulator(SimConfig(profile="definitie-app", time_scale=0.002, seed=1)) as handle:
+    with running_simulator(SimConfig(profile="definitie-app", time_scale=0.005, seed=1)) as handle:
         yield handle
 
 

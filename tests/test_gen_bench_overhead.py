@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from voorbeelden.bench_overhead import render, run_benchmark
+from voorbeelden.bench.overhead import render, run_benchmark
 
 
 def test_benchmark_smoke() -> None:

@@ -7,7 +7,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-from voorbeelden.faultmatrix import FAULT_KINDS, REDUCED_RATES, MatrixSettings, predicted_delivery, run_matrix
+from voorbeelden.bench.faultmatrix import (
+    FAULT_KINDS,
+    REDUCED_RATES,
+    MatrixSettings,
+    predicted_delivery,
+    run_matrix,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -56,7 +62,7 @@ def test_generate_returns_by_its_deadline_counted_from_the_call() -> None:
     import asyncio
     import time
 
-    from voorbeelden.faultmatrix import _config
+    from voorbeelden.bench.faultmatrix import _config
     from voorbeelden.generator import generate
     from voorbeelden.sim import SimConfig, running_simulator
 

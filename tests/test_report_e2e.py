@@ -76,6 +76,18 @@ def test_report_with_ci_params_writes_every_artifact(tmp_path: Path) -> None:
     assert "SIMULATED" in first_screen and "time_scale 0.01" in first_screen
     assert "All 5 notebooks ran" in first_screen
 
+    # A clean run is quiet: no parser or kernel warnings in the terminal, no stderr blocks in the notebooks.
+    for noise in ("Unable to parse", "Passed unknown parameter", "without encryption", "Traceback"):
+        assert noise not in done.stderr, done.stderr[-3000:]
+    for executed in report.glob("0*.ipynb"):
+        streams = [
+            o
+            for c in json.loads(executed.read_text())["cells"]
+            for o in c.get("outputs", [])
+            if o.get("output_type") == "stream" and o.get("name") == "stderr"
+        ]
+        assert not [o for o in streams if "simulator:" in "".join(o["text"])], executed.name
+
     s = json.loads((report / "summary.json").read_text())
     assert s["ok"] is True
     assert {
@@ -135,23 +147,29 @@ def test_the_api_key_is_used_but_never_written(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_bad_parameters_fail_in_the_validation_cell_and_mark_the_notebook(tmp_path: Path) -> None:
-    params = tmp_path / "bad.yaml"
-    params.write_text(
-        "execution_timeout: 60\ncommon: {backend: sim}\nnotebooks:\n"
-        "  01_sequential_vs_parallel.ipynb: {trials: -1, profiles: [uniform-2s, gpt-9]}\n"
-    )
-    done = _report(tmp_path / "out", params)
-    assert done.returncode == 1
-    s = json.loads(((tmp_path / "out" / "latest") / "summary.json").read_text())
-    (nb,) = s["notebooks"]
-    assert nb["status"] == "failed"
-    assert nb["error"].startswith("ValueError: invalid notebook parameters")
-    assert "trials must be between 1" in nb["error"] and "'gpt-9' is unknown" in nb["error"]
-    executed = json.loads(((tmp_path / "out" / "latest") / nb["ipynb"]).read_text())
+def test_bad_parameters_injected_by_papermill_fail_in_the_validation_cell(tmp_path: Path) -> None:
+    """`voorbeelden report` refuses bad values before any kernel (tests/test_report_params.py); a notebook run
+    by papermill directly, or from JupyterLab, still stops in the cell right after the parameters."""
+    import papermill as pm
+    from papermill.exceptions import PapermillExecutionError
+
+    out = tmp_path / "01.ipynb"
+    with pytest.raises(PapermillExecutionError) as info:
+        pm.execute_notebook(
+            str(ROOT / "notebooks" / "01_sequential_vs_parallel.ipynb"),
+            str(out),
+            parameters={"trials": -1, "profiles": ["uniform-2s", "gpt-9"], "out_dir": str(tmp_path)},
+            kernel_name="python3",
+            cwd=str(ROOT / "notebooks"),
+            progress_bar=False,
+            execution_timeout=120,
+        )
+    assert info.value.ename == "ValueError"
+    assert "trials: Input should be greater than or equal to 1" in info.value.evalue
+    assert "unknown profile 'gpt-9'" in info.value.evalue
+    executed = json.loads(out.read_text())
     code = [c for c in executed["cells"] if c["cell_type"] == "code"]
     failing = [
         i for i, c in enumerate(code) if any(o.get("output_type") == "error" for o in c.get("outputs", []))
     ]
     assert failing == [2]  # the cell right after the parameters and the injected parameters cell
-    assert "FAILED" in done.stderr

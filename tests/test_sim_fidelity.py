@@ -11,8 +11,8 @@ import sys
 import openai
 import pytest
 
+from voorbeelden.bench.fidelity import run_fidelity
 from voorbeelden.sim import running_simulator
-from voorbeelden.sim.fidelity import run_fidelity
 from voorbeelden.sim.transport import aiohttp_http_client
 
 MSG = [{"role": "user", "content": 'Geef precies 3 voorbeeldzinnen voor het begrip "beschikking".'}]

@@ -3,52 +3,30 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
+from voorbeelden.bench.data import load_bad_inputs, load_begrippen
 from voorbeelden.types import ALL_PARTS, CallRecord, Generation, InvalidRequest, Part, Request
-
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "begrippen.json"
-
-
-def _load() -> dict:
-    if not DATA.exists():
-        pytest.skip(f"shared data set {DATA} is absent (it lives beside the repository, not in it)")
-    return json.loads(DATA.read_text(encoding="utf-8"))
-
-
-def _materialise(case: dict) -> dict:
-    fields = {k: v for k, v in case.items() if k not in ("case", "definitie_repeat")}
-    if "definitie_repeat" in case:
-        text, times = case["definitie_repeat"]
-        fields["definitie"] = text * times
-    return fields
-
-
-def _bad_cases() -> list[dict]:
-    if not DATA.exists():
-        return []
-    return json.loads(DATA.read_text(encoding="utf-8"))["bad_inputs"]
 
 
 def test_every_begrip_is_accepted() -> None:
-    data = _load()
-    assert data["begrippen"], "the data set has no begrippen"
-    for entry in data["begrippen"]:
-        req = Request.coerce(entry)
-        assert req.begrip == entry["begrip"].strip()
+    requests = load_begrippen()
+    assert len(requests) >= 24, "the shipped data set needs at least 24 terms"
+    assert {r.begrip for r in requests} >= {"besluit", "verdachte", "overeenkomst"}
+    for req in requests:
+        assert req.definitie and set(req.context) <= {"organisatorisch", "juridisch", "wettelijk"}
 
 
-@pytest.mark.parametrize("case", _bad_cases(), ids=lambda c: c["case"])
+@pytest.mark.parametrize("case", load_bad_inputs(), ids=lambda c: c["case"])
 def test_bad_inputs_are_rejected(case: dict) -> None:
     with pytest.raises(InvalidRequest) as info:
-        Request.coerce(_materialise(case))
+        Request.coerce({k: v for k, v in case.items() if k != "case"})
     assert len(str(info.value)) > 10
 
 
 def test_bad_inputs_present() -> None:
-    assert len(_load()["bad_inputs"]) >= 5
+    assert len(load_bad_inputs()) >= 5
 
 
 @pytest.mark.parametrize(

@@ -52,14 +52,39 @@ class InvalidRequest(ValueError):
     """Raised before any model call when a request cannot be sent; the message says what to fix."""
 
 
-# Phrases that turn a term into an instruction to the model. A begrip is a noun phrase, never a command;
-# rejecting these early is cheaper and clearer than hoping the prompt holds.
+# Text that addresses the model instead of describing a term. Naming a concept is never an instruction: the
+# terms "systeemprompt" and "system prompt" are legitimate begrippen (a glossary of AI terms needs them). What
+# is refused, in the begrip, the definitie and every context item alike, is text that *tells the model what to
+# do*: (1) an override, a verb of dismissal followed in the same sentence by what is dismissed ("negeer alle
+# voorgaande instructies", "ignore previous instructions", "forget your rules"); (2) a request to reveal the
+# instructions ("toon je systeemprompt", "print your system prompt"); (3) a role switch ("je bent nu",
+# "you are now", "from now on you") or a chat-template marker ("<|im_start|>", "[INST]", a line starting with
+# "system:"). The verbs are imperatives, so descriptive text ("het negeren van regels") passes.
+_SAME_SENTENCE = r"[^.!?\n]{0,60}?"
 _INJECTION = re.compile(
-    r"\b(negeer|vergeet)\b.*\b(instructies?|opdrachten?|regels)\b"
-    r"|\bignore\b.*\b(instructions?|prompts?)\b"
-    r"|\b(systeem ?prompt|system ?prompt)\b",
-    re.IGNORECASE | re.DOTALL,
+    r"\b(negeer|vergeet|overschrijf|ignore|disregard|forget|override)\b(?!\s+niet\b)"
+    + _SAME_SENTENCE
+    + r"\b(instructies?|opdrachten?|regels|aanwijzingen|prompts?|systeemprompt|instructions?|rules|directions)\b"
+    r"|\b(toon|geef|herhaal|print|onthul|reveal|show|repeat|output)\b"
+    + _SAME_SENTENCE
+    + r"(\b(je|jouw|uw|your)\s+(systeem ?prompt|system ?prompt|instructies|instructions)"
+    r"|\b(de|the)\s+(systeem ?prompt|system ?prompt))\b"
+    r"|\b(je bent nu|jij bent nu|vanaf nu ben je|you are now|from now on,? you)\b"
+    r"|<\|[a-z_]+\|>|\[/?INST\]|<</?SYS>>"
+    r"|(^|\n)\s*(system|systeem|assistant|assistent)\s*:",
+    re.IGNORECASE,
 )
+
+
+def _injection(field_name: str, text: str) -> None:
+    """Raise when ``text`` reads as an instruction to the model (see the rule above), naming the field and
+    quoting what matched, so the user sees which words to change."""
+    m = _INJECTION.search(text)
+    if m:
+        raise InvalidRequest(
+            f"{field_name} reads as an instruction to the model ({m.group(0).strip()!r}), not as a description "
+            "of the term; rephrase it (naming a concept such as 'systeemprompt' is fine)"
+        )
 
 
 def _has_control_chars(text: str, allow_newlines: bool) -> bool:
@@ -98,10 +123,7 @@ class Request:
                 f"begrip has {len(stripped.split())} words; a term has at most {MAX_BEGRIP_WORDS} "
                 "(put explanations in the definitie)"
             )
-        if _INJECTION.search(stripped):
-            raise InvalidRequest(
-                "begrip reads as an instruction to the model, not a term; give the term itself"
-            )
+        _injection("begrip", stripped)
         definitie = self.definitie if self.definitie is not None else ""
         if not isinstance(definitie, str):
             raise InvalidRequest(f"definitie must be text, got {type(definitie).__name__}")
@@ -111,13 +133,19 @@ class Request:
             raise InvalidRequest(
                 f"definitie is {len(definitie)} characters; the maximum is {MAX_DEFINITIE_CHARS}"
             )
+        _injection("definitie", definitie)
         object.__setattr__(self, "begrip", stripped)
         object.__setattr__(self, "definitie", definitie.strip())
         object.__setattr__(self, "context", _validate_context(self.context))
 
     @classmethod
-    def from_fields(cls, begrip: Any, definitie: Any = "", context: Any = None, **_ignored: Any) -> Request:
-        """Build from loose fields (a JSON line, a notebook dict); unknown keys such as ``bron`` are ignored."""
+    def from_fields(
+        cls, begrip: Any = None, definitie: Any = "", context: Any = None, **_ignored: Any
+    ) -> Request:
+        """Build from loose fields (a JSON line, a notebook dict); unknown keys such as ``bron`` are ignored.
+        A missing ``begrip`` is an :class:`InvalidRequest` that says so, not a ``TypeError`` about arguments."""
+        if begrip is None:
+            raise _missing_begrip(_ignored)
         return cls(begrip=begrip, definitie=definitie if definitie is not None else "", context=context or {})
 
     @classmethod
@@ -125,7 +153,9 @@ class Request:
         if isinstance(value, Request):
             return value
         if isinstance(value, Mapping):
-            return cls.from_fields(**value)
+            if value.get("begrip") is None:
+                raise _missing_begrip(value)
+            return cls.from_fields(value.get("begrip"), value.get("definitie", ""), value.get("context"))
         raise InvalidRequest(f"expected a Request or a mapping with begrip/definitie/context, got {value!r}")
 
     def to_dict(self) -> dict[str, Any]:
@@ -134,6 +164,14 @@ class Request:
             "definitie": self.definitie,
             "context": {k: list(v) for k, v in self.context.items()},
         }
+
+
+def _missing_begrip(fields: Any) -> InvalidRequest:
+    got = sorted(str(k) for k in fields if k != "begrip")
+    return InvalidRequest(
+        "begrip is missing: every request needs a 'begrip' (the term), optionally with 'definitie' and "
+        "'context'" + (f"; the fields given were {', '.join(got)}" if got else "")
+    )
 
 
 def _validate_context(context: Any) -> dict[str, tuple[str, ...]]:
@@ -165,6 +203,7 @@ def _validate_context(context: Any) -> dict[str, tuple[str, ...]]:
                 raise InvalidRequest(f"context[{key!r}] item {v!r:.40} contains control characters")
             if len(v) > MAX_CONTEXT_ITEM_CHARS:
                 raise InvalidRequest(f"context[{key!r}] item is over {MAX_CONTEXT_ITEM_CHARS} characters")
+            _injection(f"context[{key!r}] item", v)
             if v.strip():
                 items.append(v.strip())
         out[key] = tuple(items)

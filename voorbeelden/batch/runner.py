@@ -10,23 +10,31 @@ the cache hold for the whole batch, retries included.
 from __future__ import annotations
 
 import asyncio
-import json
 import math
 import os
 import sys
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from voorbeelden.batch.adaptive import AdaptiveConcurrency
 from voorbeelden.batch.cache import ResponseCache
+from voorbeelden.batch.inputs import (
+    Item,
+    RequestSource,
+    check_source,
+    count_lines,
+    is_path,
+    iter_items,
+    same_file,
+)
 from voorbeelden.batch.limiter import RateLimiter
-from voorbeelden.batch.output import OutputLog, line_key, request_key
+from voorbeelden.batch.output import OutputError, OutputLog
 from voorbeelden.batch.transport import GatedTransport, make_client
 from voorbeelden.redact import redact_obj
-from voorbeelden.types import ALL_PARTS, CallRecord, InvalidRequest, Request
+from voorbeelden.types import ALL_PARTS, CallRecord
 
 if TYPE_CHECKING:
     import openai
@@ -36,7 +44,6 @@ if TYPE_CHECKING:
 __all__ = ["BatchSummary", "generate_many", "generate_many_sync", "peak_rss_mb"]
 
 CALLS_PER_TERM = len(ALL_PARTS)
-RequestSource = str | os.PathLike[str] | Iterable[Request | Mapping[str, Any] | str]
 
 
 @dataclass
@@ -92,58 +99,6 @@ def peak_rss_mb() -> float:
 
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
-
-
-@dataclass
-class _Item:
-    n: int
-    key: str
-    request: Request | None = None
-    error: str | None = None
-    raw: str = ""
-
-
-def _parse(n: int, value: Request | Mapping[str, Any] | str) -> _Item:
-    if isinstance(value, str):
-        raw = value.strip()
-        try:
-            data = json.loads(raw)
-        except ValueError as err:
-            return _Item(
-                n, line_key(raw), error=f"line {n}: not valid JSON ({err.msg} at column {err.colno})", raw=raw
-            )
-        if not isinstance(data, Mapping):
-            return _Item(
-                n,
-                line_key(raw),
-                error=f"line {n}: expected a JSON object with begrip/definitie/context",
-                raw=raw,
-            )
-        value = data
-    try:
-        request = Request.coerce(value)
-    except InvalidRequest as err:
-        raw = value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
-        return _Item(n, line_key(raw), error=f"line {n}: invalid request: {err}", raw=raw)
-    except TypeError as err:  # unexpected keyword shapes from from_fields(**value)
-        raw = json.dumps(value, sort_keys=True, default=str)
-        return _Item(n, line_key(raw), error=f"line {n}: invalid request: {err}", raw=raw)
-    return _Item(n, request_key(request), request=request)
-
-
-def _iter_source(source: RequestSource) -> Iterator[Request | Mapping[str, Any] | str]:
-    if isinstance(source, str | os.PathLike):
-        with open(source, encoding="utf-8") as f:
-            yield from f
-        return
-    yield from source
-
-
-def _count_lines(source: RequestSource) -> int | None:
-    if isinstance(source, str | os.PathLike):
-        with open(source, "rb") as f:
-            return sum(1 for line in f if line.strip())
-    return len(source) if hasattr(source, "__len__") else None  # type: ignore[arg-type]
 
 
 class _Progress:
@@ -231,6 +186,12 @@ async def generate_many(
     from voorbeelden.strategies import get_strategy
 
     get_strategy(strategy)  # an unknown name fails here, once, not as a failed record for every term
+    check_source(requests)  # a missing or unreadable input, a directory: a message before any work
+    if out is not None and is_path(requests) and same_file(requests, out):  # type: ignore[arg-type]
+        raise OutputError(
+            f"--out {out} is the input file itself; results appended to the input would be read back as "
+            "input. Choose another --out"
+        )
     t0 = time.monotonic()
     summary = BatchSummary(out=str(out) if out is not None else None)
     response_cache: ResponseCache | None
@@ -261,9 +222,16 @@ async def generate_many(
 
         config = GeneratorConfig().with_model(model)
 
-    log = OutputLog(out, fsync=fsync).open() if out is not None else None
+    try:  # refused (not ours, locked by another batch): close what was opened, then say why
+        log = OutputLog(out, fsync=fsync).open() if out is not None else None
+    except BaseException:
+        if own_client:
+            await client.close()
+        if response_cache is not None and not isinstance(cache, ResponseCache):
+            response_cache.close()
+        raise
     summary.torn_bytes_cut = log.torn_bytes if log is not None else 0
-    total = _count_lines(requests) if progress is not False and (progress or sys.stderr.isatty()) else None
+    total = count_lines(requests) if progress is not False and (progress or sys.stderr.isatty()) else None
     bar = _Progress(progress, total, transport)
     in_run: set[str] = set()
     active = 0
@@ -290,7 +258,7 @@ async def generate_many(
             on_result(row)
         bar.update()
 
-    async def run_term(item: _Item) -> None:
+    async def run_term(item: Item) -> None:
         nonlocal active, outstanding
         assert item.request is not None
         mine = min(width, CALLS_PER_TERM)  # already counted in `outstanding` at admission
@@ -345,12 +313,10 @@ async def generate_many(
             active -= 1
             room.set()
 
-    async def items() -> AsyncIterator[_Item]:
-        for n, value in enumerate(_iter_source(requests), start=1):
-            if isinstance(value, str) and not value.strip():
-                continue
+    async def items() -> AsyncIterator[Item]:
+        for item in iter_items(requests):
+            n = item.n
             summary.lines += 1
-            item = _parse(n, value)
             if item.key in in_run:
                 summary.duplicates += 1
                 bar.update()

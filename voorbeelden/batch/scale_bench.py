@@ -25,6 +25,7 @@ from voorbeelden.batch.adaptive import AdaptiveConcurrency
 from voorbeelden.batch.limiter import RateLimiter
 from voorbeelden.batch.runner import BatchSummary, generate_many
 from voorbeelden.batch.transport import GatedTransport
+from voorbeelden.bench.data import distinct_requests
 
 __all__ = [
     "STRATEGY_NAMES",
@@ -64,54 +65,26 @@ class ScaleParams:
 
 
 def validate_params(**raw: Any) -> ScaleParams:
-    """Check types and ranges before any work; papermill injects values without checking them."""
+    """Check types and ranges with notebook 04's model before any work (papermill does not check them)."""
+    from voorbeelden.bench.params import ScaleParams as Model
+    from voorbeelden.bench.params import default_out_dir, problems_of
 
-    def number(name: str, lo: float, *, integer: bool = False, optional: bool = False) -> Any:
-        v = raw[name]
-        if v is None and optional:
-            return None
-        if isinstance(v, bool) or not isinstance(v, int | float) or (integer and not float(v).is_integer()):
-            raise ValueError(f"parameter {name} must be {'an integer' if integer else 'a number'}, got {v!r}")
-        if v < lo or not math.isfinite(v):
-            raise ValueError(f"parameter {name} must be >= {lo}, got {v!r}")
-        return int(v) if integer else float(v)
-
-    from voorbeelden.sim import PROFILES
-
-    if raw["profile"] not in PROFILES:
-        raise ValueError(
-            f"parameter profile must be one of {', '.join(sorted(PROFILES))}, got {raw['profile']!r}"
-        )
-    strategies = raw["strategies"]
-    if isinstance(strategies, str):
-        strategies = [s.strip() for s in strategies.split(",") if s.strip()]
-    unknown = [s for s in strategies if s not in STRATEGY_NAMES]
-    if not strategies or unknown:
-        raise ValueError(
-            f"parameter strategies must be a non-empty subset of {STRATEGY_NAMES}, got {strategies!r}"
-        )
-    if raw["time_scale"] is None or not 0 < float(raw["time_scale"]) <= 1:
-        raise ValueError(f"parameter time_scale must be in (0, 1], got {raw['time_scale']!r}")
+    problems = problems_of(Model, raw)
+    if problems:
+        raise ValueError("invalid parameters for 04_scale_and_rate_limits:\n  - " + "\n  - ".join(problems))
+    m = Model.model_validate(raw)
     return ScaleParams(
-        n_terms=number("n_terms", 1, integer=True),
-        profile=raw["profile"],
-        time_scale=float(raw["time_scale"]),
-        rpm=number("rpm", 1),
-        tpm=number("tpm", 1, optional=True),
-        semaphore_k=number("semaphore_k", 1, integer=True),
-        max_in_flight=number("max_in_flight", 1, integer=True),
-        strategies=tuple(strategies),
-        seed=number("seed", 0, integer=True),
-        out_dir=str(raw.get("out_dir") or _default_out_dir()),
+        n_terms=m.n_terms,
+        profile=m.profile,
+        time_scale=m.time_scale,
+        rpm=m.rpm,
+        tpm=m.tpm,
+        semaphore_k=m.semaphore_k,
+        max_in_flight=m.max_in_flight,
+        strategies=tuple(m.strategies),
+        seed=m.seed,
+        out_dir=m.out_dir or str(default_out_dir()),
     )
-
-
-def _default_out_dir() -> Path:
-    """The notebooks' shared default (``$VOORBEELDEN_OUT_DIR`` or ``reports/notebooks``)."""
-    import os
-
-    env = os.environ.get("VOORBEELDEN_OUT_DIR", "").strip()
-    return Path(env) if env else Path(__file__).resolve().parents[2] / "reports" / "notebooks"
 
 
 @dataclass
@@ -138,15 +111,6 @@ class StrategyResult:
         d = {k: v for k, v in asdict(self).items() if k not in ("accepted_offsets_s", "limit_history")}
         d["p95_term_sim_s"] = None if self.p95_term_s is None else self.p95_term_s / time_scale
         return d
-
-
-def _requests(n: int) -> list[dict[str, Any]]:
-    """N distinct terms built from the shared data set when present (distinct so no two share draws)."""
-    base: list[dict[str, Any]] = [{"begrip": "besluit", "definitie": "Een schriftelijke beslissing."}]
-    data = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "begrippen.json"
-    if data.exists():
-        base = json.loads(data.read_text(encoding="utf-8"))["begrippen"]
-    return [{**base[i % len(base)], "begrip": f"{base[i % len(base)]['begrip']} {i}"} for i in range(n)]
 
 
 def _transport(strategy: str, p: ScaleParams) -> GatedTransport:
@@ -177,7 +141,7 @@ def run_strategy(strategy: str, p: ScaleParams) -> StrategyResult:
         t0 = time.monotonic()
         summary: BatchSummary = run_sync(
             generate_many(
-                _requests(p.n_terms),
+                distinct_requests(p.n_terms),
                 base_url=sim.base_url,
                 api_key="not-needed",
                 transport=transport,

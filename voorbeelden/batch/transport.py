@@ -213,7 +213,7 @@ class GatedTransport(httpx.AsyncBaseTransport):
         if attempt > 1:
             self.stats.retries += 1
 
-        key = cache_key(body) if self.cache is not None and body is not None else None
+        key = cache_key(body, str(request.url)) if self.cache is not None and body is not None else None
         if key is not None:
             assert self.cache is not None
             hit = self.cache.get(key)

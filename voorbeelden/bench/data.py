@@ -1,24 +1,33 @@
-"""The begrippen a benchmark runs over.
+"""The begrippen every benchmark, notebook and test runs over: the one loader of the package's data set.
 
-The project's shared set (``../shared/data/begrippen.json`` beside the project root, 20 terms) is used when
-present; otherwise a built-in set of five terms shipped in the package, so a clean install still benchmarks.
+The set ships inside the package (``voorbeelden/data/begrippen.json``), so a fresh clone or a plain
+``pip install`` has it; nothing is read from outside the repository. It holds Dutch terms with their definition
+and context (organisatorisch / juridisch / wettelijk; statutory definitions cite their article in ``bron``) and
+``bad_inputs``: requests that must be refused before any model call.
 """
 
 from __future__ import annotations
 
 import json
+from functools import cache
 from pathlib import Path
+from typing import Any
 
 from voorbeelden.types import Request
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
-SHARED_BEGRIPPEN = PROJECT_ROOT.parent / "shared" / "data" / "begrippen.json"
-BUILTIN_BEGRIPPEN = Path(__file__).resolve().parents[1] / "data" / "begrippen.json"
+BEGRIPPEN_FILE = Path(__file__).resolve().parents[1] / "data" / "begrippen.json"
 
 
-def begrippen_source() -> Path:
-    """The file :func:`load_begrippen` reads: the shared set when present, else the built-in one."""
-    return SHARED_BEGRIPPEN if SHARED_BEGRIPPEN.is_file() else BUILTIN_BEGRIPPEN
+@cache
+def _read(path: Path) -> dict[str, Any]:
+    data = json.loads(path.read_text(encoding="utf-8"))
+    return data if isinstance(data, dict) else {"begrippen": data}
+
+
+def count_begrippen(path: str | Path | None = None) -> int:
+    """How many begrippen the data set holds (what ``n_begrippen`` is checked against)."""
+    return len(_read(Path(path) if path is not None else BEGRIPPEN_FILE)["begrippen"])
 
 
 def load_begrippen(n: int | None = None, path: str | Path | None = None) -> list[Request]:
@@ -27,12 +36,34 @@ def load_begrippen(n: int | None = None, path: str | Path | None = None) -> list
     ``path`` overrides the source; the file holds ``{"begrippen": [{begrip, definitie, context}, ...]}``.
     Asking for more begrippen than the file has is an error, not a silent shortfall.
     """
-    source = Path(path) if path is not None else begrippen_source()
-    data = json.loads(source.read_text(encoding="utf-8"))
-    items = data["begrippen"] if isinstance(data, dict) else data
-    requests = [Request.coerce(item) for item in items]
+    source = Path(path) if path is not None else BEGRIPPEN_FILE
+    requests = [Request.coerce(item) for item in _read(source)["begrippen"]]
     if n is None:
         return requests
     if n < 1 or n > len(requests):
-        raise ValueError(f"asked for {n} begrippen; {source} holds {len(requests)} (use 1..{len(requests)})")
+        raise ValueError(
+            f"asked for {n} begrippen; the data set holds {len(requests)} (use 1..{len(requests)})"
+        )
     return requests[:n]
+
+
+def distinct_requests(n: int) -> list[dict[str, Any]]:
+    """``n`` distinct request dicts cycling over the data set (a suffix keeps the keys, and so the
+    simulator's draws, distinct), for scale and rate-limit runs that need more terms than the set holds."""
+    base = [r.to_dict() for r in load_begrippen()]
+    return [{**base[i % len(base)], "begrip": f"{base[i % len(base)]['begrip']} {i}"} for i in range(n)]
+
+
+def load_bad_inputs() -> list[dict[str, Any]]:
+    """Requests that validation must refuse, each as request fields plus ``case`` (its name).
+
+    ``definitie_repeat: [text, times]`` in the file builds an over-long definitie without storing it.
+    """
+    cases = []
+    for case in _read(BEGRIPPEN_FILE)["bad_inputs"]:
+        fields = {k: v for k, v in case.items() if k != "definitie_repeat"}
+        if "definitie_repeat" in case:
+            text, times = case["definitie_repeat"]
+            fields["definitie"] = text * times
+        cases.append(fields)
+    return cases

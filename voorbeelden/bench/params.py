@@ -1,23 +1,69 @@
-"""Validation of notebook parameters, run in the cell right after the ``parameters`` cell.
+"""One parameter model per experiment notebook, checked twice: up front by ``voorbeelden report`` (before any
+kernel starts) and again in the notebook's validation cell (papermill never checks types, ``-p`` even guesses).
 
-papermill never checks parameter types (``-p`` even guesses them), so a bad value would otherwise surface as a
-stack trace twenty cells later. :func:`validate_params` checks every value it is given, collects *all*
-problems and raises one :class:`ValueError` that says what to fix; on success it returns a normalised dict
-(lists as lists, ``out_dir`` absolute and created, ``backend`` resolved).
+The notebook's ``parameters`` cell is the one place for defaults; a model here holds only names, types and
+ranges (every field is required), so the two cannot drift apart: the report check fills the defaults from
+papermill's own inspection of the cell, and a test checks that every declared name has a field. Errors are
+collected, not raised one at a time, and name the key, the value and the allowed range.
 """
 
 from __future__ import annotations
 
+import ast
+import math
 import os
-from collections.abc import Callable
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from voorbeelden.bench.backend import probe, resolve_backend
-from voorbeelden.bench.data import PROJECT_ROOT
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
-STRATEGY_NAMES = ("sequential", "parallel", "bounded", "combined", "hedged", "streaming")
+from voorbeelden.bench.data import PROJECT_ROOT, count_begrippen
+
 OUT_DIR_ENV = "VOORBEELDEN_OUT_DIR"
+SCALE_STRATEGIES = ("naive", "semaphore", "adaptive", "untold")
+
+
+# --- shared field types -------------------------------------------------------------------------------------
+
+
+def _number(value: Any) -> Any:
+    """Numbers only: YAML ``"3"`` or ``true`` is a mistake to report, not a value to coerce."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"must be a number, got {value!r}")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"must be a finite number, got {value!r}")
+    return value
+
+
+def _integer(value: Any) -> Any:
+    _number(value)
+    if int(value) != value:
+        raise ValueError(f"must be a whole number, got {value!r}")
+    return int(value)
+
+
+def _split(value: Any) -> Any:
+    """A list, or a comma-separated string (handy with ``papermill -p``)."""
+    if isinstance(value, str):
+        return [v.strip() for v in value.split(",") if v.strip()]
+    if isinstance(value, tuple):
+        return list(value)
+    return value
+
+
+def _one_of(names: Any, what: str) -> Any:
+    def check(value: Any) -> Any:
+        allowed = tuple(names()) if callable(names) else tuple(names)
+        values = value if isinstance(value, list) else [value]
+        if isinstance(value, list) and not value:
+            raise ValueError(f"is empty; use one or more of {', '.join(allowed)}")
+        unknown = [v for v in values if v not in allowed]
+        if unknown:
+            raise ValueError(f"unknown {what} {', '.join(map(repr, unknown))}; use {', '.join(allowed)}")
+        return value
+
+    return check
 
 
 def _profiles() -> tuple[str, ...]:
@@ -26,109 +72,190 @@ def _profiles() -> tuple[str, ...]:
     return tuple(PROFILES)
 
 
+def _strategies() -> tuple[str, ...]:
+    from voorbeelden.strategies import STRATEGIES
+
+    return tuple(STRATEGIES)
+
+
 def _fault_kinds() -> tuple[str, ...]:
     from voorbeelden.sim.config import FAULT_KINDS
 
     return tuple(FAULT_KINDS)
 
 
-def _int(name: str, lo: int, hi: int | None = None) -> Callable[[Any], int]:
-    def check(value: Any) -> int:
-        if isinstance(value, bool) or not isinstance(value, int | float) or int(value) != value:
-            raise ValueError(f"{name} must be an integer, got {value!r}")
-        v = int(value)
-        if v < lo or (hi is not None and v > hi):
-            bound = f">= {lo}" if hi is None else f"between {lo} and {hi}"
-            raise ValueError(f"{name} must be {bound}, got {v}")
-        return v
-
-    return check
+def _within_data_set(n: int) -> int:
+    have = count_begrippen()
+    if n > have:
+        raise ValueError(f"asks for {n} begrippen; the data set holds {have} (use 1..{have})")
+    return n
 
 
-def _float(name: str, lo: float, hi: float, *, lo_open: bool = False) -> Callable[[Any], float]:
-    def check(value: Any) -> float:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ValueError(f"{name} must be a number, got {value!r}")
-        v = float(value)
-        if v != v or v > hi or v < lo or (lo_open and v == lo):
-            raise ValueError(f"{name} must be {'>' if lo_open else '>='} {lo} and <= {hi}, got {v}")
-        return v
+def _backend(value: Any) -> Any:
+    from voorbeelden.bench.backend import resolve_backend
 
-    return check
+    if not isinstance(value, str):
+        raise ValueError(f"must be text ('sim', 'auto' or a base URL), got {value!r}")
+    resolve_backend(value)  # raises ValueError with the allowed forms
+    return value
 
 
-def _list(value: Any) -> list[Any]:
-    if isinstance(value, str):
-        return [v.strip() for v in value.split(",") if v.strip()]
-    if isinstance(value, list | tuple):
-        return list(value)
-    raise ValueError(f"expected a list (or a comma-separated string), got {value!r}")
+def Int(lo: int, hi: int | None = None) -> Any:
+    return Annotated[int, BeforeValidator(_integer), Field(ge=lo, le=hi)]
 
 
-def _choices(
-    name: str, allowed: Callable[[], tuple[str, ...]], *, single: bool = False
-) -> Callable[[Any], Any]:
-    def check(value: Any) -> Any:
-        options = allowed()
-        values = [value] if single else _list(value)
-        if not values:
-            raise ValueError(f"{name} is empty; use one or more of {', '.join(options)}")
-        for v in values:
-            if v not in options:
-                raise ValueError(
-                    f"{name}: {v!r} is unknown; use {'one' if single else 'any'} of {', '.join(options)}"
-                )
-        return values[0] if single else values
-
-    return check
+def Float(*, gt: float | None = None, ge: float | None = None, le: float | None = None) -> Any:
+    return Annotated[float, BeforeValidator(_number), Field(gt=gt, ge=ge, le=le)]
 
 
-def _rates(value: Any) -> list[float]:
-    values = _list(value)
-    if not values:
-        raise ValueError("fault_rates is empty; give rates between 0 and 1, e.g. [0.0, 0.2]")
-    check = _float("each fault rate", 0.0, 1.0)
-    return [check(float(v) if isinstance(v, str) else v) for v in values]
+Backend = Annotated[str, AfterValidator(_backend)]
+Profile = Annotated[str, AfterValidator(_one_of(_profiles, "profile"))]
+Profiles = Annotated[list[str], BeforeValidator(_split), AfterValidator(_one_of(_profiles, "profile"))]
+Strategy = Annotated[str, AfterValidator(_one_of(_strategies, "strategy"))]
+Strategies = Annotated[list[str], BeforeValidator(_split), AfterValidator(_one_of(_strategies, "strategy"))]
+TimeScale = Float(gt=0.0, le=10.0)
+Seed = Int(0)
+Trials = Int(1, 10_000)
+Warmup = Int(0, 100)
+NBegrippen = Annotated[Int(1), AfterValidator(_within_data_set)]
+Rate = Float(ge=0.0, le=1.0)
 
 
-def _bool(name: str) -> Callable[[Any], bool]:
-    def check(value: Any) -> bool:
-        if not isinstance(value, bool):
-            raise ValueError(f"{name} must be True or False, got {value!r}")
-        return value
+class NotebookParams(BaseModel):
+    """Base: unknown names are an error (a typo in a YAML file must not pass silently)."""
 
-    return check
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
-
-def _str(name: str) -> Callable[[Any], str]:
-    def check(value: Any) -> str:
-        if not isinstance(value, str):
-            raise ValueError(f"{name} must be text, got {value!r}")
-        return value
-
-    return check
+    out_dir: str
 
 
-VALIDATORS: dict[str, Callable[[Any], Any]] = {
-    "backend": _str("backend"),
-    "profile": _choices("profile", _profiles, single=True),
-    "profiles": _choices("profiles", _profiles),
-    "strategies": _choices("strategies", lambda: STRATEGY_NAMES),
-    "strategy": _choices("strategy", lambda: STRATEGY_NAMES, single=True),
-    "time_scale": _float("time_scale", 0.0, 10.0, lo_open=True),
-    "seed": _int("seed", 0),
-    "trials": _int("trials", 1, 10_000),
-    "warmup": _int("warmup", 0, 100),
-    "n_begrippen": _int("n_begrippen", 1, 1_000),
-    "call_timeout_s": _float("call_timeout_s", 0.0, 3600.0, lo_open=True),
-    "max_retries": _int("max_retries", 0, 10),
-    "fault_kinds": _choices("fault_kinds", _fault_kinds),
-    "fault_rates": _rates,
-    "n_boot": _int("n_boot", 100, 1_000_000),
-    "mc_samples": _int("mc_samples", 100, 10_000_000),
-    "out_dir": _str("out_dir"),
-    "check_backend": _bool("check_backend"),
+class SpeedupParams(NotebookParams):
+    """01: paired sequential vs parallel trials per profile."""
+
+    backend: Backend
+    profiles: Profiles
+    time_scale: TimeScale
+    seed: Seed
+    trials: Trials
+    warmup: Warmup
+    n_begrippen: NBegrippen
+    n_boot: Int(100, 1_000_000)
+    mc_samples: Int(100, 10_000_000)
+
+
+class FaultParams(NotebookParams):
+    """02: fault kinds x rates on the simulator."""
+
+    backend: Backend
+    profile: Profile
+    strategy: Strategy
+    time_scale: TimeScale
+    seed: Seed
+    trials: Trials
+    warmup: Warmup
+    n_begrippen: NBegrippen
+    max_retries: Int(0, 10)
+    call_timeout_s: Float(gt=0.0, le=3600.0)
+    fault_kinds: Annotated[
+        list[str], BeforeValidator(_split), AfterValidator(_one_of(_fault_kinds, "fault kind"))
+    ]
+    fault_rates: Annotated[list[Rate], BeforeValidator(_split), Field(min_length=1)]
+
+
+class SummaryParams(NotebookParams):
+    """03: reads what 01 and 02 wrote."""
+
+    backend: Backend
+
+
+class ScaleParams(NotebookParams):
+    """04: many terms against a rate-limited simulator (times are simulated; ``time_scale`` maps them)."""
+
+    n_terms: Int(1, 10_000_000)
+    profile: Profile
+    time_scale: Float(gt=0.0, le=1.0)
+    rpm: Float(gt=0.0)
+    tpm: Float(gt=0.0) | None
+    semaphore_k: Int(1, 100_000)
+    max_in_flight: Int(1, 100_000)
+    strategies: Annotated[
+        list[str], BeforeValidator(_split), AfterValidator(_one_of(SCALE_STRATEGIES, "strategy"))
+    ]
+    seed: Seed
+
+
+class Price(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    in_: Float(ge=0.0) = Field(alias="in")
+    out: Float(ge=0.0)
+
+
+class StrategiesParams(NotebookParams):
+    """05: every strategy on every profile: wall, tail, first visible part, tokens, cost."""
+
+    backend: Backend
+    profiles: Profiles
+    strategies: Strategies
+    time_scale: TimeScale
+    seed: Seed
+    trials: Trials
+    warmup: Warmup
+    n_begrippen: NBegrippen
+    k: Int(1, 6)
+    hedge_percentile: Float(gt=0.0, le=99.9)
+    prices: dict[str, Price]
+
+
+# The notebook (file stem) -> its model. A notebook not listed here has no checked parameters.
+MODELS: dict[str, type[NotebookParams]] = {
+    "01_sequential_vs_parallel": SpeedupParams,
+    "02_failure_injection": FaultParams,
+    "03_report": SummaryParams,
+    "04_scale_and_rate_limits": ScaleParams,
+    "05_strategies": StrategiesParams,
 }
+
+
+def model_for(notebook: str) -> type[NotebookParams] | None:
+    """The model of a notebook given by file name or stem (``01_sequential_vs_parallel[.ipynb]``)."""
+    return MODELS.get(Path(notebook).name.removesuffix(".ipynb"))
+
+
+def problems_of(model: type[NotebookParams], values: Mapping[str, Any]) -> list[str]:
+    """Every problem with ``values`` as ``key: message (got value)`` lines; empty when they are valid."""
+    try:
+        model.model_validate(dict(values))
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            key = ".".join(str(p) for p in err["loc"]) or "(parameters)"
+            msg = err["msg"].removeprefix("Value error, ")
+            if err["type"] == "extra_forbidden":
+                known = ", ".join(sorted(model.model_fields))
+                lines.append(f"{key}: unknown parameter; this notebook knows {known}")
+            elif err["type"] == "missing":
+                lines.append(f"{key}: missing")
+            elif err["type"] == "value_error":
+                lines.append(f"{key}: {msg}")
+            else:
+                lines.append(f"{key}: {msg} (got {err.get('input')!r})")
+        return lines
+    return []
+
+
+def declared_defaults(notebook: str | Path) -> dict[str, Any]:
+    """The defaults of a notebook's ``parameters`` cell, read by papermill's own inspection (as the
+    report will inject), each evaluated as a Python literal."""
+    import papermill as pm
+
+    out: dict[str, Any] = {}
+    for name, spec in pm.inspect_notebook(str(notebook)).items():
+        try:
+            out[name] = ast.literal_eval(spec["default"])
+        except (ValueError, SyntaxError):
+            out[name] = spec["default"]
+    return out
 
 
 def default_out_dir() -> Path:
@@ -137,46 +264,36 @@ def default_out_dir() -> Path:
     return Path(env) if env else PROJECT_ROOT / "reports" / "notebooks"
 
 
-def validate_params(**params: Any) -> dict[str, Any]:
-    """Check notebook parameters and return them normalised; raise one ValueError listing every problem.
+def validate_params(notebook: str, /, *, check_backend: bool = True, **params: Any) -> dict[str, Any]:
+    """Check a notebook's parameters with its model and return them normalised; raise one ValueError that
+    lists every problem.
 
-    Known names are checked by type and range (``trials`` an integer >= 1, ``profile`` a known simulator
-    profile, rates in [0, 1], ...). ``backend`` is resolved (see :func:`resolve_backend`); a real endpoint is
-    probed and must answer HTTP. ``out_dir`` is made absolute and created. Unknown names are an error (a typo
-    in a YAML file should not pass silently).
+    ``backend`` is resolved (``backend_kind``, ``backend_host`` are added); a real endpoint is probed and must
+    answer HTTP unless ``check_backend`` is false. ``out_dir`` is made absolute and created.
     """
-    problems: list[str] = []
-    out: dict[str, Any] = {}
-    for name, value in params.items():
-        check = VALIDATORS.get(name)
-        if check is None:
-            problems.append(f"unknown parameter {name!r}; known: {', '.join(sorted(VALIDATORS))}")
-            continue
-        try:
-            out[name] = check(value)
-        except ValueError as exc:
-            problems.append(str(exc))
-    if "backend" in out:
-        try:
-            spec = resolve_backend(out["backend"])
-        except ValueError as exc:
-            problems.append(str(exc))
-        else:
-            out["backend_kind"] = spec.kind
-            out["backend_host"] = spec.host
-            if spec.kind == "real" and out.get("check_backend", True) and not problems:
-                assert spec.base_url is not None
-                why = probe(spec.base_url)
-                if why is not None:
-                    problems.append(
-                        f"backend {spec.host} (from {spec.source})"
-                        f" does not answer: {why}. Check the URL, or use backend='sim' for the embedded simulator."
-                    )
+    from voorbeelden.bench.backend import probe, resolve_backend
+
+    model = model_for(notebook)
+    if model is None:
+        raise ValueError(f"no parameter model for notebook {notebook!r}; known: {', '.join(MODELS)}")
+    problems = problems_of(model, params)
     if problems:
-        raise ValueError("invalid notebook parameters:\n  - " + "\n  - ".join(problems))
-    if "out_dir" in out:
-        path = Path(out["out_dir"]).expanduser() if out["out_dir"].strip() else default_out_dir()
-        path = path.resolve()
-        path.mkdir(parents=True, exist_ok=True)
-        out["out_dir"] = str(path)
+        raise ValueError(f"invalid parameters for {notebook}:\n  - " + "\n  - ".join(problems))
+    out = model.model_validate(params).model_dump(by_alias=True)
+    if "backend" in out:
+        spec = resolve_backend(out["backend"])
+        out["backend_kind"] = spec.kind
+        out["backend_host"] = spec.host
+        if spec.kind == "real" and check_backend:
+            assert spec.base_url is not None
+            why = probe(spec.base_url)
+            if why is not None:
+                raise ValueError(
+                    f"backend {spec.host} (from {spec.source}) does not answer: {why}. Check the URL, or use "
+                    "backend='sim' for the embedded simulator."
+                )
+    path = Path(out["out_dir"]).expanduser() if out["out_dir"].strip() else default_out_dir()
+    path = path.resolve()
+    path.mkdir(parents=True, exist_ok=True)
+    out["out_dir"] = str(path)
     return out

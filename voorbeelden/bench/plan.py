@@ -10,7 +10,6 @@ Retries, hedged backups and fallbacks come on top; the plan says so.
 
 from __future__ import annotations
 
-import ast
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -20,28 +19,6 @@ from voorbeelden.bench.backend import resolve_backend
 from voorbeelden.consent import Plan, is_remote
 
 CHARS_PER_TOKEN = 4
-
-
-def _declared(nb: Path) -> dict[str, Any]:
-    """The notebook's parameters with their defaults (papermill reads the tagged cell without running it)."""
-    import logging
-
-    import papermill as pm
-
-    quiet = logging.getLogger("papermill")
-    level = quiet.level
-    quiet.setLevel(logging.ERROR)  # its parse warnings belong to the run itself, not to this look-ahead
-    try:
-        found = pm.inspect_notebook(str(nb))
-    finally:
-        quiet.setLevel(level)
-    out: dict[str, Any] = {}
-    for name, info in found.items():
-        try:
-            out[name] = ast.literal_eval(str(info.get("default")))
-        except (ValueError, SyntaxError):
-            out[name] = None
-    return out
 
 
 def per_generation(strategy: str) -> tuple[int, int, int]:
@@ -87,24 +64,26 @@ def _strategies(name: str, params: Mapping[str, Any]) -> list[str] | None:
 
 
 def report_plan(
-    config: Mapping[str, Any], notebooks_dir: Path, action: str, environ: Mapping[str, str] | None = None
+    parameters: Mapping[str, Mapping[str, Any]],
+    notebooks_dir: Path,
+    action: str,
+    environ: Mapping[str, str] | None = None,
 ) -> Plan | None:
     """The :class:`Plan` of a report run against a remote endpoint, or None when every notebook that would
-    run uses the simulator or a local endpoint (nothing to consent to)."""
+    run uses the simulator or a local endpoint (nothing to consent to). ``parameters`` is what
+    :func:`voorbeelden.bench.report.plan_parameters` gives each notebook (its defaults fill the rest)."""
+    from voorbeelden.bench.params import declared_defaults
     from voorbeelden.config import default_model
 
     env = os.environ if environ is None else environ
-    names = list(config.get("notebooks") or {}) or sorted(p.name for p in notebooks_dir.glob("[0-9]*.ipynb"))
-    common = dict(config.get("common") or {})
     calls = tokens_in = tokens_out = 0
     details: list[str] = []
     remote = None
-    for name in names:
-        declared = _declared(notebooks_dir / name)
+    for name, given in parameters.items():
+        declared = quietly(declared_defaults, notebooks_dir / name)
         if "backend" not in declared:
             continue  # e.g. 04: always the embedded simulator
-        params = {**declared, **{k: v for k, v in common.items() if k in declared}}
-        params.update((config.get("notebooks") or {}).get(name) or {})
+        params = {**declared, **given}
         spec = resolve_backend(str(params.get("backend") or "auto"), dict(env))
         if spec.kind != "real" or not is_remote(spec.base_url):
             continue
@@ -141,3 +120,17 @@ def report_plan(
         model=env.get("OPENAI_MODEL") or default_model(),
         details=tuple(details),
     )
+
+
+def quietly(fn: Any, *args: Any) -> Any:
+    """Call ``fn`` with papermill's parse warnings silenced: they belong to the run itself, not to this
+    look-ahead (the report prints them when it runs the notebook)."""
+    import logging
+
+    logger = logging.getLogger("papermill")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        return fn(*args)
+    finally:
+        logger.setLevel(level)

@@ -74,7 +74,10 @@ def load_params(path: str | Path | None) -> dict[str, Any]:
     path = Path(path) if path is not None else DEFAULT_PARAMS
     if not path.is_file():
         raise FileNotFoundError(f"parameter file {path} does not exist")
-    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise ValueError(f"{path} is not valid YAML: {exc}") from None
     if not isinstance(data, dict):
         raise ValueError(f"{path}: expected a mapping with common/notebooks/execution_timeout")
     unknown = set(data) - _TOP_LEVEL_KEYS
@@ -87,6 +90,73 @@ def load_params(path: str | Path | None) -> dict[str, Any]:
         if not isinstance(values or {}, dict):
             raise ValueError(f"{path}: parameters of {name} must be a mapping")
     return data
+
+
+INCOMPLETE_MARK = "INCOMPLETE"
+
+
+def check_out_root(out_root: Path) -> None:
+    """Refuse a report folder that cannot be used, before any notebook runs (a message, not a traceback)."""
+    existing = next((p for p in (out_root, *out_root.parents) if p.exists()), None)
+    if existing is not None and not existing.is_dir():
+        raise ValueError(f"--out {out_root}: {existing} is a file, not a folder")
+    if existing is not None and not os.access(existing, os.W_OK | os.X_OK):
+        raise ValueError(f"--out {out_root}: folder {existing} is not writable")
+
+
+def _mark_incomplete(report_dir: Path) -> None:
+    """A report folder is incomplete until its index.html is written. The mark is written first and removed
+    last, so a run that ends any other way (Ctrl-C, SIGTERM, SIGKILL, a crash) leaves it behind."""
+    started = dt.datetime.now().isoformat(timespec="seconds")
+    (report_dir / INCOMPLETE_MARK).write_text(
+        f"This report is incomplete: the run started {started} (pid {os.getpid()}) ended before writing "
+        "index.html (interrupted, killed or crashed).\nNotebooks, figures and summary.json here may be missing "
+        "or partial; reports/latest was not moved here.\n",
+        encoding="utf-8",
+    )
+
+
+def plan_parameters(
+    config: Mapping[str, Any], names: Sequence[str], nb_dir: Path, params_path: Path
+) -> dict[str, dict[str, Any]]:
+    """The parameters each notebook will get, checked before any kernel starts.
+
+    ``common`` values go to every notebook that declares the name (papermill's own inspection of the
+    ``parameters`` cell says which); per-notebook values must be declared by that notebook. Every notebook's
+    full set (its defaults + these) is checked against its model in :mod:`voorbeelden.bench.params`, so a typo,
+    a wrong type or a count the data set cannot meet stops the run in about a second, with the file, the
+    notebook and the key named. Raises one ValueError that lists every problem.
+    """
+    from voorbeelden.bench.params import declared_defaults, model_for, problems_of
+
+    common = dict(config.get("common") or {})
+    plan: dict[str, dict[str, Any]] = {}
+    problems: list[str] = []
+    used_common: set[str] = set()
+    for name in names:
+        defaults = declared_defaults(nb_dir / name)
+        own = dict((config.get("notebooks") or {}).get(name) or {})
+        for key in own:
+            if key not in defaults:
+                problems.append(
+                    f"{name}: {key}: unknown parameter; the notebook declares {', '.join(sorted(defaults))}"
+                )
+        parameters = {k: v for k, v in common.items() if k in defaults}
+        used_common |= set(parameters)
+        parameters.update((k, v) for k, v in own.items() if k in defaults)
+        model = model_for(name)
+        if model is not None:
+            problems += [
+                f"{name}: {p}" for p in problems_of(model, {**defaults, **parameters, "out_dir": ""})
+            ]
+        plan[name] = parameters
+    for key in sorted(set(common) - used_common):
+        problems.append(f"common: {key}: no notebook in the run declares this parameter")
+    if problems:
+        raise ValueError(
+            f"{params_path}: invalid parameters; nothing was run:\n  - " + "\n  - ".join(problems)
+        )
+    return plan
 
 
 def _timestamp_dir(out_root: Path) -> Path:
@@ -111,9 +181,15 @@ def _point_latest(out_root: Path, report_dir: Path) -> None:
 
 def _execute(nb: Path, output: Path, parameters: dict[str, Any], timeout_s: int, cwd: Path) -> str | None:
     """Run one notebook; None on success, else the error as one readable line (the exception's own)."""
+    import tempfile
+
     import papermill as pm
     from papermill.exceptions import PapermillExecutionError
+    from traitlets.config import Config
 
+    # The kernel talks to us over IPC sockets in a private temporary folder: local by construction, so
+    # ipykernel has no reason to warn that TCP runs unencrypted, and nothing lands in the notebooks folder.
+    sockets = tempfile.TemporaryDirectory(prefix="voorbeelden-kernel-")
     try:
         pm.execute_notebook(
             str(nb),
@@ -128,11 +204,14 @@ def _execute(nb: Path, output: Path, parameters: dict[str, Any], timeout_s: int,
             # Kill the kernel rather than ask it to shut down: a graceful shutdown_request during Ctrl-C
             # races the interrupted cell's reply and the kernel prints a ZMQError traceback to our stderr.
             shutdown_kernel="immediate",
+            config=Config({"KernelManager": {"transport": "ipc", "ip": os.path.join(sockets.name, "k")}}),
         )
     except PapermillExecutionError as exc:
         return f"{exc.ename}: {exc.evalue}"
     except Exception as exc:  # kernel death, timeout, missing kernel: still a report, marked failed
         return f"{type(exc).__name__}: {exc}"
+    finally:
+        sockets.cleanup()
     return None
 
 
@@ -333,7 +412,6 @@ def run_report(
     progress: bool = True,
 ) -> ReportResult:
     """Execute the notebooks named in ``params_file`` and write the report; see the module docstring."""
-    import papermill as pm
     from tqdm.auto import tqdm
 
     t0 = time.monotonic()
@@ -348,11 +426,13 @@ def run_report(
     missing = [n for n in names if not (nb_dir / n).is_file()]
     if missing:
         raise FileNotFoundError(f"notebook(s) {missing} named in {params_path} are not in {nb_dir}")
+    plan = plan_parameters(config, names, nb_dir, params_path)
     out_root = Path(out_root) if out_root is not None else DEFAULT_OUT
+    check_out_root(out_root)
     out_root.mkdir(parents=True, exist_ok=True)
     report_dir = _timestamp_dir(out_root.resolve())
+    _mark_incomplete(report_dir)
     timeout_s = int(config.get("execution_timeout") or DEFAULT_EXECUTION_TIMEOUT_S)
-    common = dict(config.get("common") or {})
     os.environ.setdefault("MPLBACKEND", "agg")  # inherited by the kernels: headless plotting
 
     runs: list[NotebookRun] = []
@@ -360,10 +440,7 @@ def run_report(
     for name in bar:
         bar.set_postfix_str(name)
         nb = nb_dir / name
-        declared = set(pm.inspect_notebook(str(nb)))
-        parameters = {k: v for k, v in common.items() if k in declared}
-        parameters.update((config.get("notebooks") or {}).get(name) or {})
-        parameters["out_dir"] = str(report_dir)
+        parameters = {**plan[name], "out_dir": str(report_dir)}
         run = NotebookRun(name=name, parameters={k: v for k, v in parameters.items() if k != "out_dir"})
         output = report_dir / name
         started = time.monotonic()
@@ -391,6 +468,7 @@ def run_report(
     summary = build_summary(report_dir, runs, config, params_path, time.monotonic() - t0)
     write_json(report_dir / "summary.json", summary)
     (report_dir / "index.html").write_text(redact(render_index(summary, report_dir)), encoding="utf-8")
+    (report_dir / INCOMPLETE_MARK).unlink()  # complete now; only a complete report becomes reports/latest
     _point_latest(out_root.resolve(), report_dir)
     return ReportResult(report_dir, runs, summary)
 

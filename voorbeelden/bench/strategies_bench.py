@@ -52,28 +52,11 @@ class StrategiesExperiment:
 
 
 def validate_params(P: Mapping[str, Any]) -> dict[str, Any]:
-    """The checks papermill does not do, with messages that say what to change."""
-    from voorbeelden.sim import PROFILES
-    from voorbeelden.strategies import STRATEGIES
+    """Check notebook 05's parameters with its model (:class:`voorbeelden.bench.params.StrategiesParams`)."""
+    from voorbeelden.bench.params import StrategiesParams, problems_of
 
     P = dict(P)
-    problems: list[str] = []
-    unknown = [p for p in P.get("profiles", []) if p not in PROFILES]
-    if not P.get("profiles") or unknown:
-        problems.append(f"profiles must be a non-empty list of {sorted(PROFILES)}; unknown: {unknown}")
-    bad = [s for s in P.get("strategies", []) if s not in STRATEGIES]
-    if not P.get("strategies") or bad:
-        problems.append(f"strategies must be a non-empty list of {sorted(STRATEGIES)}; unknown: {bad}")
-    for name, lo in (("trials", 1), ("warmup", 0), ("n_begrippen", 1), ("k", 1)):
-        if not isinstance(P.get(name), int) or P[name] < lo:
-            problems.append(f"{name} must be an integer >= {lo}, got {P.get(name)!r}")
-    if not isinstance(P.get("time_scale"), int | float) or not 0 < P["time_scale"] <= 10:
-        problems.append(f"time_scale must be a number in (0, 10], got {P.get('time_scale')!r}")
-    prices = P.get("prices")
-    if not isinstance(prices, Mapping) or not all(
-        isinstance(v, Mapping) and {"in", "out"} <= set(v) for v in prices.values()
-    ):
-        problems.append("prices must map a model name to {'in': USD per 1M input tokens, 'out': ...}")
+    problems = problems_of(StrategiesParams, {k: v for k, v in P.items() if not k.startswith("backend_")})
     if problems:
         raise ValueError("bad parameters for notebook 05:\n  - " + "\n  - ".join(problems))
     return P

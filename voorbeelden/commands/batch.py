@@ -57,24 +57,33 @@ def batch_exit_code(terms: list[dict[str, Any]]) -> int:
 
 
 def register(subparsers: Any) -> None:
+    from voorbeelden.commands._options import at_least_one, count, one_of, positive
+    from voorbeelden.sim.profiles import PROFILES
+    from voorbeelden.strategies import STRATEGIES
+
     p = subparsers.add_parser(
         "batch",
         help="generate voorbeelden for every term in a JSONL file, under rate limits, resumably",
         description=(
             "Read one request per line (begrip, definitie, context: the fields of `generate`), append one "
             "result line per term to --out, and resume from --out when rerun. Lines that are not valid "
-            "requests get a status 'invalid' record with the reason; the batch goes on."
+            "requests (bad encoding, bad JSON, missing fields) get a status 'invalid' record with their line "
+            "number; the batch goes on. --out must be a new file or a results file of an earlier batch, and "
+            "only one batch at a time may write it. Exit 2: refused before any work (a bad option, an "
+            "unusable input or output, --out in use by another batch)."
         ),
         epilog=EXIT_CODES_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("input", type=Path, help="JSONL file, one request per line")
+    p.add_argument("input", type=Path, help="JSONL file (or /dev/stdin), one request per line")
     p.add_argument("--out", type=Path, required=True, help="JSONL results (appended; resumed when present)")
-    p.add_argument("--rpm", type=float, default=None, help="requests per minute for the whole batch")
-    p.add_argument("--tpm", type=float, default=None, help="tokens per minute (prompt chars/4 + max_tokens)")
+    p.add_argument("--rpm", type=positive, default=None, help="requests per minute for the whole batch")
+    p.add_argument(
+        "--tpm", type=positive, default=None, help="tokens per minute (prompt chars/4 + max_tokens)"
+    )
     p.add_argument(
         "--max-in-flight",
-        type=int,
+        type=at_least_one,
         default=64,
         help="hard cap on calls at once (default 64); found adaptively below it",
     )
@@ -82,7 +91,10 @@ def register(subparsers: Any) -> None:
         "--fixed", action="store_true", help="no adaptive concurrency: always --max-in-flight calls at once"
     )
     p.add_argument(
-        "--strategy", default="parallel", help="per-term strategy: sequential, parallel, bounded, ..."
+        "--strategy",
+        type=one_of(sorted(STRATEGIES), "strategy"),
+        default="parallel",
+        help="per-term strategy: " + ", ".join(sorted(STRATEGIES)),
     )
     p.add_argument("--no-cache", action="store_true", help="do not answer identical calls from the cache")
     p.add_argument(
@@ -92,10 +104,10 @@ def register(subparsers: Any) -> None:
     p.add_argument("--base-url", default=None, help="OpenAI-compatible endpoint (default: OPENAI_BASE_URL)")
     p.add_argument("--model", default=None, help="model for every part (default: OPENAI_MODEL or gpt-4.1)")
     p.add_argument(
-        "--call-timeout", type=float, default=None, metavar="S", help="per-call timeout in seconds"
+        "--call-timeout", type=positive, default=None, metavar="S", help="per-call timeout in seconds (> 0)"
     )
     p.add_argument(
-        "--max-retries", type=int, default=None, help="retries per call (default: the generator's)"
+        "--max-retries", type=count, default=None, help="retries per call, >= 0 (default: the generator's)"
     )
     p.add_argument("--fsync", action="store_true", help="fsync after every line (survives power loss)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON on stdout; no progress bar")
@@ -106,17 +118,24 @@ def register(subparsers: Any) -> None:
         help=f"consent in advance to more than {BATCH_CONSENT_CALLS} calls to a remote (possibly paid) endpoint",
     )
     sim = p.add_argument_group("embedded simulator (used when no endpoint is configured)")
-    sim.add_argument("--sim-profile", default="definitie-app", help="latency profile")
-    sim.add_argument("--time-scale", type=float, default=0.1, help="multiply every simulated time by this")
-    sim.add_argument("--sim-rpm", type=float, default=None, help="the simulator's own requests/min limit")
-    sim.add_argument("--sim-tpm", type=float, default=None, help="the simulator's own tokens/min limit")
-    sim.add_argument("--sim-capacity", type=int, default=None, help="calls the simulator serves at once")
+    sim.add_argument(
+        "--sim-profile", type=one_of(PROFILES, "profile"), default="definitie-app", help="latency profile"
+    )
+    sim.add_argument(
+        "--time-scale", type=positive, default=0.1, help="multiply every simulated time by this (> 0)"
+    )
+    sim.add_argument("--sim-rpm", type=positive, default=None, help="the simulator's own requests/min limit")
+    sim.add_argument("--sim-tpm", type=positive, default=None, help="the simulator's own tokens/min limit")
+    sim.add_argument(
+        "--sim-capacity", type=at_least_one, default=None, help="calls the simulator serves at once (>= 1)"
+    )
     sim.add_argument("--sim-process", action="store_true", help="run the simulator as a separate process")
     p.set_defaults(func=run)
 
 
 def _consented(args: argparse.Namespace, base_url: str | None) -> bool:
     """Above BATCH_CONSENT_CALLS calls to a remote endpoint, say what will happen and ask (voorbeelden.consent)."""
+    from voorbeelden.batch.inputs import count_lines
     from voorbeelden.bench.plan import per_generation
     from voorbeelden.client import describe_endpoint
     from voorbeelden.config import default_model
@@ -124,11 +143,12 @@ def _consented(args: argparse.Namespace, base_url: str | None) -> bool:
 
     if not is_remote(base_url):
         return True
-    with open(args.input, "rb") as f:
-        terms = sum(1 for line in f if line.strip())
+    counted = count_lines(args.input)  # None for a pipe: never read twice, so the count is unknown
     calls, tokens_in, tokens_out = per_generation(args.strategy)
-    if terms * calls <= BATCH_CONSENT_CALLS:
+    if counted is not None and counted * calls <= BATCH_CONSENT_CALLS:
         return True
+    terms = counted if counted is not None else 1
+    per_term = f"{calls} calls per term ({args.strategy})"
     plan = Plan(
         action=f"voorbeelden batch {args.input.name}",
         host=describe_endpoint(args.base_url, host_only=True),
@@ -138,8 +158,10 @@ def _consented(args: argparse.Namespace, base_url: str | None) -> bool:
         tokens_out_max=terms * tokens_out,
         model=args.model or default_model(),
         details=(
-            f"{terms:,} input lines x {calls} calls per term ({args.strategy}); terms already in --out are "
-            "skipped, retries come on top",
+            f"{terms:,} input lines x {per_term}; terms already in --out are skipped, retries come on top"
+            if counted is not None
+            else f"the input is a pipe, so the number of terms is unknown: the figures above are for ONE "
+            f"term ({per_term})",
         ),
     )
     how = "To try it on a few terms first, give a shorter input file; the embedded simulator is free (unset "
@@ -154,6 +176,8 @@ def _fail(message: str) -> int:
 
 def run(args: argparse.Namespace) -> int:
     from voorbeelden.batch import generate_many
+    from voorbeelden.batch.inputs import check_source, same_file
+    from voorbeelden.batch.output import check_output
     from voorbeelden.client import (
         PLACEHOLDER_KEY,
         NoBackend,
@@ -162,16 +186,14 @@ def run(args: argparse.Namespace) -> int:
         resolve,
     )
 
-    if not args.input.exists():
-        return _fail(f"input file {args.input} does not exist")
-    if args.max_in_flight < 1:
-        return _fail("--max-in-flight must be at least 1")
-    for name in ("rpm", "tpm", "sim_rpm", "sim_tpm"):
-        value = getattr(args, name)
-        if value is not None and value <= 0:
-            return _fail(f"--{name.replace('_', '-')} must be > 0")
-    if args.time_scale <= 0:
-        return _fail("--time-scale must be > 0")
+    # Everything that can be checked is checked before a simulator starts or a file changes.
+    try:
+        check_source(args.input)
+        if same_file(args.input, args.out):
+            return _fail(f"--out {args.out} is the input file itself; choose another --out")
+        check_output(args.out)
+    except ValueError as err:
+        return _fail(str(err))
 
     with ExitStack() as stack:
         period = 60.0
@@ -230,9 +252,15 @@ def run(args: argparse.Namespace) -> int:
                     on_result=lambda row: terms.append(term_entry(row)),
                 )
             )
-        except ValueError as err:  # an unknown strategy, an invalid limit
+        except ValueError as err:  # refused output (not ours, in use), an unusable input, an invalid limit
             return _fail(str(err))
     data = summary.to_dict()
+    if data["torn_bytes_cut"]:
+        print(
+            f"voorbeelden batch: cut a torn last line ({data['torn_bytes_cut']} bytes, a write interrupted by a "
+            f"kill) from {args.out}; that term was run again",
+            file=sys.stderr,
+        )
     code = batch_exit_code(terms)
     counts = {
         k: sum(1 for t in terms if t["status"] == k) for k in ("complete", "partial", "failed", "invalid")

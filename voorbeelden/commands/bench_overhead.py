@@ -28,7 +28,7 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from voorbeelden.bench_overhead import render, run_benchmark
+    from voorbeelden.bench.overhead import render, run_benchmark
 
     if args.generations < 1 or args.pairs < 1 or args.time_scale <= 0 or args.speedup_time_scale <= 0:
         print("voorbeelden bench-overhead: counts must be >= 1 and time scales > 0", file=sys.stderr)

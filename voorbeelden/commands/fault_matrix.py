@@ -19,18 +19,26 @@ def register(subparsers: Any) -> None:
             "after its deadline."
         ),
     )
+    from voorbeelden.commands._options import at_least_one, count, positive
+
     p.add_argument("--reduced", action="store_true", help="rates 0 and 0.5 only, 2 generations per cell")
-    p.add_argument("-n", type=int, default=None, help="generations per cell (default 5; 2 with --reduced)")
-    p.add_argument("--time-scale", type=float, default=0.01, help="simulator time scale (default 0.01)")
-    p.add_argument("--deadline", type=float, default=1.0, metavar="S", help="deadline per generation")
-    p.add_argument("--call-timeout", type=float, default=0.15, metavar="S", help="per-call timeout")
-    p.add_argument("--max-retries", type=int, default=2)
+    p.add_argument(
+        "-n", type=at_least_one, default=None, help="generations per cell, >= 1 (default 5; 2 with --reduced)"
+    )
+    p.add_argument(
+        "--time-scale", type=positive, default=0.01, help="simulator time scale, > 0 (default 0.01)"
+    )
+    p.add_argument(
+        "--deadline", type=positive, default=1.0, metavar="S", help="deadline per generation (> 0)"
+    )
+    p.add_argument("--call-timeout", type=positive, default=0.15, metavar="S", help="per-call timeout (> 0)")
+    p.add_argument("--max-retries", type=count, default=2, help="retries per call, >= 0 (default 2)")
     p.add_argument("--json", action="store_true", help="print the cells as JSON")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from voorbeelden.faultmatrix import (
+    from voorbeelden.bench.faultmatrix import (
         FAULT_KINDS,
         RATES,
         REDUCED_RATES,
@@ -39,13 +47,7 @@ def run(args: argparse.Namespace) -> int:
         run_matrix,
     )
 
-    n = args.n if args.n is not None else (2 if args.reduced else 5)
-    if n < 1 or args.time_scale <= 0 or args.deadline <= 0 or args.call_timeout <= 0 or args.max_retries < 0:
-        print(
-            "voorbeelden fault-matrix: -n, --time-scale, --deadline, --call-timeout must be > 0",
-            file=sys.stderr,
-        )
-        return 2
+    n = args.n if args.n is not None else (2 if args.reduced else 5)  # every value was range-checked
     settings = MatrixSettings(
         n=n,
         time_scale=args.time_scale,

@@ -45,6 +45,9 @@ HEADINGS = {
 
 
 def register(subparsers: Any) -> None:
+    from voorbeelden.commands._options import at_least_one, non_negative, one_of, positive
+    from voorbeelden.sim.profiles import PROFILES
+
     p = subparsers.add_parser(
         "generate",
         help="generate the six voorbeelden parts for one term",
@@ -64,17 +67,28 @@ def register(subparsers: Any) -> None:
     p.add_argument("--strategy", default="parallel", choices=sorted(STRATEGIES))
     p.add_argument(
         "--hedge-delay",
-        type=float,
+        type=non_negative,
         default=None,
         help="seconds before --strategy hedged sends a backup request (default: no backup until latencies are known)",
     )
-    p.add_argument("-k", type=int, default=None, help="max calls in flight for --strategy bounded")
+    p.add_argument(
+        "-k", type=at_least_one, default=None, help="max calls in flight for --strategy bounded (>= 1)"
+    )
     p.add_argument("--base-url", default=None, help="OpenAI-compatible endpoint (default: OPENAI_BASE_URL)")
     p.add_argument("--model", default=None, help="model for every part (default: OPENAI_MODEL or gpt-4.1)")
-    p.add_argument("--deadline", type=float, default=None, metavar="S", help="deadline for the generation")
+    p.add_argument(
+        "--deadline", type=positive, default=None, metavar="S", help="deadline for the generation (> 0)"
+    )
     p.add_argument("--json", action="store_true", help="print the whole Generation as JSON")
-    p.add_argument("--sim-profile", default="definitie-app", help="profile of the embedded simulator")
-    p.add_argument("--time-scale", type=float, default=0.1, help="time scale of the embedded simulator")
+    p.add_argument(
+        "--sim-profile",
+        type=one_of(PROFILES, "profile"),
+        default="definitie-app",
+        help="profile of the embedded simulator",
+    )
+    p.add_argument(
+        "--time-scale", type=positive, default=0.1, help="time scale of the embedded simulator (> 0)"
+    )
     p.set_defaults(func=run)
 
 

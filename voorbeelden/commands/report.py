@@ -45,14 +45,21 @@ def _consented(args: argparse.Namespace) -> bool:
     """Ask before a remote endpoint is called (see voorbeelden.consent); True when nothing needs asking."""
     from pathlib import Path
 
-    from voorbeelden.bench.plan import report_plan
-    from voorbeelden.bench.report import DEFAULT_PARAMS, NOTEBOOKS_DIR, load_params
+    from voorbeelden.bench.plan import quietly, report_plan
+    from voorbeelden.bench.report import DEFAULT_PARAMS, NOTEBOOKS_DIR, load_params, plan_parameters
     from voorbeelden.consent import confirm
 
     params = Path(args.params) if args.params else DEFAULT_PARAMS
+    nb_dir = Path(args.notebooks) if args.notebooks else NOTEBOOKS_DIR
+    config = load_params(params)
+    names = list(config.get("notebooks") or {}) or sorted(p.name for p in nb_dir.glob("[0-9]*.ipynb"))
+    missing = [n for n in names if not (nb_dir / n).is_file()]
+    if missing:  # run_report says so, with exit 2
+        return True
+    # The same checked parameters the run will use: invalid ones stop here (exit 2) before anyone is asked.
     plan = report_plan(
-        load_params(params),
-        Path(args.notebooks) if args.notebooks else NOTEBOOKS_DIR,
+        quietly(plan_parameters, config, names, nb_dir, params),
+        nb_dir,
         action=f"voorbeelden report with {params.name}",
     )
     if plan is None:
@@ -68,6 +75,8 @@ def _consented(args: argparse.Namespace) -> bool:
 
 
 def run(args: argparse.Namespace) -> int:
+    import yaml
+
     from voorbeelden.bench.report import run_report
 
     try:
@@ -76,8 +85,11 @@ def run(args: argparse.Namespace) -> int:
         result = run_report(
             args.params, args.out, notebooks_dir=args.notebooks, progress=not args.no_progress
         )
-    except (FileNotFoundError, ValueError) as exc:
+    except (OSError, ValueError) as exc:  # a missing file, an unusable --out, invalid parameters
         print(f"report: {redact(str(exc))}", file=sys.stderr)
+        return 2
+    except yaml.YAMLError as exc:
+        print(f"report: the parameter file is not valid YAML: {exc}", file=sys.stderr)
         return 2
     s = result.summary
     lines = [

@@ -25,23 +25,40 @@ def register(subparsers: Any) -> None:
 
 
 def add_sim_options(p: argparse.ArgumentParser) -> None:
-    from voorbeelden.sim.config import FAULT_KINDS
+    from voorbeelden.commands._options import at_least_one, integer, number, one_of, positive
+    from voorbeelden.sim.config import (
+        DEFAULT_MAX_BODY_BYTES,
+        DEFAULT_READ_TIMEOUT_S,
+        FAULT_KINDS,
+        MIN_MAX_BODY_BYTES,
+    )
     from voorbeelden.sim.profiles import PROFILES
 
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    p.add_argument("--port", type=int, default=8000, help="port (0 picks a free one; default 8000)")
+    p.add_argument(
+        "--port", type=integer(0, 65535), default=8000, help="port (0 picks a free one; default 8000)"
+    )
     p.add_argument(
         "--allow-remote", action="store_true", help="allow a non-loopback --host (no authentication!)"
     )
-    p.add_argument("--profile", default="uniform-2s", choices=sorted(PROFILES), help="latency profile")
     p.add_argument(
-        "--time-scale", type=float, default=1.0, help="multiply every time by this (0.01 = 100x faster)"
+        "--profile", type=one_of(sorted(PROFILES), "profile"), default="uniform-2s", help="latency profile"
     )
-    p.add_argument("--seed", type=int, default=0, help="seed of the keyed draws")
-    p.add_argument("--capacity", type=int, default=None, help="requests served at once (default unlimited)")
-    p.add_argument("--rpm", type=float, default=None, help="requests per minute limit")
-    p.add_argument("--tpm", type=float, default=None, help="tokens per minute limit")
-    p.add_argument("--fault-rate", type=float, default=0.0, help="probability of a random fault per request")
+    p.add_argument(
+        "--time-scale",
+        type=positive,
+        default=1.0,
+        help="multiply every time by this, a finite number > 0 (0.01 = 100x faster)",
+    )
+    p.add_argument("--seed", type=integer(), default=0, help="seed of the keyed draws")
+    p.add_argument(
+        "--capacity", type=at_least_one, default=None, help="requests served at once (default unlimited)"
+    )
+    p.add_argument("--rpm", type=positive, default=None, help="requests per minute limit")
+    p.add_argument("--tpm", type=positive, default=None, help="tokens per minute limit")
+    p.add_argument(
+        "--fault-rate", type=number(0, 1), default=0.0, help="probability of a random fault per request"
+    )
     p.add_argument(
         "--faults", default=",".join(FAULT_KINDS), help="fault kinds to draw from, comma-separated"
     )
@@ -53,7 +70,29 @@ def add_sim_options(p: argparse.ArgumentParser) -> None:
         metavar="RULE",
         help="deterministic fault rule PART=KIND[@N,...], e.g. synoniemen=503@1 or '*=429@1' (several allowed)",
     )
-    p.add_argument("--max-body-bytes", type=int, default=None, help="largest accepted request body")
+    p.add_argument(
+        "--max-body-bytes",
+        type=integer(MIN_MAX_BODY_BYTES),
+        default=None,
+        help=f"largest accepted request body, >= {MIN_MAX_BODY_BYTES} (default {DEFAULT_MAX_BODY_BYTES})",
+    )
+    p.add_argument(
+        "--read-timeout",
+        type=positive,
+        default=DEFAULT_READ_TIMEOUT_S,
+        metavar="S",
+        help=f"seconds a client has to send a whole request head or announced body (default {DEFAULT_READ_TIMEOUT_S:g})",
+    )
+    p.add_argument(
+        "--exit-with-stdin",
+        action="store_true",
+        help=argparse.SUPPRESS,  # set by running_simulator(process=True): stop when the parent's pipe closes
+    )
+    p.add_argument(
+        "--quiet",
+        action="store_true",
+        help="print only the base URL (no banner on stderr; errors still show)",
+    )
 
 
 def config_from_args(args: argparse.Namespace) -> Any:
@@ -72,8 +111,30 @@ def config_from_args(args: argparse.Namespace) -> Any:
         host=args.host,
         port=args.port,
         allow_remote=args.allow_remote,
-        max_body_bytes=args.max_body_bytes or DEFAULT_MAX_BODY_BYTES,
+        max_body_bytes=DEFAULT_MAX_BODY_BYTES if args.max_body_bytes is None else args.max_body_bytes,
+        read_timeout_s=args.read_timeout,
     )
+
+
+def _stop_at_end_of_stdin(loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> None:
+    """Stop when stdin reaches end of file: the parent holds the only write end of that pipe, so end of file
+    means the parent is gone, however it died (SIGKILL included)."""
+    import os
+
+    fd = sys.stdin.fileno()
+
+    def readable() -> None:
+        try:
+            data = os.read(fd, 4096)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if not data:
+            loop.remove_reader(fd)
+            stop.set()
+
+    loop.add_reader(fd, readable)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -93,6 +154,8 @@ def run(args: argparse.Namespace) -> int:
 
     def ready(url: str) -> None:
         print(url, flush=True)
+        if args.quiet:
+            return
         print(
             f"simulator: profile={config.profile} time_scale={config.time_scale} seed={config.seed}; "
             "Ctrl-C to stop",
@@ -105,6 +168,8 @@ def run(args: argparse.Namespace) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
+        if getattr(args, "exit_with_stdin", False):
+            _stop_at_end_of_stdin(loop, stop)
         await serve(config, stop, ready, manage_gc=True)
 
     try:

@@ -14,11 +14,19 @@ def register(subparsers: Any) -> None:
         help="measure the simulator's scheduled-vs-observed latency error under load",
         description="Send N requests at once to a simulator subprocess and report the latency error.",
     )
-    p.add_argument("--requests", type=int, default=1000, help="number of requests (default 1000)")
-    p.add_argument("--concurrency", type=int, default=None, help="in flight at once (default: all)")
-    p.add_argument("--profile", default="uniform-2s", help="latency profile (default uniform-2s)")
-    p.add_argument("--time-scale", type=float, default=1.0, help="time scale (default 1.0)")
-    p.add_argument("--seed", type=int, default=0)
+    from voorbeelden.commands._options import at_least_one, integer, non_negative, one_of, positive
+    from voorbeelden.sim.profiles import PROFILES
+
+    p.add_argument("--requests", type=at_least_one, default=1000, help="number of requests (default 1000)")
+    p.add_argument("--concurrency", type=at_least_one, default=None, help="in flight at once (default: all)")
+    p.add_argument(
+        "--profile",
+        type=one_of(PROFILES, "profile"),
+        default="uniform-2s",
+        help="latency profile (default uniform-2s)",
+    )
+    p.add_argument("--time-scale", type=positive, default=1.0, help="time scale, > 0 (default 1.0)")
+    p.add_argument("--seed", type=integer(), default=0)
     p.add_argument(
         "--no-warmup", action="store_true", help="include opening the connections in the measurement"
     )
@@ -30,7 +38,7 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument(
         "--ramp",
-        type=float,
+        type=non_negative,
         default=0.0,
         metavar="SECONDS",
         help="spread the launches evenly over this many seconds (0 = one burst); with latencies longer than "
@@ -43,11 +51,8 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     import sys
 
-    from voorbeelden.sim.fidelity import run_fidelity
+    from voorbeelden.bench.fidelity import run_fidelity
 
-    if args.requests < 1 or (args.concurrency is not None and args.concurrency < 1):
-        print("error: --requests and --concurrency must be >= 1", file=sys.stderr)
-        return 2
     try:
         result = run_fidelity(
             requests=args.requests,

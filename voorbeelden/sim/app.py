@@ -69,7 +69,7 @@ async def admin_get_config(request: web.Request) -> web.Response:
 
 async def admin_config(request: web.Request) -> web.Response:
     st = _state(request)
-    body = await read_json(request, st.config.max_body_bytes)
+    body = await read_json(request, st.config.max_body_bytes, st.config.read_timeout_s)
     try:
         new = st.config.with_changes(body, runtime=True)
     except (ValueError, TypeError) as e:
@@ -126,12 +126,15 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
 
 async def _chat(request: web.Request, st: SimState, loop: asyncio.AbstractEventLoop) -> web.StreamResponse:
     cfg = st.config
-    body = await read_json(request, cfg.max_body_bytes)
+    body = await read_json(request, cfg.max_body_bytes, cfg.read_timeout_s)
     params = parse_chat(body)
     attempt = _attempt(request)
+    try:  # whatever the validation above let through, a request the simulator cannot read is the client's 400
+        ask = content.recognise(params.messages, params.json_mode)
+    except (ValueError, TypeError, RecursionError) as e:
+        raise BadRequest(f"request cannot be understood: {type(e).__name__}: {e}"[:500]) from None
     st.seq += 1
     key = request.headers.get("x-sim-key") or f"req-{st.seq}"
-    ask = content.recognise(params.messages, params.json_mode)
     call = _Call(st, params, ask, key, attempt)
     st.counters.by_part[ask.part] += 1
     profile = PROFILES[cfg.profile]

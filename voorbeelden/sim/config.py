@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -15,6 +16,22 @@ from typing import Any
 
 FAULT_KINDS: tuple[str, ...] = ("500", "503", "429", "hang", "malformed", "truncated", "drop")
 DEFAULT_MAX_BODY_BYTES = 1_000_000
+# Real seconds (never scaled: it guards sockets, not simulated latency) a client has to send a whole request
+# head, or the rest of a body it announced, before the connection is answered 408 and closed.
+DEFAULT_READ_TIMEOUT_S = 10.0
+MIN_MAX_BODY_BYTES = 1024
+# What a fault rule may name: the six parts, the combined JSON call, a request of no known part, or "*".
+RULE_PARTS: tuple[str, ...] = (
+    "voorbeeldzinnen",
+    "praktijkvoorbeelden",
+    "tegenvoorbeelden",
+    "synoniemen",
+    "antoniemen",
+    "toelichting",
+    "combined",
+    "generic",
+    "*",
+)
 # Fields a running server can take over from a new config; host/port are bound at start.
 RUNTIME_FIELDS: frozenset[str] = frozenset(
     {
@@ -28,6 +45,7 @@ RUNTIME_FIELDS: frozenset[str] = frozenset(
         "faults",
         "schedule",
         "max_body_bytes",
+        "read_timeout_s",
     }
 )
 
@@ -57,7 +75,13 @@ class FaultRule:
             raise ValueError(
                 f"fault kind {kind!r} in rule {text!r} is unknown; use one of {', '.join(FAULT_KINDS)}"
             )
+        if m["part"] not in RULE_PARTS:
+            raise ValueError(
+                f"part {m['part']!r} in fault schedule rule {text!r} is unknown; use one of {', '.join(RULE_PARTS)}"
+            )
         attempts = frozenset(int(a) for a in m["attempts"].split(",")) if m["attempts"] else None
+        if attempts is not None and min(attempts) < 1:
+            raise ValueError(f"attempts in fault schedule rule {text!r} count from 1; 0 never matches")
         return cls(part=m["part"], kind=kind, attempts=attempts)
 
     def matches(self, part: str, attempt: int) -> bool:
@@ -96,6 +120,7 @@ class SimConfig:
     port: int = 0
     allow_remote: bool = False
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    read_timeout_s: float = DEFAULT_READ_TIMEOUT_S
 
     def __post_init__(self) -> None:
         from voorbeelden.sim.profiles import PROFILES
@@ -104,13 +129,18 @@ class SimConfig:
             raise ValueError(f"profile {self.profile!r} is unknown; use one of {', '.join(PROFILES)}")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int):
             raise ValueError(f"seed must be an integer, got {self.seed!r}")
-        if not (isinstance(self.time_scale, int | float) and self.time_scale > 0):
-            raise ValueError(f"time_scale must be a number > 0, got {self.time_scale!r}")
+        if not (
+            isinstance(self.time_scale, int | float)
+            and not isinstance(self.time_scale, bool)
+            and math.isfinite(self.time_scale)
+            and self.time_scale > 0
+        ):
+            raise ValueError(f"time_scale must be a finite number > 0, got {self.time_scale!r}")
         if self.capacity is not None and (not isinstance(self.capacity, int) or self.capacity < 1):
             raise ValueError(f"capacity must be None (unlimited) or an integer >= 1, got {self.capacity!r}")
         for name in ("rpm", "tpm"):
             v = getattr(self, name)
-            if v is not None and (not isinstance(v, int | float) or v <= 0):
+            if v is not None and (not isinstance(v, int | float) or not math.isfinite(v) or v <= 0):
                 raise ValueError(f"{name} must be None (no limit) or a number > 0, got {v!r}")
         if not (isinstance(self.fault_rate, int | float) and 0.0 <= self.fault_rate <= 1.0):
             raise ValueError(f"fault_rate must be between 0 and 1, got {self.fault_rate!r}")
@@ -132,8 +162,13 @@ class SimConfig:
                 f"host {self.host!r} is not a loopback address; the simulator has no authentication, so binding "
                 "it elsewhere needs allow_remote=True (CLI: --allow-remote)"
             )
-        if not isinstance(self.max_body_bytes, int) or self.max_body_bytes < 1024:
-            raise ValueError(f"max_body_bytes must be an integer >= 1024, got {self.max_body_bytes!r}")
+        if not isinstance(self.max_body_bytes, int) or self.max_body_bytes < MIN_MAX_BODY_BYTES:
+            raise ValueError(
+                f"max_body_bytes must be an integer >= {MIN_MAX_BODY_BYTES}, got {self.max_body_bytes!r}"
+            )
+        rt = self.read_timeout_s
+        if isinstance(rt, bool) or not isinstance(rt, int | float) or not math.isfinite(rt) or rt <= 0:
+            raise ValueError(f"read_timeout_s must be a finite number of seconds > 0, got {rt!r}")
 
     @property
     def rules(self) -> tuple[FaultRule, ...]:

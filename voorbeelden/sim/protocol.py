@@ -46,7 +46,14 @@ async def errors_middleware(
     try:
         return await handler(request)
     except BadRequest as e:
-        return error_response(e.status, str(e), param=e.param, code=e.code)
+        resp = error_response(e.status, str(e), param=e.param, code=e.code)
+        if e.status == 408:  # the rest of the body may never come: answer, then close (no lingering read)
+            resp.force_close()
+            await resp.prepare(request)
+            await resp.write_eof()
+            if request.transport is not None:
+                request.transport.close()
+        return resp
     except web.HTTPException as e:
         if e.status < 400:
             raise
@@ -61,7 +68,10 @@ async def errors_middleware(
 # ---- request parsing -----------------------------------------------------------------------------------
 
 
-async def read_json(request: web.Request, limit: int) -> dict[str, Any]:
+async def read_json(request: web.Request, limit: int, timeout_s: float | None = None) -> dict[str, Any]:
+    """The body as a JSON object, or :class:`BadRequest`: 413 over ``limit``, 408 when the announced body
+    has not arrived within ``timeout_s`` (a half-sent request must not hold a connection forever), 400 when
+    it is not JSON (nested too deeply included) or not an object."""
     if request.content_length is not None and request.content_length > limit:
         raise BadRequest(
             f"request body is {request.content_length} bytes; the limit is {limit}",
@@ -69,6 +79,25 @@ async def read_json(request: web.Request, limit: int) -> dict[str, Any]:
             code="request_too_large",
         )
     chunks: list[bytes] = []
+    try:
+        async with asyncio.timeout(timeout_s):
+            await _read_chunks(request, chunks, limit)
+    except TimeoutError:
+        raise BadRequest(
+            f"request body not received within {timeout_s:g} s", status=408, code="request_timeout"
+        ) from None
+    try:
+        body = json.loads(b"".join(chunks))
+    except RecursionError:
+        raise BadRequest("request body is JSON nested too deeply") from None
+    except (ValueError, UnicodeDecodeError) as e:
+        raise BadRequest(f"request body is not valid JSON: {e}") from None
+    if not isinstance(body, dict):
+        raise BadRequest("request body must be a JSON object")
+    return body
+
+
+async def _read_chunks(request: web.Request, chunks: list[bytes], limit: int) -> None:
     size = 0
     try:
         async for chunk in request.content.iter_chunked(65536):
@@ -82,13 +111,6 @@ async def read_json(request: web.Request, limit: int) -> dict[str, Any]:
         # The client went away (or half-closed) before sending Content-Length bytes: answer 400 when the
         # socket still takes it, instead of a "Error handling request" traceback in the server's log.
         raise BadRequest(f"request body ended after {size} bytes, before its Content-Length") from None
-    try:
-        body = json.loads(b"".join(chunks))
-    except (ValueError, UnicodeDecodeError) as e:
-        raise BadRequest(f"request body is not valid JSON: {e}") from None
-    if not isinstance(body, dict):
-        raise BadRequest("request body must be a JSON object")
-    return body
 
 
 def _opt_int(body: dict[str, Any], name: str) -> int | None:
@@ -122,6 +144,12 @@ def parse_chat(body: dict[str, Any]) -> ChatParams:
             raise BadRequest(
                 f"messages[{i}].content must be a string or a list", param=f"messages[{i}].content"
             )
+        for j, piece in enumerate(c if isinstance(c, list) else ()):
+            if not isinstance(piece, dict) or not isinstance(piece.get("text", ""), str):
+                raise BadRequest(
+                    f"messages[{i}].content[{j}] must be an object with a string text",
+                    param=f"messages[{i}].content[{j}]",
+                )
     model = body.get("model", "sim")
     if not isinstance(model, str):
         raise BadRequest("model must be a string", param="model")

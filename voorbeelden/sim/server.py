@@ -3,6 +3,13 @@ notebooks), or as a subprocess (benchmarks, so the server does not share the cli
 
 Whatever the mode, leaving :func:`running_simulator` closes everything it opened: the listening socket,
 open connections, the loop, the thread or the process. Tests check that no thread or port is left behind.
+
+A simulator subprocess also dies with its parent when the parent cannot clean up (SIGKILL, a crash, a kernel
+killed under a notebook): it watches its stdin, a pipe whose only writer is the parent, and stops at end of
+file, which the operating system delivers as soon as the parent is gone, whatever killed it. On Linux it also
+asks for ``PR_SET_PDEATHSIG`` (SIGTERM when the thread that started it dies), but only when started from the
+main thread: the kernel ties that signal to the starting *thread*, and a worker thread that ends would take
+a simulator still in use with it.
 """
 
 from __future__ import annotations
@@ -12,6 +19,7 @@ import contextlib
 import gc
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -24,6 +32,7 @@ from aiohttp import web
 
 from voorbeelden.sim.app import STATE_KEY, build_app
 from voorbeelden.sim.config import SimConfig
+from voorbeelden.sim.guard import GuardedAppRunner
 from voorbeelden.sim.state import SimState
 
 SHUTDOWN_TIMEOUT_S = 1.0
@@ -77,7 +86,13 @@ async def serve(
     ``manage_gc=True`` (the CLI, which owns its process) moves garbage collection to quiet moments; an
     in-process server leaves the host process's GC alone."""
     app = build_app(config)
-    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=SHUTDOWN_TIMEOUT_S)
+    runner = GuardedAppRunner(
+        app,
+        read_timeout_s=config.read_timeout_s,
+        access_log=None,
+        handle_signals=False,
+        shutdown_timeout=SHUTDOWN_TIMEOUT_S,
+    )
     await runner.setup()
     try:
         site = web.TCPSite(runner, config.host, config.port, backlog=2048)
@@ -142,6 +157,17 @@ def _jsonable(v: Any) -> Any:
     return list(v) if isinstance(v, tuple) else v
 
 
+def _cancel_remaining(loop: asyncio.AbstractEventLoop) -> None:
+    """Cancel what the server left (handlers of requests still in flight when a client was interrupted) and
+    let them finish, as ``asyncio.run`` does; a loop closed over pending tasks prints "Task was destroyed but
+    it is pending!" once per task."""
+    pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
+    for task in pending:
+        task.cancel()
+    if pending:
+        loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+
+
 class _ThreadServer:
     def __init__(self, config: SimConfig) -> None:
         self.config = config
@@ -162,6 +188,7 @@ class _ThreadServer:
             self.error = e
         finally:
             try:
+                _cancel_remaining(loop)
                 loop.run_until_complete(loop.shutdown_asyncgens())
                 loop.run_until_complete(loop.shutdown_default_executor())
             finally:
@@ -194,7 +221,7 @@ def cli_args(config: SimConfig) -> list[str]:
         "--host", config.host, "--port", str(config.port), "--profile", config.profile,
         "--time-scale", repr(config.time_scale), "--seed", str(config.seed),
         "--fault-rate", repr(config.fault_rate), "--faults", ",".join(config.faults),
-        "--max-body-bytes", str(config.max_body_bytes),
+        "--max-body-bytes", str(config.max_body_bytes), "--read-timeout", repr(config.read_timeout_s),
     ]  # fmt: skip
     if config.capacity is not None:
         args += ["--capacity", str(config.capacity)]
@@ -222,7 +249,35 @@ def _read_url(proc: subprocess.Popen[str], timeout: float) -> str:
     return line
 
 
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> Any:
+    """A ``preexec_fn`` that makes Linux send SIGTERM to the child when this thread ends, or None where that
+    is unavailable or unsafe (not Linux, not the main thread). The libc lookup happens here, before the
+    fork, so the child runs only one foreign call."""
+    if not sys.platform.startswith("linux") or threading.current_thread() is not threading.main_thread():
+        return None
+    try:
+        import ctypes
+
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    parent = os.getpid()
+
+    def setup() -> None:
+        prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+        if os.getppid() != parent:  # the parent died before the request took effect
+            os._exit(1)
+
+    return setup
+
+
 def _stop_process(proc: subprocess.Popen[str]) -> None:
+    if proc.stdin is not None:
+        with contextlib.suppress(OSError):
+            proc.stdin.close()  # end of file: the child's signal to stop
     if proc.poll() is None:
         proc.terminate()
         try:
@@ -255,11 +310,13 @@ def running_simulator(
         return
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "voorbeelden", "sim", *cli_args(cfg)],
+        # --quiet: a notebook shows a child's stderr as a red block; the banner is news only on a terminal.
+        [sys.executable, "-m", "voorbeelden", "sim", *cli_args(cfg), "--quiet", "--exit-with-stdin"],
         stdout=subprocess.PIPE,
-        stdin=subprocess.DEVNULL,
+        stdin=subprocess.PIPE,  # never written: its end of file tells the child that we are gone
         text=True,
         env=env,
+        preexec_fn=_die_with_parent(),
     )
     try:
         url = _read_url(proc, STARTUP_TIMEOUT_S)

@@ -14,7 +14,6 @@ warm-up (connection set-up, lazy imports) and excluded.
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -23,6 +22,7 @@ import numpy as np
 from voorbeelden.client import make_client
 from voorbeelden.config import GeneratorConfig
 from voorbeelden.generator import generate
+from voorbeelden.syncrun import run_sync
 from voorbeelden.types import Generation
 
 REQUEST = {
@@ -89,7 +89,7 @@ async def _generations(
 
 def _overhead(base_url: str, n: int, warmup: int, config: GeneratorConfig) -> list[Generation]:
     plan = [("parallel", f"ovh-{i}") for i in range(warmup + n)]
-    return asyncio.run(_generations(base_url, plan, config))[warmup:]
+    return run_sync(_generations(base_url, plan, config))[warmup:]
 
 
 def _paired(
@@ -100,7 +100,7 @@ def _paired(
     for i in range(warmup + pairs):
         order = ("sequential", "parallel") if i % 2 == 0 else ("parallel", "sequential")
         plan += [(s, f"pair-{i}") for s in order]
-    gens = asyncio.run(_generations(base_url, plan, config))[2 * warmup :]
+    gens = run_sync(_generations(base_url, plan, config))[2 * warmup :]
     by_key: dict[str, dict[str, Generation]] = {}
     for g, (strategy, key) in zip(gens, plan[2 * warmup :], strict=True):
         by_key.setdefault(key, {})[strategy] = g

@@ -22,9 +22,10 @@ Choices, each to keep the *client* from dominating the figure (all reported in t
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -32,6 +33,7 @@ import numpy as np
 
 from voorbeelden.sim.config import SimConfig
 from voorbeelden.sim.server import running_simulator
+from voorbeelden.syncrun import run_sync
 
 MSG = [{"role": "user", "content": 'Geef precies 5 synoniemen voor het begrip "beschikking".'}]
 
@@ -128,9 +130,6 @@ async def measure(
         if after_warmup is not None:
             await asyncio.to_thread(after_warmup)
         gate = asyncio.Semaphore(concurrency)
-        gc.collect()
-        gc.freeze()
-        gc.disable()
         stop = asyncio.Event()
         ticker = asyncio.create_task(_ticker(stop, lags))
         t_start = time.perf_counter()
@@ -155,16 +154,31 @@ async def measure(
                 observed.append((t1 - t0) * 1000)
 
         try:
-            await asyncio.gather(*(one(i) for i in range(n)))
+            with _gc_paused():
+                await asyncio.gather(*(one(i) for i in range(n)))
         finally:
             wall = time.perf_counter() - t_start
             stop.set()
             await ticker
-            gc.enable()
-            gc.unfreeze()
         return _Measurement(scheduled, observed, errors, wall, lags)
     finally:
         await client.close()
+
+
+@contextlib.contextmanager
+def _gc_paused() -> Iterator[None]:
+    """No collector pauses inside the measured round (they would show as client lag, not server lag); the
+    collector's previous state is restored, whatever it was."""
+    was_enabled = gc.isenabled()
+    gc.collect()
+    gc.freeze()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+        if was_enabled:
+            gc.enable()
 
 
 def run_fidelity(
@@ -182,7 +196,7 @@ def run_fidelity(
     concurrency = min(concurrency or requests, requests)
     cfg = SimConfig(profile=profile, time_scale=time_scale, seed=seed)
     with running_simulator(cfg, process=True) as sim:
-        m = asyncio.run(
+        m = run_sync(
             measure(
                 sim.base_url,
                 requests,

@@ -1,0 +1,148 @@
+"""Reading a batch's input: one request per line, each line judged on its own.
+
+A JSONL file written by hand or exported from a spreadsheet can hold a stray Latin-1 byte, a broken line or
+a row without its term. None of those may stop the batch or cost the other lines their results: the file is
+read as bytes and every line is decoded, parsed and validated by itself, so a bad line becomes an error
+record with its line number and the batch goes on.
+
+Input is read once, lazily. A pipe or FIFO (``/dev/stdin``) cannot be read twice, so lines are counted up
+front (for the progress bar) only for regular files and sized collections.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from voorbeelden.batch.output import line_key, request_key
+from voorbeelden.types import InvalidRequest, Request
+
+__all__ = ["InputError", "Item", "RequestSource", "check_source", "count_lines", "iter_items", "parse_line"]
+
+RequestSource = str | os.PathLike[str] | Iterable[Request | Mapping[str, Any] | str | bytes]
+RAW_KEEP = 500  # characters of a bad line kept in its error record, enough to find and fix it
+
+
+class InputError(ValueError):
+    """The input as a whole cannot be read (missing, a directory, unreadable); raised before any work."""
+
+
+@dataclass
+class Item:
+    """One input line: a valid request with its resume key, or the reason it is not one."""
+
+    n: int
+    key: str
+    request: Request | None = None
+    error: str | None = None
+    raw: str = ""
+
+
+def is_path(source: object) -> bool:
+    return isinstance(source, str | os.PathLike)
+
+
+def check_source(source: RequestSource) -> None:
+    """Refuse an input path that cannot be read, with a message (not a traceback mid-batch)."""
+    if not is_path(source):
+        return
+    path = Path(source)  # type: ignore[arg-type]
+    if not path.exists():
+        raise InputError(f"input {path} does not exist")
+    if path.is_dir():
+        raise InputError(f"input {path} is a directory; give a JSONL file with one request per line")
+    if not os.access(path, os.R_OK):
+        raise InputError(f"input {path} is not readable (permission denied)")
+
+
+def count_lines(source: RequestSource) -> int | None:
+    """Non-blank lines of a regular file, the length of a sized collection, else None (unknown).
+
+    Never reads a pipe, FIFO or character device: that would consume the input before the batch sees it."""
+    if is_path(source):
+        try:
+            if not stat.S_ISREG(os.stat(source).st_mode):  # type: ignore[arg-type]
+                return None
+            with open(source, "rb") as f:  # type: ignore[arg-type]
+                return sum(1 for line in f if line.strip())
+        except OSError:
+            return None
+    return len(source) if hasattr(source, "__len__") else None  # type: ignore[arg-type]
+
+
+def _numbered(source: RequestSource) -> Iterator[tuple[int, Any]]:
+    if is_path(source):
+        with open(source, "rb") as f:  # type: ignore[arg-type]
+            yield from enumerate(f, start=1)
+        return
+    yield from enumerate(source, start=1)  # type: ignore[arg-type]
+
+
+def iter_items(source: RequestSource) -> Iterator[Item]:
+    """Every non-blank line of ``source`` as an :class:`Item`, numbered as in the file (1-based)."""
+    for n, value in _numbered(source):
+        if isinstance(value, bytes | str) and not value.strip():
+            continue
+        yield parse_line(n, value)
+
+
+def _decode(n: int, data: bytes) -> tuple[str | None, str]:
+    """(text, "") or (None, reason); the first line may start with a UTF-8 byte-order mark."""
+    try:
+        return data.decode("utf-8-sig" if n == 1 else "utf-8"), ""
+    except UnicodeDecodeError as err:
+        bad = data[err.start : err.start + 1].hex()
+        return None, (
+            f"line {n}: not valid UTF-8 (byte 0x{bad} at byte {err.start + 1}); save the file as UTF-8"
+        )
+
+
+def parse_line(n: int, value: Request | Mapping[str, Any] | str | bytes) -> Item:
+    """Judge one line: bytes are decoded, text is parsed as JSON, a mapping is validated as a Request."""
+    if isinstance(value, bytes):
+        text, reason = _decode(n, value)
+        if text is None:
+            raw = value.decode("utf-8", "backslashreplace").strip()
+            return Item(n, line_key(raw), error=reason, raw=raw[:RAW_KEEP])
+        value = text
+    if isinstance(value, str):
+        raw = value.strip()
+        try:
+            data = json.loads(raw)
+        except RecursionError:
+            return Item(n, line_key(raw), error=f"line {n}: JSON nested too deeply", raw=raw[:RAW_KEEP])
+        except ValueError as err:
+            msg = getattr(err, "msg", str(err))
+            col = getattr(err, "colno", None)
+            where = f" at column {col}" if col is not None else ""
+            return Item(
+                n, line_key(raw), error=f"line {n}: not valid JSON ({msg}{where})", raw=raw[:RAW_KEEP]
+            )
+        if not isinstance(data, Mapping):
+            return Item(
+                n,
+                line_key(raw),
+                error=f"line {n}: expected a JSON object with begrip/definitie/context",
+                raw=raw[:RAW_KEEP],
+            )
+        value = data
+    try:
+        request = Request.coerce(value)
+    except InvalidRequest as err:
+        raw = value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
+        return Item(n, line_key(raw), error=f"line {n}: invalid request: {err}", raw=raw[:RAW_KEEP])
+    return Item(n, request_key(request), request=request)
+
+
+def same_file(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
+    """Whether two paths name one file (same device and inode: symlinks, hard links, ``./x`` vs ``x``)."""
+    try:
+        sa, sb = os.stat(a), os.stat(b)
+    except OSError:
+        return False
+    return (sa.st_dev, sa.st_ino) == (sb.st_dev, sb.st_ino)

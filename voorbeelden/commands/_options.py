@@ -1,0 +1,83 @@
+"""Argument types for the subcommands: every number and name is checked while the command line is parsed.
+
+A value out of range must stop a command before it starts a simulator, opens a file or makes a call, and the
+message must name the option and what it accepts. argparse does both when the check is the option's ``type``:
+``voorbeelden batch: error: argument --max-retries: must be an integer >= 0, got '-1'`` and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from collections.abc import Callable, Iterable
+
+
+def _range(lo: float | None, hi: float | None, lo_open: bool) -> str:
+    parts = []
+    if lo is not None:
+        parts.append(f"{'>' if lo_open else '>='} {lo:g}")
+    if hi is not None:
+        parts.append(f"<= {hi:g}")
+    return " and ".join(parts)
+
+
+def integer(lo: int | None = None, hi: int | None = None) -> Callable[[str], int]:
+    """An integer in [lo, hi]."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = None  # type: ignore[assignment]
+        if value is None or (lo is not None and value < lo) or (hi is not None and value > hi):
+            rng = _range(lo, hi, False)
+            raise argparse.ArgumentTypeError(f"must be an integer{' ' + rng if rng else ''}, got {text!r}")
+        return value
+
+    parse.__name__ = "integer"
+    return parse
+
+
+def number(
+    lo: float | None = None, hi: float | None = None, *, lo_open: bool = False
+) -> Callable[[str], float]:
+    """A finite number in [lo, hi] (or (lo, hi] with ``lo_open``): nan and inf are never a setting."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        bad = (
+            not math.isfinite(value)
+            or (lo is not None and (value < lo or (lo_open and value == lo)))
+            or (hi is not None and value > hi)
+        )
+        if bad:
+            rng = _range(lo, hi, lo_open)
+            raise argparse.ArgumentTypeError(
+                f"must be a finite number{' ' + rng if rng else ''}, got {text!r}"
+            )
+        return value
+
+    parse.__name__ = "number"
+    return parse
+
+
+positive = number(0, lo_open=True)
+non_negative = number(0)
+at_least_one = integer(1)
+count = integer(0)
+
+
+def one_of(names: Iterable[str], what: str = "value") -> Callable[[str], str]:
+    """One of ``names``; unlike ``choices=`` the message keeps a long list readable."""
+    allowed = tuple(names)
+
+    def parse(text: str) -> str:
+        if text not in allowed:
+            raise argparse.ArgumentTypeError(f"unknown {what} {text!r}; use one of {', '.join(allowed)}")
+        return text
+
+    parse.__name__ = what
+    return parse

@@ -511,6 +511,7 @@ def _first_page_figures(summary: Mapping[str, Any]) -> str:
     """The headline figures as one list on the first screen, each with its completeness (n of N), so no
     number is read without knowing how many complete generations it stands on."""
     items: list[str] = []
+    unit = "model s" if (summary.get("backend") or {}).get("kind") == "simulated" else "s"
     for profile, s in summary.get("speedup", {}).items():
         pairs = _n_of(s["n_pairs"], s.get("n_pairs_total"))
         if _finite(s.get("median")) and s["n_pairs"]:
@@ -524,8 +525,8 @@ def _first_page_figures(summary: Mapping[str, Any]) -> str:
         done = _n_of(row.get("n_complete"), row.get("n"))
         if _finite(row.get("wall_p50_s")) and row.get("n_complete"):
             items.append(
-                f"{_e(row['profile'])} / {_e(row['strategy'])}: wall p50 {_num(row['wall_p50_s'])} s, "
-                f"p95 {_num(row['wall_p95_s'])} s over {done} complete generations"
+                f"{_e(row['profile'])} / {_e(row['strategy'])}: wall p50 {_num(row['wall_p50_s'])} {unit}, "
+                f"p95 {_num(row['wall_p95_s'])} {unit} over {done} complete generations"
             )
         else:
             items.append(

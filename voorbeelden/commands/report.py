@@ -97,10 +97,11 @@ def run(args: argparse.Namespace) -> int:
         f"backend: {s['backend_line']}",
     ]
     lines += speedup_lines(s)
+    unit = "model s" if (s.get("backend") or {}).get("kind") == "simulated" else "s"
     lines += [
         f"  {row['profile']} / {row['strategy']}: "
         + (
-            f"wall p50 {row['wall_p50_s']:.2f} s, p95 {row['wall_p95_s']:.2f} s over "
+            f"wall p50 {row['wall_p50_s']:.2f} {unit}, p95 {row['wall_p95_s']:.2f} {unit} over "
             f"{row['n_complete']} of {row['n']} complete generations"
             if row.get("n_complete") and _finite(row.get("wall_p50_s"))
             else f"no figure: {row.get('n_complete') or 0} of {row.get('n')} generations complete"

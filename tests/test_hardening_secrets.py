@@ -60,7 +60,7 @@ def _leaks(done: subprocess.CompletedProcess[str], root: Path) -> list[str]:
 def test_generate_json_never_shows_the_key(sim: SimHandle, tmp_path: Path) -> None:
     before = sim.counters()["requests_total"]
     done = _run(["generate", "besluit", "--definitie", "Een beslissing.", "--json"], sim, tmp_path)
-    assert done.returncode in (0, 1), done.stderr
+    assert done.returncode in (0, 1, 3), done.stderr  # complete, none or partial (injected faults)
     data = json.loads(done.stdout)
     assert data["records"], "no calls were recorded"
     assert sim.counters()["requests_total"] >= before + 6  # the calls reached the test's simulator
@@ -75,7 +75,7 @@ def test_batch_json_never_writes_the_key(sim: SimHandle, tmp_path: Path) -> None
     cache = tmp_path / "cache"
     args = ["batch", str(inp), "--out", str(out), "--json", "--cache-dir", str(cache), "--max-retries", "1"]
     done = _run(args, sim, tmp_path)
-    assert done.returncode in (0, 1), done.stderr
+    assert done.returncode in (0, 1, 3), done.stderr  # complete, none or partial (injected faults)
     summary = json.loads(done.stdout)
     assert summary["generated"] == 6 and summary["invalid"] == 1
     assert len(out.read_text().splitlines()) == 7
@@ -83,5 +83,5 @@ def test_batch_json_never_writes_the_key(sim: SimHandle, tmp_path: Path) -> None
     assert not _leaks(done, tmp_path)
     # A rerun answers from the cache and resumes from --out: still no key anywhere.
     again = _run(args, sim, tmp_path)
-    assert again.returncode in (0, 1), again.stderr
+    assert again.returncode in (0, 1, 3), again.stderr
     assert not _leaks(again, tmp_path)

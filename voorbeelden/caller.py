@@ -24,9 +24,11 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_aft
 from voorbeelden.config import PartSettings, RetryPolicy
 from voorbeelden.parsing import ParseResult, parse_part
 from voorbeelden.prompts import build_messages
+from voorbeelden.redact import redact
 from voorbeelden.types import CallRecord, Part, Request, Status
 
 RETRYABLE_STATUS = frozenset({408, 409, 429})
+DEADLINE_CUT = "deadline reached while waiting for the model"  # the error of an attempt cut by the deadline
 _ERROR_KINDS = {400: "bad_request", 401: "auth", 403: "forbidden", 404: "not_found", 422: "bad_request"}
 # A server that rejects the request's response_format rejects it again on a retry, whatever the status it
 # uses for that (llama-cpp-python answers "json_schema" with a 500 validation error): not retryable.
@@ -124,6 +126,9 @@ class RunState:
         record.t_end = self.now()
         record.latency_s = record.t_end - record.t_start
         record.status = status
+        if isinstance(fields.get("error"), str):
+            # Upstream error text may echo the key (or a URL with one): redacted before it is stored anywhere.
+            fields["error"] = redact(fields["error"])
         for name, value in fields.items():
             setattr(record, name, value)
         self.records.append(record)
@@ -237,11 +242,23 @@ class Caller:
         """
         if messages is None:
             messages = build_messages(request, part, settings)
+        failed: list[CallRecord] = []
+
+        async def sleep(seconds: float) -> None:
+            # The wait between attempts goes on the record of the attempt that caused it, also when the
+            # deadline cuts it short (then ``waited_s`` is what was spent before the cut).
+            started = time.monotonic()
+            try:
+                await asyncio.sleep(seconds)
+            finally:
+                if failed:
+                    failed[-1].waited_s = time.monotonic() - started
+
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self.retry.max_retries + 1),
             retry=retry_if_exception(lambda e: isinstance(e, AttemptFailed) and e.retryable),
             wait=self._wait,
-            sleep=asyncio.sleep,
+            sleep=sleep,
             reraise=True,
         )
         attempts = 0
@@ -249,19 +266,23 @@ class Caller:
         async def one() -> PartOutcome:
             nonlocal attempts
             attempts += 1
-            return await self._attempt(
-                part,
-                settings,
-                messages,
-                attempt_offset + attempts,
-                hedge,
-                stream=stream,
-                extra_body=extra_body,
-                extra_headers=extra_headers,
-                parse=parse,
-                label=label,
-                note=note,
-            )
+            try:
+                return await self._attempt(
+                    part,
+                    settings,
+                    messages,
+                    attempt_offset + attempts,
+                    hedge,
+                    stream=stream,
+                    extra_body=extra_body,
+                    extra_headers=extra_headers,
+                    parse=parse,
+                    label=label,
+                    note=note,
+                )
+            except AttemptFailed as exc:
+                failed.append(exc.record)
+                raise
 
         try:
             outcome = await retrying(one)
@@ -374,8 +395,10 @@ class Caller:
             if not stream:
                 text, finish_reason, usage = _read_completion(data)
         except asyncio.CancelledError:
-            status: Status = "timeout" if state.deadline_expired() else "cancelled"
-            state.finish(rec, status, error_kind=status, error=f"{status} while waiting for the model")
+            cut = state.deadline_expired()
+            status: Status = "timeout" if cut else "cancelled"
+            why = DEADLINE_CUT if cut else "cancelled while waiting for the model"
+            state.finish(rec, status, error_kind=status, error=why)
             raise
         except TimeoutError:
             state.finish(
@@ -383,7 +406,12 @@ class Caller:
             )
             raise AttemptFailed(rec, retryable=True) from None
         except openai.APITimeoutError:
-            state.finish(rec, "timeout", error_kind="timeout", error="the HTTP client timed out")
+            state.finish(
+                rec,
+                "timeout",
+                error_kind="timeout",
+                error=f"no answer from {endpoint_host(self.client)} in time",
+            )
             raise AttemptFailed(rec, retryable=True) from None
         except _StreamCut as cut:
             state.streams.one_at_a_time()
@@ -404,13 +432,21 @@ class Caller:
                 rec,
                 "rate_limited" if code == 429 else "error",
                 error_kind=UNSUPPORTED_FORMAT if unsupported else error_kind_for_status(code),
-                error=f"HTTP {code}: {_short(err.message)}",
+                error=f"HTTP {code} from {endpoint_host(self.client)}: {_short(err.message)}"
+                + (missing_v1_hint(self.client) if code == 404 else ""),
                 http_status=code,
                 retry_after_s=retry_after,
             )
             raise AttemptFailed(rec, retryable, retry_after if retryable else None) from None
         except openai.APIConnectionError as err:
-            state.finish(rec, "error", error_kind="connection", error=_short(str(err.__cause__ or err)))
+            cause = err.__cause__ or err
+            state.finish(
+                rec,
+                "error",
+                error_kind="connection",
+                error=f"cannot reach {endpoint_host(self.client)}: "
+                f"{_short(str(cause) or type(cause).__name__)}",
+            )
             raise AttemptFailed(rec, retryable=True) from None
         except Exception as err:  # a body that is not a chat completion: the server is broken, not busy
             state.finish(
@@ -528,6 +564,28 @@ def _read_completion(data: Any) -> tuple[str | None, str | None, dict[str, Any]]
 def _last_user_text(messages: list[dict[str, str]]) -> str | None:
     users = [m.get("content") for m in messages if m.get("role") == "user"]
     return users[-1] if users and isinstance(users[-1], str) else None
+
+
+def safe_base_url(client: openai.AsyncOpenAI) -> str:
+    """The client's base URL as scheme://host[:port]/path: no user, password, query or fragment."""
+    url = client.base_url
+    port = f":{url.port}" if url.port else ""
+    return f"{url.scheme}://{url.host}{port}{url.path.rstrip('/')}"
+
+
+def endpoint_host(client: openai.AsyncOpenAI) -> str:
+    """Host and port of the endpoint, for error messages (never the key, which is a header, not the URL)."""
+    url = client.base_url
+    return f"{url.host}:{url.port}" if url.port else str(url.host)
+
+
+def missing_v1_hint(client: openai.AsyncOpenAI) -> str:
+    """For a 404: OpenAI-compatible servers serve ``/v1/chat/completions``; a base URL without ``/v1`` is
+    the usual cause (``http://localhost:11434`` instead of ``http://localhost:11434/v1``)."""
+    base = safe_base_url(client)
+    if "/v1" in client.base_url.path:
+        return ""
+    return f" (the base URL {base} has no /v1; OpenAI-compatible servers answer under /v1: try {base}/v1)"
 
 
 def _short(text: str, limit: int = 200) -> str:

@@ -49,6 +49,34 @@ def make_client(
     return openai.AsyncOpenAI(**kwargs)  # type: ignore[arg-type]
 
 
+OPENAI_DEFAULT_URL = "https://api.openai.com/v1"
+
+
+def describe_endpoint(
+    base_url: str | None = None, *, host_only: bool = False, source_only: bool = False
+) -> str:
+    """Which endpoint a configured run uses and what chose it (``--base-url``, ``OPENAI_BASE_URL``, or
+    ``OPENAI_API_KEY`` alone, which means OpenAI's API): host only, never a path, credentials or the key."""
+    from urllib.parse import urlsplit
+
+    if base_url:
+        url, source = base_url, "--base-url"
+    elif os.environ.get("OPENAI_BASE_URL"):
+        url, source = os.environ["OPENAI_BASE_URL"], "OPENAI_BASE_URL"
+    else:
+        url, source = (
+            OPENAI_DEFAULT_URL,
+            "OPENAI_API_KEY, with OPENAI_BASE_URL unset: OpenAI's default endpoint",
+        )
+    parts = urlsplit(url)
+    host = f"{parts.hostname}:{parts.port}" if parts.port else str(parts.hostname)
+    if host_only:
+        return host
+    if source_only:
+        return source
+    return f"the endpoint {host} (chosen by {source})"
+
+
 def has_configured_backend(base_url: str | None = None) -> bool:
     return bool(base_url or os.environ.get("OPENAI_BASE_URL") or os.environ.get("OPENAI_API_KEY"))
 
@@ -83,6 +111,8 @@ def open_backend(
     works out of the box without ever sending a request somewhere the user did not choose."""
     if has_configured_backend(base_url):
         url, key = resolve(base_url, api_key)
+        if announce is not None:
+            print(f"using {describe_endpoint(base_url)}", file=announce)
         yield Backend(base_url=url, api_key=key, simulated=False)
         return
     from voorbeelden.sim import SimConfig, running_simulator

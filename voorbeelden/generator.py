@@ -16,7 +16,7 @@ from typing import Any
 
 import openai
 
-from voorbeelden.caller import Caller, RunState
+from voorbeelden.caller import DEADLINE_CUT, Caller, RunState
 from voorbeelden.client import make_client
 from voorbeelden.config import GeneratorConfig
 from voorbeelden.strategies import RunContext, get_strategy
@@ -132,17 +132,15 @@ def _assemble(
     parts: dict[Part, list[str] | str] = {}
     errors: dict[Part, str] = {}
     shortfalls: dict[Part, int] = {}
-    started = {r.part for r in state.records}
     for part in ALL_PARTS:
         outcome = run.outcomes.get(part)
         if outcome is None:
             parts[part] = part.empty()
-            if not deadline_hit:
-                errors[part] = "not run by the strategy"
-            elif part.value in started:
-                errors[part] = f"timeout: deadline of {cfg.deadline_s:g} s reached while the part was running"
-            else:
-                errors[part] = f"timeout: not started before the deadline of {cfg.deadline_s:g} s"
+            errors[part] = (
+                _deadline_reason(part, state.records, cfg.deadline_s)
+                if deadline_hit
+                else "not run by the strategy"
+            )
             shortfalls[part] = cfg.settings(part).count
             continue
         parts[part] = outcome.value
@@ -167,6 +165,39 @@ def _assemble(
         trial=state.trial,
         first_visible_s=min(visible, default=None),
     )
+
+
+COMBINED_LABEL = "combined"  # the record label of the one call that asks for all six parts
+
+
+def _deadline_reason(part: Part, records: list[CallRecord], deadline_s: float | None) -> str:
+    """Why a part without an outcome failed when the deadline hit, said as it was: its own call was running,
+    it was waiting to retry (Retry-After or backoff), the combined call that covers it was running or
+    waiting to retry, or nothing had started for it."""
+    limit = f"deadline of {deadline_s:g} s"
+    own = [r for r in records if r.part == part.value and not r.hedge]
+    combined = [r for r in records if r.part == COMBINED_LABEL]
+    for label, recs in (("the part", own), ("the combined call (all parts in one)", combined)):
+        if not recs:
+            continue
+        if any(r.error == DEADLINE_CUT for r in recs):
+            return f"timeout: {limit} reached while {label} was running"
+        last = max(recs, key=lambda r: (r.t_end, r.attempt))
+        if last.status == "ok":
+            if recs is own:  # e.g. split between rounds of one-item calls
+                return f"timeout: {limit} reached before the part's further calls started"
+            break  # the combined answer lacked this part; its own call had not started
+        wait = "Retry-After" if last.retry_after_s is not None else "backoff"
+        kind = f" ({last.error_kind})" if last.error_kind and last.error_kind != last.status else ""
+        return (
+            f"timeout: {limit} reached while {label} was waiting to retry ({wait}, {last.waited_s:.2f} s "
+            f"waited) after attempt {last.attempt} ended {last.status}{kind}"
+        )
+    if combined:
+        return (
+            f"timeout: {limit} reached; the combined answer lacked this part and its own call had not started"
+        )
+    return f"timeout: not started before the {limit}"
 
 
 def generate_sync(request_or_fields: RequestLike, strategy: str = "parallel", **kwargs: Any) -> Generation:

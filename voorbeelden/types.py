@@ -236,6 +236,9 @@ class CallRecord:
     cached: bool = False
     hedge: bool = False
     finish_reason: str | None = None
+    # Seconds spent waiting *after* this attempt before the next one (Retry-After or backoff), also when the
+    # wait was cut short by the deadline: without it "wall 8 s, calls 0.6 s" has no explanation.
+    waited_s: float = 0.0
     # How the call went when that is not the usual way, e.g. "stream:plain_body" (asked to stream, answered
     # with one JSON body: not streamed), "stream:one_at_a_time" (waited for the run's other streams after a
     # server cut one off), "response_format:json_object+schema" (the llama.cpp form of a JSON schema).
@@ -243,6 +246,20 @@ class CallRecord:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+def busy_time_s(records: list[CallRecord]) -> float:
+    """Length of the union of the records' ``[t_start, t_end]`` intervals: the time at least one of the calls
+    was in flight. For one part's retries (one after the other) it is their sum; for a split part's
+    concurrent sub-calls it is the critical path, not the sum; waits between attempts are not in it."""
+    total = 0.0
+    end = float("-inf")
+    for r in sorted(records, key=lambda r: r.t_start):
+        if r.t_end <= end:
+            continue
+        total += r.t_end - max(r.t_start, end)
+        end = r.t_end
+    return total
 
 
 @dataclass
@@ -292,12 +309,18 @@ class Generation:
 
     @property
     def max_latency_s(self) -> float:
-        """The parallel bound: the slowest part, counting all of that part's attempts."""
-        per_part: dict[str, float] = {}
+        """The parallel bound: the slowest part's critical path (its calls' busy time, see
+        :func:`busy_time_s`: retries add up, a split part's concurrent sub-calls count once)."""
+        per_part: dict[str, list[CallRecord]] = {}
         for r in self.records:
             if not r.hedge:
-                per_part[r.part] = per_part.get(r.part, 0.0) + r.latency_s
-        return max(per_part.values(), default=0.0)
+                per_part.setdefault(r.part, []).append(r)
+        return max((busy_time_s(recs) for recs in per_part.values()), default=0.0)
+
+    @property
+    def waited_s(self) -> float:
+        """Time parts spent waiting to retry (Retry-After or backoff), summed over all attempts."""
+        return sum(r.waited_s for r in self.records if not r.hedge)
 
     @property
     def n_short(self) -> int:
@@ -329,6 +352,7 @@ class Generation:
             "max_latency_s": self.max_latency_s,
             "tokens_in": self.tokens_in,
             "tokens_out": self.tokens_out,
+            "waited_s": self.waited_s,
             "first_visible_s": self.first_visible_s,
             "errors": {str(k): v for k, v in self.errors.items()},
         }

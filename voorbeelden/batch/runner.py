@@ -33,6 +33,7 @@ from voorbeelden.batch.inputs import (
 from voorbeelden.batch.limiter import RateLimiter
 from voorbeelden.batch.output import OutputError, OutputLog
 from voorbeelden.batch.transport import GatedTransport, make_client
+from voorbeelden.redact import redact_obj
 from voorbeelden.types import ALL_PARTS, CallRecord
 
 if TYPE_CHECKING:
@@ -250,6 +251,7 @@ async def generate_many(
         return outstanding < transport.concurrency.effective + width
 
     def emit(row: dict[str, Any]) -> None:
+        row = redact_obj(row)  # the output boundary: no key (or key-like text) reaches the file or caller
         if log is not None:
             log.append(row)
         if on_result is not None:

@@ -30,6 +30,7 @@ class BackendSpec:
 
     kind: str
     base_url: str | None = None
+    source: str = ""  # what chose it, said on the report's backend line (e.g. "OPENAI_BASE_URL")
 
     @property
     def host(self) -> str | None:
@@ -49,12 +50,18 @@ def resolve_backend(backend: str = "auto", environ: dict[str, str] | None = None
     env = os.environ if environ is None else environ
     choice = (backend or "auto").strip()
     if choice == "sim":
-        return BackendSpec("simulated")
+        return BackendSpec("simulated", source="backend parameter 'sim'")
     if choice == "auto":
         base = env.get("OPENAI_BASE_URL", "").strip()
-        if base or env.get("OPENAI_API_KEY", "").strip():
-            return BackendSpec("real", (base or DEFAULT_REAL_BASE_URL).rstrip("/"))
-        return BackendSpec("simulated")
+        if base:
+            return BackendSpec("real", base.rstrip("/"), source="OPENAI_BASE_URL")
+        if env.get("OPENAI_API_KEY", "").strip():
+            return BackendSpec(
+                "real",
+                DEFAULT_REAL_BASE_URL,
+                source="OPENAI_API_KEY, with OPENAI_BASE_URL unset: OpenAI's default endpoint",
+            )
+        return BackendSpec("simulated", source="neither OPENAI_BASE_URL nor OPENAI_API_KEY set")
     if choice == "local":
         url = env.get(LOCAL_URL_ENV, "").strip()
         if not url:
@@ -63,9 +70,9 @@ def resolve_backend(backend: str = "auto", environ: dict[str, str] | None = None
             why = missing_extra()
             if why is not None:
                 raise ValueError(f"backend 'local' cannot start: {why}")
-        return BackendSpec("local", url.rstrip("/") or None)
+        return BackendSpec("local", url.rstrip("/") or None, source="backend parameter")
     if choice.startswith(("http://", "https://")):
-        return BackendSpec("real", choice.rstrip("/"))
+        return BackendSpec("real", choice.rstrip("/"), source="backend parameter")
     raise ValueError(f"backend must be 'auto', 'sim', 'local' or an http(s) base URL, got {backend!r}")
 
 
@@ -83,6 +90,7 @@ class Backend:
     profile: str | None = None
     time_scale: float | None = None
     seed: int | None = None
+    chosen_by: str = ""
     _handle: Any = field(default=None, repr=False)
     _api_key: str = field(default="", repr=False)
     info: dict[str, Any] | None = None  # the local server's description (model, concurrency, ...)
@@ -98,6 +106,12 @@ class Backend:
     @property
     def host(self) -> str:
         return url_host(self.base_url)
+
+    @property
+    def clock_scale(self) -> float:
+        """What the client's timeouts and backoffs are multiplied by: the simulator's ``time_scale`` (its
+        clock runs that much faster), 1.0 for a real endpoint, whose clock is the wall clock."""
+        return float(self.time_scale) if self.simulated and self.time_scale else 1.0
 
     def configure(self, **changes: Any) -> None:
         if self._handle is None:
@@ -120,10 +134,18 @@ class Backend:
                 "time_scale": self.time_scale,
                 "seed": self.seed,
                 "host": self.host,
+                "chosen_by": self.chosen_by,
             }
         if self.kind == "local" and self.info:
             return dict(self.info)
-        return {"kind": "real", "host": self.host, "profile": None, "time_scale": None, "seed": None}
+        return {
+            "kind": "real",
+            "host": self.host,
+            "profile": None,
+            "time_scale": None,
+            "seed": None,
+            "chosen_by": self.chosen_by,
+        }
 
 
 @contextmanager
@@ -144,7 +166,7 @@ def open_backend(
         return
     if spec.kind == "real":
         assert spec.base_url is not None
-        yield Backend(kind="real", base_url=spec.base_url, _api_key=api_key_from_env())
+        yield Backend(kind="real", base_url=spec.base_url, chosen_by=spec.source, _api_key=api_key_from_env())
         return
     from voorbeelden.sim import SimConfig, running_simulator
 
@@ -156,6 +178,7 @@ def open_backend(
             profile=profile,
             time_scale=time_scale,
             seed=seed,
+            chosen_by=spec.source,
             _handle=handle,
             _api_key=SIM_PLACEHOLDER_KEY,
         )
@@ -179,6 +202,16 @@ def _open_local(spec: BackendSpec) -> Iterator[Backend]:
         yield Backend(kind="local", base_url=llm.base_url, _api_key=SIM_PLACEHOLDER_KEY, info=llm.describe())
 
 
+def model_seconds_factor(time_scale: float | None) -> float:
+    """THE one place measured seconds become model seconds: ``1 / time_scale`` for results of the simulator
+    (rows tagged with its ``time_scale``), exactly 1.0 for a real endpoint (tagged ``None``): real time is
+    never rescaled."""
+    if time_scale is None:
+        return 1.0
+    ts = float(time_scale)
+    return 1.0 if ts != ts or ts <= 0 else 1.0 / ts
+
+
 def probe(base_url: str, timeout_s: float = 5.0) -> str | None:
     """None when ``base_url`` answers HTTP at all (any status), else why not (never mentioning the key)."""
     import httpx
@@ -190,5 +223,7 @@ def probe(base_url: str, timeout_s: float = 5.0) -> str | None:
             timeout=timeout_s,
         )
     except httpx.HTTPError as exc:
-        return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        from voorbeelden.redact import redact
+
+        return redact(f"{type(exc).__name__}: {exc}") if str(exc) else type(exc).__name__
     return None

@@ -1,8 +1,13 @@
 """The experiments behind the notebooks, as functions, so a notebook is parameters, a call and a display.
 
 Every time in an experiment is multiplied by ``time_scale`` on a simulated backend: the simulator's latencies
-(server side) and the client's call timeout and retry backoff (here), so a run at ``time_scale=0.02`` is the
-same experiment as at 1.0, fifty times faster. On a real endpoint nothing is scaled.
+(server side) and the client's call timeout and retry backoff (here, via ``Backend.clock_scale``), so a run at
+``time_scale=0.02`` is the same experiment as at 1.0, fifty times faster. On a real endpoint nothing is scaled:
+its rows are tagged ``time_scale: None`` and :func:`voorbeelden.bench.backend.model_seconds_factor` is 1.
+
+Headlines need complete generations: when a notebook's headline figure has no complete pair the experiment
+still writes its JSON (with ``ok: false`` and the reason) and :func:`require_complete` then raises
+:class:`IncompleteHeadline`, so papermill marks the notebook failed and ``voorbeelden report`` exits non-zero.
 """
 
 from __future__ import annotations
@@ -21,6 +26,26 @@ from voorbeelden.bench import stats
 from voorbeelden.bench.backend import Backend, open_backend
 from voorbeelden.bench.data import load_begrippen
 from voorbeelden.bench.trials import TrialResults, rows_to_frames, run_trials
+from voorbeelden.redact import redact_obj
+
+
+class IncompleteHeadline(RuntimeError):
+    """A notebook's headline measurement has no complete pair: its figure would describe failures."""
+
+
+def require_complete(exp: Any) -> None:
+    """Raise :class:`IncompleteHeadline` with the reason when ``exp.ok`` is false (a notebook's last word
+    on its headline; the JSON side file was written before, with the same reason)."""
+    if not getattr(exp, "ok", True):
+        raise IncompleteHeadline(exp.reason)
+
+
+def _reason(problems: list[str], gens: pd.DataFrame) -> str | None:
+    if not problems:
+        return None
+    errors = stats.common_errors(gens) if len(gens) else []
+    return "; ".join(problems) + (f". Most common errors: {'; '.join(errors)}" if errors else "")
+
 
 NB01 = "01_sequential_vs_parallel"
 NB02 = "02_failure_injection"
@@ -72,7 +97,8 @@ def write_json(path: str | Path, obj: Any) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(_jsonable(obj), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    data = redact_obj(_jsonable(obj))  # every JSON side file is an output boundary: no keys in it
+    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     tmp.replace(path)
     return path
 
@@ -100,6 +126,8 @@ class SpeedupExperiment:
     expected: dict[str, dict[str, Any]]
     backend: dict[str, Any]
     seconds: float
+    ok: bool = True
+    reason: str | None = None
 
 
 def speedup_experiment(P: Mapping[str, Any]) -> SpeedupExperiment:
@@ -117,7 +145,6 @@ def speedup_experiment(P: Mapping[str, Any]) -> SpeedupExperiment:
     ) as be:
         labels = P["profiles"] if be.simulated else [f"{be.kind} ({be.host})"]
         for label in labels:
-            ts = P["time_scale"] if be.simulated else 1.0
             if be.simulated:
                 be.configure(profile=label)
                 expected[label] = stats.expected_bound(
@@ -132,9 +159,9 @@ def speedup_experiment(P: Mapping[str, Any]) -> SpeedupExperiment:
                     warmup=P["warmup"],
                     out=jsonl,
                     scenario="sequential-vs-parallel",
-                    tags={"profile": label, "time_scale": ts if be.simulated else None},
+                    tags={"profile": label, "time_scale": be.time_scale if be.simulated else None},
                     key_prefix=f"s{P['seed']}:",
-                    config=bench_config(ts),
+                    config=bench_config(be.clock_scale),
                 )
             )
         backend = be.describe()
@@ -155,11 +182,18 @@ def speedup_experiment(P: Mapping[str, Any]) -> SpeedupExperiment:
         summary[col] = [expected.get(p, {}).get(col) for p in summary["profile"]]
     walls = stats.wall_summary(gens, by=("profile", "strategy"))
     over = stats.overhead(gens, by=("profile", "strategy"))
-    exp = SpeedupExperiment(results, summary, walls, over, expected, backend, time.monotonic() - t0)
+    reason = _reason(stats.headline_problems(summary), gens[~gens["warmup"]])
+    exp = SpeedupExperiment(
+        results, summary, walls, over, expected, backend, time.monotonic() - t0, reason is None, reason
+    )
+    measured = gens[~gens["warmup"]]
     write_json(
         out_dir / f"{NB01}.json",
         {
             "notebook": NB01,
+            "ok": exp.ok,
+            "reason": reason,
+            "n_complete_generations": int(stats.is_complete(measured).sum()),
             "backend": backend,
             "params": dict(P),
             "speedup": summary.to_dict(orient="records"),
@@ -184,6 +218,8 @@ class FaultExperiment:
     backend: dict[str, Any]
     skipped: str | None
     seconds: float
+    ok: bool = True
+    reason: str | None = None
 
 
 def fault_experiment(P: Mapping[str, Any]) -> FaultExperiment:
@@ -219,7 +255,7 @@ def fault_experiment(P: Mapping[str, Any]) -> FaultExperiment:
                             tags={"profile": P["profile"], "fault_kind": kind, "fault_rate": rate},
                             key_prefix=f"s{P['seed']}:",
                             config=bench_config(
-                                P["time_scale"],
+                                be.clock_scale,
                                 max_retries=P["max_retries"],
                                 call_timeout_model_s=P["call_timeout_s"],
                             ),
@@ -233,11 +269,30 @@ def fault_experiment(P: Mapping[str, Any]) -> FaultExperiment:
     else:
         gens, recs = rows_to_frames([])
         summary = pd.DataFrame()
-    exp = FaultExperiment(TrialResults(gens, recs, jsonl), summary, backend, skipped, time.monotonic() - t0)
+    problems = []
+    if len(summary) and "fault_rate" in summary:
+        for row in summary[summary["fault_rate"] == 0].to_dict(orient="records"):
+            if not row["n_complete"]:
+                problems.append(
+                    f"{row['fault_kind']} at rate 0 (the control): {stats.n_of(0, row['n'])} generations "
+                    "complete, so the backend fails without injected faults"
+                )
+    reason = _reason(problems, gens)
+    exp = FaultExperiment(
+        TrialResults(gens, recs, jsonl),
+        summary,
+        backend,
+        skipped,
+        time.monotonic() - t0,
+        reason is None,
+        reason,
+    )
     write_json(
         out_dir / f"{NB02}.json",
         {
             "notebook": NB02,
+            "ok": exp.ok,
+            "reason": reason,
             "backend": backend,
             "params": dict(P),
             "skipped": skipped,
@@ -265,4 +320,5 @@ def describe_backend(backend: Backend | Mapping[str, Any]) -> str:
             f"model {d.get('model')}, server concurrency {d.get('concurrency')} ({d.get('concurrency_note')}), "
             f"interrupt_requests={d.get('interrupt_requests')}, {d.get('threads')} CPU thread(s)"
         )
-    return f"REAL backend: {d.get('host')}"
+    chosen = d.get("chosen_by")
+    return f"REAL backend: {d.get('host')}" + (f" (chosen by {chosen})" if chosen else "")

@@ -316,9 +316,8 @@ def validate_params(notebook: str, /, *, check_backend: bool = True, **params: A
             assert spec.base_url is not None
             why = probe(spec.base_url)
             if why is not None:
-                source = "from OPENAI_BASE_URL" if out["backend"] == "auto" else "backend"
                 raise ValueError(
-                    f"backend {spec.host} ({source}) does not answer: {why}. Check the URL, or use "
+                    f"backend {spec.host} (from {spec.source}) does not answer: {why}. Check the URL, or use "
                     "backend='sim' for the embedded simulator."
                 )
     path = Path(out["out_dir"]).expanduser() if out["out_dir"].strip() else default_out_dir()

@@ -35,6 +35,7 @@ import yaml
 
 from voorbeelden.bench.data import PROJECT_ROOT
 from voorbeelden.bench.experiments import NB01, NB02, describe_backend, read_json, write_json
+from voorbeelden.redact import redact, redact_obj
 
 NOTEBOOKS_DIR = PROJECT_ROOT / "notebooks"
 DEFAULT_PARAMS = NOTEBOOKS_DIR / "params" / "default.yaml"
@@ -62,7 +63,8 @@ class ReportResult:
 
     @property
     def ok(self) -> bool:
-        return all(r.status == "ok" for r in self.runs)
+        """Every notebook ran *and* every headline rests on complete generations (``summary["ok"]``)."""
+        return all(r.status == "ok" for r in self.runs) and bool(self.summary.get("ok", True))
 
     @property
     def exit_code(self) -> int:
@@ -218,6 +220,29 @@ def _execute(nb: Path, output: Path, parameters: dict[str, Any], timeout_s: int,
     return None
 
 
+def redact_notebook(path: Path) -> None:
+    """Redact every text in an executed notebook (outputs, tracebacks, metadata; images are left alone): a
+    cell may print an upstream error that echoes the key, and the .ipynb and its HTML are report files."""
+    if not path.is_file():
+        return
+    data = json.loads(path.read_text(encoding="utf-8"))
+
+    def walk(value: Any, key: str = "") -> Any:
+        if key.startswith("image/"):
+            return value
+        if isinstance(value, str):
+            return redact(value)
+        if isinstance(value, dict):
+            return {k: walk(v, k) for k, v in value.items()}
+        if isinstance(value, list):
+            return [walk(v) for v in value]
+        return value
+
+    clean = walk(data)
+    if clean != data:
+        path.write_text(json.dumps(clean, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+
+
 def _to_html(ipynb: Path) -> Path | None:
     import nbformat
     from nbconvert import HTMLExporter
@@ -237,7 +262,7 @@ def _merge_jsonl(report_dir: Path) -> Path:
         for part in sorted(report_dir.glob("0*.jsonl")):
             for line in part.read_text(encoding="utf-8").splitlines():
                 if line.strip():
-                    row = json.loads(line)
+                    row = redact_obj(json.loads(line))
                     row.setdefault("notebook", part.stem)
                     sink.write(json.dumps(row, ensure_ascii=False) + "\n")
     return target
@@ -258,10 +283,29 @@ def _backend_info(
     return {
         "kind": spec.kind,
         "host": spec.host,
+        "chosen_by": spec.source,
         "profile": common.get("profiles") or common.get("profile"),
         "time_scale": common.get("time_scale") if spec.kind == "simulated" else None,
         "seed": common.get("seed"),
     }
+
+
+def _verdict(
+    runs: Sequence[NotebookRun], side_files: Mapping[str, Mapping[str, Any] | None]
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """Per headline (01 speedup, 02 fault control, 05 comparison) whether it rests on complete generations,
+    and every reason the report is not ok: a failed notebook (its error) or an incomplete headline."""
+    headlines = [
+        {"notebook": name, "ok": bool(s.get("ok", True)), "reason": s.get("reason")}
+        for name, s in side_files.items()
+        if s is not None
+    ]
+    reasons = [f"{r.name} failed: {r.error}" for r in runs if r.status != "ok"]
+    failed = {r.name.removesuffix(".ipynb") for r in runs if r.status != "ok"}
+    reasons += [
+        f"{h['notebook']}: {h['reason']}" for h in headlines if not h["ok"] and h["notebook"] not in failed
+    ]
+    return headlines, reasons
 
 
 def build_summary(
@@ -273,6 +317,7 @@ def build_summary(
 ) -> dict[str, Any]:
     s01 = read_json(report_dir / f"{NB01}.json")
     s02 = read_json(report_dir / f"{NB02}.json")
+    s05 = read_json(report_dir / "05_strategies.json")
     env = read_json(report_dir / "03_environment.json")
     if env is None:
         from voorbeelden.bench.environment import collect_environment
@@ -283,6 +328,7 @@ def build_summary(
     speedup = {
         row["profile"]: {
             "n_pairs": row["n_pairs"],
+            "n_pairs_total": row.get("n_pairs_total", row["n_pairs"]),
             "median": row["speedup_median"],
             "ci_low": row["ci_low"],
             "ci_high": row["ci_high"],
@@ -304,6 +350,7 @@ def build_summary(
                 "fault_kind",
                 "fault_rate",
                 "n",
+                "n_complete",
                 "parts_delivered",
                 "complete",
                 "predicted",
@@ -314,10 +361,29 @@ def build_summary(
         }
         for row in (s02 or {}).get("faults", [])
     ]
+    strategies = [
+        {
+            k: row.get(k)
+            for k in (
+                "profile",
+                "strategy",
+                "n",
+                "n_complete",
+                "wall_p50_s",
+                "wall_p95_s",
+                "cost_usd_per_gen",
+            )
+        }
+        for row in (s05 or {}).get("table", [])
+    ]
+    headlines, reasons = _verdict(runs, {NB01: s01, NB02: s02, "05_strategies": s05})
     return {
         "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "report_dir": report_dir.name,
-        "ok": all(r.status == "ok" for r in runs),
+        "ok": not reasons,
+        "reason": "; ".join(reasons) if reasons else None,
+        "reasons": reasons,
+        "headlines": headlines,
         "duration_s": duration_s,
         "backend": backend,
         "backend_line": describe_backend(backend),
@@ -325,6 +391,7 @@ def build_summary(
         "overhead_median_ms": overhead,
         "faults": faults,
         "faults_skipped": (s02 or {}).get("skipped"),
+        "strategies": strategies,
         "notebooks": [
             {
                 "name": r.name,
@@ -388,6 +455,8 @@ def run_report(
             output = report_dir / name
             started = time.monotonic()
             error = _execute(nb, output, parameters, timeout_s, nb_dir)
+            error = redact(error) if error is not None else None
+            redact_notebook(output)  # before the HTML is made from it
             run.duration_s = time.monotonic() - started
             run.status = "ok" if error is None else "failed"
             run.error = error
@@ -414,7 +483,7 @@ def run_report(
 
     summary.update(report_sections(report_dir, summary))
     write_json(report_dir / "summary.json", summary)
-    (report_dir / "index.html").write_text(render_index(summary, report_dir), encoding="utf-8")
+    (report_dir / "index.html").write_text(redact(render_index(summary, report_dir)), encoding="utf-8")
     (report_dir / INCOMPLETE_MARK).unlink()  # complete now; only a complete report becomes reports/latest
     _point_latest(out_root.resolve(), report_dir)
     return ReportResult(report_dir, runs, summary)
@@ -432,7 +501,7 @@ h1{margin-bottom:.2rem} .sub{color:#555;margin-top:0}
 table{border-collapse:collapse;margin:.6rem 0 1.4rem} th,td{border:1px solid #ccd;padding:.3rem .6rem;text-align:right}
 th{background:#f1f3f5} td.l,th.l{text-align:left} .failed{color:#d62828;font-weight:bold} .ok{color:#2a7d2a}
 img{max-width:100%;border:1px solid #dde;margin:.4rem 0 1.2rem} code{background:#f1f3f5;padding:0 .25rem}
-pre{white-space:pre-wrap;background:#fbeaea;padding:.5rem}
+pre{white-space:pre-wrap;background:#fbeaea;padding:.5rem} .figs{background:#f7f7fb;border:1px solid #ccd;font-size:1rem}
 """
 
 
@@ -442,6 +511,50 @@ def _e(value: Any) -> str:
 
 def _num(value: Any, fmt: str = "{:.2f}") -> str:
     return "–" if value is None else fmt.format(value)
+
+
+def _n_of(n: Any, total: Any) -> str:
+    if n is None:
+        return "–"
+    return f"{int(n)} of {int(total)}" if total is not None else str(int(n))
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, int | float) and value == value
+
+
+def _first_page_figures(summary: Mapping[str, Any]) -> str:
+    """The headline figures as one list on the first screen, each with its completeness (n of N), so no
+    number is read without knowing how many complete generations it stands on."""
+    items: list[str] = []
+    unit = "model s" if (summary.get("backend") or {}).get("kind") == "simulated" else "s"
+    for profile, s in summary.get("speedup", {}).items():
+        pairs = _n_of(s["n_pairs"], s.get("n_pairs_total"))
+        if _finite(s.get("median")) and s["n_pairs"]:
+            items.append(
+                f"{_e(profile)}: parallel speedup <b>{_num(s['median'])}×</b> (95% CI {_num(s['ci_low'])}–"
+                f"{_num(s['ci_high'])}) over {pairs} complete pairs"
+            )
+        else:
+            items.append(f"{_e(profile)}: <b>no speedup</b>: {pairs} sequential/parallel pairs complete")
+    for row in summary.get("strategies", []):
+        done = _n_of(row.get("n_complete"), row.get("n"))
+        if _finite(row.get("wall_p50_s")) and row.get("n_complete"):
+            items.append(
+                f"{_e(row['profile'])} / {_e(row['strategy'])}: wall p50 {_num(row['wall_p50_s'])} {unit}, "
+                f"p95 {_num(row['wall_p95_s'])} {unit} over {done} complete generations"
+            )
+        else:
+            items.append(
+                f"{_e(row['profile'])} / {_e(row['strategy'])}: no figure: {done} generations complete"
+            )
+    if not items:
+        return ""
+    return (
+        "<div class='banner figs'><b>Headline figures, each with its completeness</b><ul>"
+        + "".join(f"<li>{i}</li>" for i in items)
+        + "</ul></div>"
+    )
 
 
 def render_index(summary: Mapping[str, Any], report_dir: Path) -> str:
@@ -466,25 +579,34 @@ def render_index(summary: Mapping[str, Any], report_dir: Path) -> str:
         ),
         "</div>",
     ]
-    if failed:
+    reasons = summary.get("reasons") or []
+    if failed or reasons:
         out.append(
-            f"<div class='banner bad'><b>{len(failed)} of {len(summary['notebooks'])} notebooks FAILED</b><ul>"
+            "<div class='banner bad'><b>This report is NOT OK"
+            + (f": {len(failed)} of {len(summary['notebooks'])} notebooks FAILED" if failed else "")
+            + "</b> (exit code 1). Why:<ul>"
         )
-        out += [f"<li><b>{_e(n['name'])}</b>: <pre>{_e(n['error'])}</pre></li>" for n in failed]
+        out += [f"<li><pre>{_e(r)}</pre></li>" for r in reasons]
         out.append("</ul></div>")
     else:
-        out.append(f"<div class='banner good'>All {len(summary['notebooks'])} notebooks ran.</div>")
+        out.append(
+            f"<div class='banner good'>All {len(summary['notebooks'])} notebooks ran, and every headline figure "
+            "rests on complete generations (all six parts delivered).</div>"
+        )
+    out.append(_first_page_figures(summary))
 
     if summary["speedup"]:
         out.append(
-            "<h2>Parallel speedup (sequential wall / parallel wall)</h2><table><tr><th class='l'>profile</th>"
-            "<th>pairs</th><th>median speedup</th><th>95% CI</th><th>per-trial bound Σ/max</th>"
+            "<h2>Parallel speedup (sequential wall / parallel wall)</h2><p>Over complete pairs only (both "
+            "generations delivered all six parts).</p><table><tr><th class='l'>profile</th>"
+            "<th>complete pairs</th><th>median speedup</th><th>95% CI</th><th>per-trial bound Σ/max</th>"
             "<th>expected bound E[Σ]/E[max]</th><th>efficiency</th><th>overhead seq / par (ms)</th></tr>"
         )
         for profile, s in summary["speedup"].items():
             oh = summary["overhead_median_ms"].get(profile, {})
             out.append(
-                f"<tr><td class='l'>{_e(profile)}</td><td>{s['n_pairs']}</td><td><b>{_num(s['median'])}×</b></td>"
+                f"<tr><td class='l'>{_e(profile)}</td><td>{_n_of(s['n_pairs'], s.get('n_pairs_total'))}</td>"
+                f"<td><b>{_num(s['median'])}×</b></td>"
                 f"<td>{_num(s['ci_low'])}–{_num(s['ci_high'])}</td><td>{_num(s['trial_bound'])}×</td>"
                 f"<td>{_num(s['expected_bound'])}×</td><td>{_num(s['efficiency'], '{:.0%}')}</td>"
                 f"<td>{_num(oh.get('sequential'), '{:.1f}')} / {_num(oh.get('parallel'), '{:.1f}')}</td></tr>"
@@ -512,15 +634,17 @@ def render_index(summary: Mapping[str, Any], report_dir: Path) -> str:
 
     if summary["faults"]:
         out.append(
-            "<h2>Fault injection</h2><table><tr><th class='l'>fault kind</th><th>rate</th><th>generations</th>"
+            "<h2>Fault injection</h2><p>Wall times over <b>all</b> generations, incomplete ones included.</p>"
+            "<table><tr><th class='l'>fault kind</th><th>rate</th><th>generations</th>"
             "<th>parts delivered</th><th>predicted 1−p<sup>r+1</sup></th><th>complete</th>"
-            "<th>retries / generation</th><th>wall median (s)</th><th>wall p95 (s)</th></tr>"
+            "<th>retries / generation</th><th>wall median (s, all)</th><th>wall p95 (s, all)</th></tr>"
         )
         for f in summary["faults"]:
+            complete = _n_of(f.get("n_complete"), f["n"]) if f.get("n_complete") is not None else "–"
             out.append(
                 f"<tr><td class='l'>{_e(f['fault_kind'])}</td><td>{_num(f['fault_rate'])}</td><td>{f['n']}</td>"
                 f"<td>{_num(f['parts_delivered'], '{:.1%}')}</td><td>{_num(f['predicted'], '{:.1%}')}</td>"
-                f"<td>{_num(f['complete'], '{:.0%}')}</td><td>{_num(f['retries_per_gen'])}</td>"
+                f"<td>{complete} ({_num(f['complete'], '{:.0%}')})</td><td>{_num(f['retries_per_gen'])}</td>"
                 f"<td>{_num(f['wall_median_s'], '{:.3f}')}</td><td>{_num(f['wall_p95_s'], '{:.3f}')}</td></tr>"
             )
         out.append("</table>")

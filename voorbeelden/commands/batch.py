@@ -15,6 +15,46 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
+from voorbeelden.consent import BATCH_CONSENT_CALLS, EXIT_NO_CONSENT
+from voorbeelden.redact import redact, redact_obj
+
+# Exit codes (also in the README), judged over the terms this run generated (terms skipped because --out
+# already has them are not re-judged). A term is "complete" when all six parts were delivered.
+EXIT_CODES_HELP = f"""exit codes:
+  0  every term of this run complete (all six parts delivered), no invalid lines
+  1  no part delivered for any term (every call failed, or every line invalid)
+  2  bad input (arguments, missing input file): nothing was sent
+  3  partial: some terms incomplete or some lines invalid (see "terms" in --json, and --out)
+  {EXIT_NO_CONSENT}  stopped before any call: over {BATCH_CONSENT_CALLS} calls to a remote (possibly paid) endpoint need --yes"""
+
+
+def term_entry(row: dict[str, Any]) -> dict[str, Any]:
+    """One term's status for the summary: complete (six parts), partial, failed (no part) or invalid."""
+    if row.get("status") == "invalid":
+        return {"line": row.get("line"), "status": "invalid", "error": row.get("error")}
+    parts = row.get("parts") or {}
+    errors = row.get("errors") or {}
+    delivered = sum(1 for name in parts if name not in errors) if parts else 0
+    status = "complete" if parts and not errors else ("partial" if delivered else "failed")
+    entry: dict[str, Any] = {
+        "line": row.get("line"),
+        "begrip": (row.get("request") or {}).get("begrip"),
+        "status": status,
+        "parts_delivered": delivered,
+        "parts_short": len(row.get("shortfalls") or {}),
+    }
+    if errors or row.get("error"):
+        entry["error"] = row.get("error") or next(iter(errors.values()))
+    return entry
+
+
+def batch_exit_code(terms: list[dict[str, Any]]) -> int:
+    if all(t["status"] == "complete" for t in terms):
+        return 0
+    if not any(t["status"] in ("complete", "partial") for t in terms):
+        return 1
+    return 3
+
 
 def register(subparsers: Any) -> None:
     from voorbeelden.commands._options import at_least_one, count, one_of, positive
@@ -32,6 +72,8 @@ def register(subparsers: Any) -> None:
             "only one batch at a time may write it. Exit 2: refused before any work (a bad option, an "
             "unusable input or output, --out in use by another batch)."
         ),
+        epilog=EXIT_CODES_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("input", type=Path, help="JSONL file (or /dev/stdin), one request per line")
     p.add_argument("--out", type=Path, required=True, help="JSONL results (appended; resumed when present)")
@@ -70,6 +112,11 @@ def register(subparsers: Any) -> None:
     p.add_argument("--fsync", action="store_true", help="fsync after every line (survives power loss)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON on stdout; no progress bar")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--yes",
+        action="store_true",
+        help=f"consent in advance to more than {BATCH_CONSENT_CALLS} calls to a remote (possibly paid) endpoint",
+    )
     sim = p.add_argument_group("embedded simulator (used when no endpoint is configured)")
     sim.add_argument(
         "--sim-profile", type=one_of(PROFILES, "profile"), default="definitie-app", help="latency profile"
@@ -86,8 +133,44 @@ def register(subparsers: Any) -> None:
     p.set_defaults(func=run)
 
 
+def _consented(args: argparse.Namespace, base_url: str | None) -> bool:
+    """Above BATCH_CONSENT_CALLS calls to a remote endpoint, say what will happen and ask (voorbeelden.consent)."""
+    from voorbeelden.batch.inputs import count_lines
+    from voorbeelden.bench.plan import per_generation
+    from voorbeelden.client import describe_endpoint
+    from voorbeelden.config import default_model
+    from voorbeelden.consent import Plan, confirm, is_remote
+
+    if not is_remote(base_url):
+        return True
+    counted = count_lines(args.input)  # None for a pipe: never read twice, so the count is unknown
+    calls, tokens_in, tokens_out = per_generation(args.strategy)
+    if counted is not None and counted * calls <= BATCH_CONSENT_CALLS:
+        return True
+    terms = counted if counted is not None else 1
+    per_term = f"{calls} calls per term ({args.strategy})"
+    plan = Plan(
+        action=f"voorbeelden batch {args.input.name}",
+        host=describe_endpoint(args.base_url, host_only=True),
+        chosen_by=describe_endpoint(args.base_url, source_only=True),
+        calls=terms * calls,
+        tokens_in=terms * tokens_in,
+        tokens_out_max=terms * tokens_out,
+        model=args.model or default_model(),
+        details=(
+            f"{terms:,} input lines x {per_term}; terms already in --out are skipped, retries come on top"
+            if counted is not None
+            else f"the input is a pipe, so the number of terms is unknown: the figures above are for ONE "
+            f"term ({per_term})",
+        ),
+    )
+    how = "To try it on a few terms first, give a shorter input file; the embedded simulator is free (unset "
+    how += "OPENAI_API_KEY and OPENAI_BASE_URL)."
+    return confirm(plan, yes=args.yes, how_to_avoid=how)
+
+
 def _fail(message: str) -> int:
-    print(f"voorbeelden batch: {message}", file=sys.stderr)
+    print(f"voorbeelden batch: {redact(message)}", file=sys.stderr)
     return 2
 
 
@@ -95,7 +178,13 @@ def run(args: argparse.Namespace) -> int:
     from voorbeelden.batch import generate_many
     from voorbeelden.batch.inputs import check_source, same_file
     from voorbeelden.batch.output import check_output
-    from voorbeelden.client import PLACEHOLDER_KEY, NoBackend, has_configured_backend, resolve
+    from voorbeelden.client import (
+        PLACEHOLDER_KEY,
+        NoBackend,
+        describe_endpoint,
+        has_configured_backend,
+        resolve,
+    )
 
     # Everything that can be checked is checked before a simulator starts or a file changes.
     try:
@@ -113,6 +202,9 @@ def run(args: argparse.Namespace) -> int:
                 base_url, api_key = resolve(args.base_url, None)
             except NoBackend as err:
                 return _fail(str(err))
+            if not _consented(args, base_url):
+                return EXIT_NO_CONSENT
+            print(f"using {describe_endpoint(args.base_url)}", file=sys.stderr)
         else:
             from voorbeelden.sim import SimConfig, running_simulator
 
@@ -136,6 +228,7 @@ def run(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
         cache: bool | Path = False if args.no_cache else (args.cache_dir or True)
+        terms: list[dict[str, Any]] = []
         try:
             summary = asyncio.run(
                 generate_many(
@@ -156,6 +249,7 @@ def run(args: argparse.Namespace) -> int:
                     max_retries=args.max_retries,
                     progress=False if (args.json or args.no_progress) else None,
                     fsync=args.fsync,
+                    on_result=lambda row: terms.append(term_entry(row)),
                 )
             )
         except ValueError as err:  # refused output (not ours, in use), an unusable input, an invalid limit
@@ -167,16 +261,29 @@ def run(args: argparse.Namespace) -> int:
             f"kill) from {args.out}; that term was run again",
             file=sys.stderr,
         )
+    code = batch_exit_code(terms)
+    counts = {
+        k: sum(1 for t in terms if t["status"] == k) for k in ("complete", "partial", "failed", "invalid")
+    }
+    data.update(exit_code=code, term_status=counts, terms=sorted(terms, key=lambda t: t.get("line") or 0))
+    data = redact_obj(data)
     if args.json:
         json.dump(data, sys.stdout, ensure_ascii=False, indent=2)
         print()
     else:
         gate = data["gate"]
         print(
-            f"{data['generated']} terms generated ({data['ok']} ok, {data['failed']} failed), "
+            f"{data['generated']} terms generated ({counts['complete']} complete, {counts['partial']} partial, "
+            f"{counts['failed']} with no part), "
             f"{data['invalid']} invalid lines, {data['skipped']} already done, {data['duplicates']} duplicates; "
             f"{gate.get('sent', 0)} calls ({gate.get('cache_hits', 0)} from cache, {gate.get('throttled', 0)} "
             f"answered 429, {gate.get('retries', 0)} retries) in {data['wall_s']:.1f} s; results in {args.out}",
             file=sys.stderr,
         )
-    return 0 if data["failed"] == 0 and data["invalid"] == 0 else 1
+        incomplete = [t for t in data["terms"] if t["status"] != "complete"]
+        for t in incomplete[:20]:
+            what = t.get("begrip") or "(invalid line)"
+            print(f"  line {t['line']}: {t['status']}: {what}: {t.get('error', '')}", file=sys.stderr)
+        if len(incomplete) > 20:
+            print(f"  ... and {len(incomplete) - 20} more (--json lists every term)", file=sys.stderr)
+    return code

@@ -59,7 +59,7 @@ def batch_exit_code(terms: list[dict[str, Any]]) -> int:
 def register(subparsers: Any) -> None:
     from voorbeelden.commands._options import at_least_one, count, one_of, positive
     from voorbeelden.sim.profiles import PROFILES
-    from voorbeelden.strategies import STRATEGIES
+    from voorbeelden.strategies.registry import names
 
     p = subparsers.add_parser(
         "batch",
@@ -92,9 +92,9 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument(
         "--strategy",
-        type=one_of(sorted(STRATEGIES), "strategy"),
+        type=one_of(names(), "strategy"),
         default="parallel",
-        help="per-term strategy: " + ", ".join(sorted(STRATEGIES)),
+        help="per-term strategy: " + ", ".join(names()),
     )
     p.add_argument("--no-cache", action="store_true", help="do not answer identical calls from the cache")
     p.add_argument(

@@ -62,9 +62,9 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("--juridisch", action="append", default=[], metavar="X", help="legal context")
     p.add_argument("--wettelijk", action="append", default=[], metavar="X", help="statutory context")
-    from voorbeelden.strategies import STRATEGIES
+    from voorbeelden.strategies.registry import names
 
-    p.add_argument("--strategy", default="parallel", choices=sorted(STRATEGIES))
+    p.add_argument("--strategy", default="parallel", choices=names())
     p.add_argument(
         "--hedge-delay",
         type=non_negative,

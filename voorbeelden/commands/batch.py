@@ -57,8 +57,7 @@ def batch_exit_code(terms: list[dict[str, Any]]) -> int:
 
 
 def register(subparsers: Any) -> None:
-    from voorbeelden.commands._options import at_least_one, count, one_of, positive
-    from voorbeelden.sim.profiles import PROFILES
+    from voorbeelden.commands._options import at_least_one, count, one_of, positive, profile_names
     from voorbeelden.strategies.registry import names
 
     p = subparsers.add_parser(
@@ -119,7 +118,10 @@ def register(subparsers: Any) -> None:
     )
     sim = p.add_argument_group("embedded simulator (used when no endpoint is configured)")
     sim.add_argument(
-        "--sim-profile", type=one_of(PROFILES, "profile"), default="definitie-app", help="latency profile"
+        "--sim-profile",
+        type=one_of(profile_names, "profile"),
+        default="definitie-app",
+        help="latency profile",
     )
     sim.add_argument(
         "--time-scale", type=positive, default=0.1, help="multiply every simulated time by this (> 0)"

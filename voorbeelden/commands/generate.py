@@ -45,8 +45,7 @@ HEADINGS = {
 
 
 def register(subparsers: Any) -> None:
-    from voorbeelden.commands._options import at_least_one, non_negative, one_of, positive
-    from voorbeelden.sim.profiles import PROFILES
+    from voorbeelden.commands._options import at_least_one, non_negative, one_of, positive, profile_names
 
     p = subparsers.add_parser(
         "generate",
@@ -82,7 +81,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--json", action="store_true", help="print the whole Generation as JSON")
     p.add_argument(
         "--sim-profile",
-        type=one_of(PROFILES, "profile"),
+        type=one_of(profile_names, "profile"),
         default="definitie-app",
         help="profile of the embedded simulator",
     )

@@ -25,14 +25,13 @@ def register(subparsers: Any) -> None:
 
 
 def add_sim_options(p: argparse.ArgumentParser) -> None:
-    from voorbeelden.commands._options import at_least_one, integer, number, one_of, positive
+    from voorbeelden.commands._options import at_least_one, integer, number, one_of, positive, profile_names
     from voorbeelden.sim.config import (
         DEFAULT_MAX_BODY_BYTES,
         DEFAULT_READ_TIMEOUT_S,
         FAULT_KINDS,
         MIN_MAX_BODY_BYTES,
     )
-    from voorbeelden.sim.profiles import PROFILES
 
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     p.add_argument(
@@ -42,7 +41,10 @@ def add_sim_options(p: argparse.ArgumentParser) -> None:
         "--allow-remote", action="store_true", help="allow a non-loopback --host (no authentication!)"
     )
     p.add_argument(
-        "--profile", type=one_of(sorted(PROFILES), "profile"), default="uniform-2s", help="latency profile"
+        "--profile",
+        type=one_of(lambda: sorted(profile_names()), "profile"),
+        default="uniform-2s",
+        help="latency profile",
     )
     p.add_argument(
         "--profile-file",

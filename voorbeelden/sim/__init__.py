@@ -22,20 +22,30 @@ at run time; host and port are fixed); ``POST /admin/reset`` (zero the counters)
 
 from __future__ import annotations
 
-from voorbeelden.sim.config import FAULT_KINDS, FaultRule, SimConfig
-from voorbeelden.sim.profiles import PROFILES, LogNormal, PartProfile, Profile, Sample
-from voorbeelden.sim.server import SimHandle, running_simulator, serve
+import importlib
+from typing import Any
 
-__all__ = [
-    "FAULT_KINDS",
-    "PROFILES",
-    "FaultRule",
-    "LogNormal",
-    "PartProfile",
-    "Profile",
-    "Sample",
-    "SimConfig",
-    "SimHandle",
-    "running_simulator",
-    "serve",
-]
+# Imported on first access (PEP 562), so ``voorbeelden.sim.config`` or ``.profiles`` can be imported (by the
+# CLI's option parsing, say) without starting on the server's aiohttp and numpy imports.
+_EXPORTS: dict[str, str] = {
+    "FAULT_KINDS": "voorbeelden.sim.config",
+    "FaultRule": "voorbeelden.sim.config",
+    "SimConfig": "voorbeelden.sim.config",
+    "PROFILES": "voorbeelden.sim.profiles",
+    "LogNormal": "voorbeelden.sim.profiles",
+    "PartProfile": "voorbeelden.sim.profiles",
+    "Profile": "voorbeelden.sim.profiles",
+    "Sample": "voorbeelden.sim.profiles",
+    "SimHandle": "voorbeelden.sim.server",
+    "running_simulator": "voorbeelden.sim.server",
+    "serve": "voorbeelden.sim.server",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'voorbeelden.sim' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)

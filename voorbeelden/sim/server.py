@@ -281,6 +281,10 @@ def _stop_process(proc: subprocess.Popen[str]) -> None:
     if proc.stdin is not None:
         with contextlib.suppress(OSError):
             proc.stdin.close()  # end of file: the child's signal to stop
+        # Give it the time to stop on its own: a SIGTERM sent at once can land after its event loop has
+        # closed (signal handlers back to default) and kill a child that was exiting cleanly (exit -15).
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=SHUTDOWN_TIMEOUT_S + 2)
     if proc.poll() is None:
         proc.terminate()
         try:

@@ -20,7 +20,7 @@ from voorbeelden.caller import DEADLINE_CUT, Caller, RunState
 from voorbeelden.client import make_client
 from voorbeelden.config import GeneratorConfig
 from voorbeelden.strategies.context import LatencyHistory, RunContext
-from voorbeelden.strategies.registry import COMBINED_LABEL, get_strategy
+from voorbeelden.strategies.registry import COMBINED_LABEL, Strategy, get_strategy
 from voorbeelden.syncrun import run_sync
 from voorbeelden.types import ALL_PARTS, CallRecord, Generation, Part, Request
 
@@ -116,19 +116,27 @@ async def generate(
             options=dict(options or {}),
             latencies=hedge_history if hedge_history is not None else LatencyHistory(),
         )
-        state.t0 = time.monotonic()
-        timeout = asyncio.timeout_at(deadline_at)
-        state.deadline_expired = timeout.expired
-        deadline_hit = False
-        try:
-            async with timeout:
-                await run_strategy(run, ALL_PARTS)
-        except TimeoutError:
-            if not timeout.expired():
-                raise
-            deadline_hit = True
+        deadline_hit = await _run_until(deadline_at, run_strategy, run, state)
         wall_s = time.monotonic() - state.t0
     return _assemble(request, strategy, cfg, state, run, wall_s, deadline_hit)
+
+
+async def _run_until(
+    deadline_at: float | None, run_strategy: Strategy, run: RunContext, state: RunState
+) -> bool:
+    """Run the strategy on all six parts until it ends or the deadline passes; whether the deadline hit.
+    Only our own deadline is swallowed: a TimeoutError from anywhere else still propagates."""
+    state.t0 = time.monotonic()
+    timeout = asyncio.timeout_at(deadline_at)
+    state.deadline_expired = timeout.expired
+    try:
+        async with timeout:
+            await run_strategy(run, ALL_PARTS)
+    except TimeoutError:
+        if not timeout.expired():
+            raise
+        return True
+    return False
 
 
 def _assemble(

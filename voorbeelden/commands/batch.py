@@ -57,7 +57,7 @@ def batch_exit_code(terms: list[dict[str, Any]]) -> int:
 
 
 def register(subparsers: Any) -> None:
-    from voorbeelden.commands._options import at_least_one, count, one_of, positive, profile_names
+    from voorbeelden.commands._options import at_least_one, count, one_of, positive
     from voorbeelden.strategies.registry import names
 
     p = subparsers.add_parser(
@@ -108,6 +108,12 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--max-retries", type=count, default=None, help="retries per call, >= 0 (default: the generator's)"
     )
+    _add_output_options(p)
+    _add_embedded_sim_options(p)
+    p.set_defaults(func=run)
+
+
+def _add_output_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--fsync", action="store_true", help="fsync after every line (survives power loss)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON on stdout; no progress bar")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -116,6 +122,11 @@ def register(subparsers: Any) -> None:
         action="store_true",
         help=f"consent in advance to more than {BATCH_CONSENT_CALLS} calls to a remote (possibly paid) endpoint",
     )
+
+
+def _add_embedded_sim_options(p: argparse.ArgumentParser) -> None:
+    from voorbeelden.commands._options import at_least_one, one_of, positive, profile_names
+
     sim = p.add_argument_group("embedded simulator (used when no endpoint is configured)")
     sim.add_argument(
         "--sim-profile",
@@ -132,7 +143,6 @@ def register(subparsers: Any) -> None:
         "--sim-capacity", type=at_least_one, default=None, help="calls the simulator serves at once (>= 1)"
     )
     sim.add_argument("--sim-process", action="store_true", help="run the simulator as a separate process")
-    p.set_defaults(func=run)
 
 
 def _consented(args: argparse.Namespace, base_url: str | None) -> bool:

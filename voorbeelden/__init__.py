@@ -25,6 +25,7 @@ _EXPORTS: dict[str, str] = {
     "GeneratorConfig": "voorbeelden.config",
     "PartSettings": "voorbeelden.config",
     "STRATEGIES": "voorbeelden.strategies",
+    "LatencyHistory": "voorbeelden.strategies.context",
     # batch
     "generate_many": "voorbeelden.batch",
     "generate_many_sync": "voorbeelden.batch",

@@ -89,3 +89,11 @@ def profile_names() -> list[str]:
     from voorbeelden.sim.profiles import PROFILES
 
     return list(PROFILES)
+
+
+def add_embedded_sim_options(p: argparse._ActionsContainer, profile_help: str, time_scale_help: str) -> None:
+    """``--sim-profile`` and ``--time-scale`` of the simulator a command starts when no endpoint is set."""
+    p.add_argument(
+        "--sim-profile", type=one_of(profile_names, "profile"), default="definitie-app", help=profile_help
+    )
+    p.add_argument("--time-scale", type=positive, default=0.1, help=time_scale_help)

@@ -125,18 +125,10 @@ def _add_output_options(p: argparse.ArgumentParser) -> None:
 
 
 def _add_embedded_sim_options(p: argparse.ArgumentParser) -> None:
-    from voorbeelden.commands._options import at_least_one, one_of, positive, profile_names
+    from voorbeelden.commands._options import add_embedded_sim_options, at_least_one, positive
 
     sim = p.add_argument_group("embedded simulator (used when no endpoint is configured)")
-    sim.add_argument(
-        "--sim-profile",
-        type=one_of(profile_names, "profile"),
-        default="definitie-app",
-        help="latency profile",
-    )
-    sim.add_argument(
-        "--time-scale", type=positive, default=0.1, help="multiply every simulated time by this (> 0)"
-    )
+    add_embedded_sim_options(sim, "latency profile", "multiply every simulated time by this (> 0)")
     sim.add_argument("--sim-rpm", type=positive, default=None, help="the simulator's own requests/min limit")
     sim.add_argument("--sim-tpm", type=positive, default=None, help="the simulator's own tokens/min limit")
     sim.add_argument(

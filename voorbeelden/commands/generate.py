@@ -45,7 +45,7 @@ HEADINGS = {
 
 
 def register(subparsers: Any) -> None:
-    from voorbeelden.commands._options import at_least_one, non_negative, one_of, positive, profile_names
+    from voorbeelden.commands._options import add_embedded_sim_options, at_least_one, non_negative, positive
 
     p = subparsers.add_parser(
         "generate",
@@ -79,14 +79,8 @@ def register(subparsers: Any) -> None:
         "--deadline", type=positive, default=None, metavar="S", help="deadline for the generation (> 0)"
     )
     p.add_argument("--json", action="store_true", help="print the whole Generation as JSON")
-    p.add_argument(
-        "--sim-profile",
-        type=one_of(profile_names, "profile"),
-        default="definitie-app",
-        help="profile of the embedded simulator",
-    )
-    p.add_argument(
-        "--time-scale", type=positive, default=0.1, help="time scale of the embedded simulator (> 0)"
+    add_embedded_sim_options(
+        p, "profile of the embedded simulator", "time scale of the embedded simulator (> 0)"
     )
     p.set_defaults(func=run)
 

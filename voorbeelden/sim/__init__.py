@@ -22,8 +22,7 @@ at run time; host and port are fixed); ``POST /admin/reset`` (zero the counters)
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from voorbeelden._lazy import lazy_exports
 
 # Imported on first access (PEP 562), so ``voorbeelden.sim.config`` or ``.profiles`` can be imported (by the
 # CLI's option parsing, say) without starting on the server's aiohttp and numpy imports.
@@ -44,8 +43,4 @@ _EXPORTS: dict[str, str] = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'voorbeelden.sim' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+__getattr__ = lazy_exports(globals(), _EXPORTS)

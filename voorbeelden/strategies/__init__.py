@@ -20,9 +20,7 @@ import openai through the caller) are loaded on first access.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
+from voorbeelden._lazy import lazy_exports
 from voorbeelden.strategies.registry import (
     REGISTRY,
     STRATEGIES,
@@ -51,8 +49,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'voorbeelden.strategies' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+__getattr__ = lazy_exports(globals(), _LAZY)

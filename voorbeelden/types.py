@@ -45,7 +45,6 @@ class Part(enum.StrEnum):
 ALL_PARTS: tuple[Part, ...] = tuple(Part)
 
 Status = Literal["ok", "error", "timeout", "cancelled", "rate_limited", "parse_error"]
-STATUSES: tuple[str, ...] = ("ok", "error", "timeout", "cancelled", "rate_limited", "parse_error")
 
 
 class InvalidRequest(ValueError):

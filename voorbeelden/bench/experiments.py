@@ -49,7 +49,6 @@ def _reason(problems: list[str], gens: pd.DataFrame) -> str | None:
 
 NB01 = "01_sequential_vs_parallel"
 NB02 = "02_failure_injection"
-NB03 = "03_report"
 CALL_TIMEOUT_MODEL_S = 60.0
 
 

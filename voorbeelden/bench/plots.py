@@ -345,17 +345,12 @@ def completeness_vs_fault_rate(
     return fig
 
 
-def savefigs(figs: Mapping[str, Figure], out_dir: str | Path, dpi: int = 130) -> list[Path]:
-    return [save(fig, Path(out_dir) / name, dpi=dpi) for name, fig in figs.items()]
-
-
 __all__: Sequence[str] = (
     "completeness_vs_fault_rate",
     "gantt",
     "latency_by_part",
     "pick_pair",
     "save",
-    "savefigs",
     "speedup_vs_bound",
 )
 

@@ -28,24 +28,6 @@ from voorbeelden.types import Generation, Request
 
 T = TypeVar("T")
 
-GENERATION_COLUMNS = (
-    "run_id",
-    "scenario",
-    "strategy",
-    "trial",
-    "begrip",
-    "warmup",
-    "pair",
-    "order",
-    "sim_key",
-    "wall_s",
-    "n_ok",
-    "n_failed",
-    "n_calls",
-    "sum_latency_s",
-    "max_latency_s",
-)
-
 
 @dataclass
 class TrialResults:

@@ -22,15 +22,14 @@ Choices, each to keep the *client* from dominating the figure (all reported in t
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import gc
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 
+from voorbeelden.bench.gcpause import gc_paused
 from voorbeelden.sim.config import SimConfig
 from voorbeelden.sim.server import running_simulator
 from voorbeelden.syncrun import run_sync
@@ -154,7 +153,7 @@ async def measure(
                 observed.append((t1 - t0) * 1000)
 
         try:
-            with _gc_paused():
+            with gc_paused():  # a collector pause would show as client lag, not server lag
                 await asyncio.gather(*(one(i) for i in range(n)))
         finally:
             wall = time.perf_counter() - t_start
@@ -163,22 +162,6 @@ async def measure(
         return _Measurement(scheduled, observed, errors, wall, lags)
     finally:
         await client.close()
-
-
-@contextlib.contextmanager
-def _gc_paused() -> Iterator[None]:
-    """No collector pauses inside the measured round (they would show as client lag, not server lag); the
-    collector's previous state is restored, whatever it was."""
-    was_enabled = gc.isenabled()
-    gc.collect()
-    gc.freeze()
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.unfreeze()
-        if was_enabled:
-            gc.enable()
 
 
 def run_fidelity(

@@ -80,21 +80,26 @@ def wall_summary(gens: pd.DataFrame, by: Sequence[str] = ("strategy",)) -> pd.Da
     how many were complete, ``n_total`` how many ran. A group with none complete has NaN figures."""
     g = _measured(gens).copy()
     g["_complete"] = is_complete(g)
+    return _complete_figures(g, by, "wall_s", "s", with_mean=True)
+
+
+def _complete_figures(
+    g: pd.DataFrame, by: Sequence[str], column: str, unit: str, *, with_mean: bool = False
+) -> pd.DataFrame:
+    """Per group of ``g`` (which has a ``_complete`` column): n complete of n_total, and the median, p95 (and
+    mean) of ``column`` over the complete rows only; NaN where none is complete."""
+    stats = ["median", "p95", *(["mean"] if with_mean else [])]
     rows = []
     for key, df in g.groupby(list(by), sort=False):
         key = key if isinstance(key, tuple) else (key,)
-        done = df.loc[df["_complete"], "wall_s"].astype(float)
-        row = dict(zip(by, key, strict=True))
-        row.update(
-            n=len(done),
-            n_total=len(df),
-            complete=n_of(len(done), len(df)),
-            median_s=float(done.median()) if len(done) else float("nan"),
-            p95_s=float(np.percentile(done, 95)) if len(done) else float("nan"),
-            mean_s=float(done.mean()) if len(done) else float("nan"),
-        )
+        done = df.loc[df["_complete"], column].astype(float)
+        row: dict[str, Any] = dict(zip(by, key, strict=True))
+        row.update(n=len(done), n_total=len(df), complete=n_of(len(done), len(df)))
+        figures = {"median": done.median, "p95": lambda d=done: np.percentile(d, 95), "mean": done.mean}
+        for name in stats:
+            row[f"{name}_{unit}"] = float(figures[name]()) if len(done) else float("nan")
         rows.append(row)
-    return pd.DataFrame(rows, columns=[*by, "n", "n_total", "complete", "median_s", "p95_s", "mean_s"])
+    return pd.DataFrame(rows, columns=[*by, "n", "n_total", "complete", *(f"{s}_{unit}" for s in stats)])
 
 
 def paired_speedups(
@@ -179,20 +184,7 @@ def overhead(gens: pd.DataFrame, by: Sequence[str] = ("strategy",)) -> pd.DataFr
     g["_complete"] = is_complete(g)
     ideal = np.where(g["strategy"] == "sequential", g["sum_latency_s"], g["max_latency_s"])
     g["overhead_ms"] = (g["wall_s"] - ideal) * 1000
-    rows = []
-    for key, df in g.groupby(list(by), sort=False):
-        key = key if isinstance(key, tuple) else (key,)
-        done = df.loc[df["_complete"], "overhead_ms"].astype(float)
-        row = dict(zip(by, key, strict=True))
-        row.update(
-            n=len(done),
-            n_total=len(df),
-            complete=n_of(len(done), len(df)),
-            median_ms=float(done.median()) if len(done) else float("nan"),
-            p95_ms=float(np.percentile(done, 95)) if len(done) else float("nan"),
-        )
-        rows.append(row)
-    return pd.DataFrame(rows, columns=[*by, "n", "n_total", "complete", "median_ms", "p95_ms"])
+    return _complete_figures(g, by, "overhead_ms", "ms")
 
 
 def headline_problems(summary: pd.DataFrame, label: str = "profile") -> list[str]:

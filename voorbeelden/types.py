@@ -2,7 +2,7 @@
 and the result of one generation.
 
 Every analysis downstream (Gantt charts, speedups, fault matrices) is drawn from :class:`CallRecord` rows,
-so their fields are the contract of this project; DESIGN.md lists them.
+so their fields are the contract of this project; docs/CONTRACTS.md lists them.
 """
 
 from __future__ import annotations

@@ -206,33 +206,39 @@ UNIFORM_2S = Profile(
 )
 
 # --- definitie-app -------------------------------------------------------------------------------------
-# Source: DESIGN.md "What is known from the field": a Dutch term tool on gpt-4.1, all six calls started at
+# Source: a field observation of a Dutch term tool on gpt-4.1 (reported in the project's design notes, which are
+# not part of this repository; the figures are all here), all six calls started at
 # once, observed antoniemen ~2 s, synoniemen ~2 s, voorbeeldzinnen ~3 s, toelichting ~5 s,
 # tegenvoorbeelden ~9 s, praktijkvoorbeelden > 30 s, the latter needing ~1,830-1,850 output tokens and cut
 # at max_tokens=1,500. Modelled as TTFT 0.5 s + tokens / 50 tokens/s, with 50 tokens/s chosen so that
 # 1,500 tokens take ~30 s; the other parts' token counts are back-solved from their observed seconds.
 _DA_TTFT = LogNormal(0.5, 0.25)
 _DA_TPS = LogNormal(50.0, 0.08)
+_DA_TOKENS = {
+    "antoniemen": 75,
+    "synoniemen": 75,
+    "voorbeeldzinnen": 125,
+    "toelichting": 225,
+    "tegenvoorbeelden": 425,
+}
+
+
+def _term_tool_parts(ttft: LogNormal, tps: LogNormal) -> tuple[dict[str, PartProfile], PartProfile]:
+    """The term tool's per-part output token counts at a given TTFT and token rate: (parts, generic)."""
+    parts = {
+        **_by_tokens(ttft, tps, _DA_TOKENS, 0.12),
+        "praktijkvoorbeelden": PartProfile(ttft, LogNormal(1840, 0.006), tps),
+    }
+    return parts, PartProfile(ttft, LogNormal(150, 0.12), tps)
+
+
+_DA_PARTS, _DA_GENERIC = _term_tool_parts(_DA_TTFT, _DA_TPS)
 DEFINITIE_APP = Profile(
     name="definitie-app",
     description="per-part latencies of a real term tool (gpt-4.1): 2, 2, 3, 5, 9 and >30 s",
-    source="DESIGN.md, 'What is known from the field' (observed per-part latencies, gpt-4.1)",
-    parts={
-        **_by_tokens(
-            _DA_TTFT,
-            _DA_TPS,
-            {
-                "antoniemen": 75,
-                "synoniemen": 75,
-                "voorbeeldzinnen": 125,
-                "toelichting": 225,
-                "tegenvoorbeelden": 425,
-            },
-            0.12,
-        ),
-        "praktijkvoorbeelden": PartProfile(_DA_TTFT, LogNormal(1840, 0.006), _DA_TPS),
-    },
-    generic=PartProfile(_DA_TTFT, LogNormal(150, 0.12), _DA_TPS),
+    source="field observation of a Dutch term tool (observed per-part latencies, gpt-4.1)",
+    parts=_DA_PARTS,
+    generic=_DA_GENERIC,
 )
 
 # --- gpt-4o-aa-2026 ------------------------------------------------------------------------------------
@@ -243,26 +249,13 @@ DEFINITIE_APP = Profile(
 # counts above) are ASSUMPTIONS of this project.
 _AA_TTFT = LogNormal(0.45, 0.3)
 _AA_TPS = LogNormal(131.0, 0.15)
+_AA_PARTS, _AA_GENERIC = _term_tool_parts(_AA_TTFT, _AA_TPS)
 GPT_4O_AA = Profile(
     name="gpt-4o-aa-2026",
     description="GPT-4o published medians: TTFT 0.45 s, 131 tokens/s (Artificial Analysis, 2026-06-24)",
     source="Artificial Analysis medians via induwara.lk/tools/ai-llm-speed-comparison (verified 2026-06-24)",
-    parts={
-        **_by_tokens(
-            _AA_TTFT,
-            _AA_TPS,
-            {
-                "antoniemen": 75,
-                "synoniemen": 75,
-                "voorbeeldzinnen": 125,
-                "toelichting": 225,
-                "tegenvoorbeelden": 425,
-            },
-            0.12,
-        ),
-        "praktijkvoorbeelden": PartProfile(_AA_TTFT, LogNormal(1840, 0.006), _AA_TPS),
-    },
-    generic=PartProfile(_AA_TTFT, LogNormal(150, 0.12), _AA_TPS),
+    parts=_AA_PARTS,
+    generic=_AA_GENERIC,
 )
 
 # --- heavy-tail ----------------------------------------------------------------------------------------

@@ -191,7 +191,7 @@ def test_round_trip_against_the_simulator(tmp_path: Path, capacity: int | None) 
     fitted simulator answers parts with the measured output tokens."""
     from voorbeelden.bench.backend import open_backend
     from voorbeelden.bench.data import load_begrippen
-    from voorbeelden.bench.experiments import bench_config
+    from voorbeelden.bench.retries import bench_config
     from voorbeelden.bench.trials import run_trials
 
     out = tmp_path / "trials.jsonl"

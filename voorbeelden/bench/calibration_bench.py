@@ -31,7 +31,8 @@ from voorbeelden.bench import stats
 from voorbeelden.bench.backend import open_backend
 from voorbeelden.bench.calibrate import Calibration, calibrate, read_records, write_profile
 from voorbeelden.bench.data import load_begrippen
-from voorbeelden.bench.experiments import bench_config, read_json, write_json
+from voorbeelden.bench.experiments import read_json, write_json
+from voorbeelden.bench.retries import bench_config
 from voorbeelden.bench.trials import TrialResults, run_trials
 
 NB06 = "06_calibration"

@@ -25,6 +25,7 @@ import pandas as pd
 from voorbeelden.bench import stats
 from voorbeelden.bench.backend import Backend, open_backend
 from voorbeelden.bench.data import load_begrippen
+from voorbeelden.bench.retries import bench_config
 from voorbeelden.bench.trials import TrialResults, rows_to_frames, run_trials
 from voorbeelden.redact import redact_obj
 
@@ -49,28 +50,6 @@ def _reason(problems: list[str], gens: pd.DataFrame) -> str | None:
 
 NB01 = "01_sequential_vs_parallel"
 NB02 = "02_failure_injection"
-CALL_TIMEOUT_MODEL_S = 60.0
-
-
-def bench_config(
-    time_scale: float, *, max_retries: int = 2, call_timeout_model_s: float = CALL_TIMEOUT_MODEL_S
-) -> Any:
-    """The generator's default config with its call timeout and retry backoff scaled like the simulator."""
-    from voorbeelden.config import GeneratorConfig, RetryPolicy
-
-    base = RetryPolicy()
-    retry = dataclasses.replace(
-        base,
-        max_retries=max_retries,
-        backoff_base_s=base.backoff_base_s * time_scale,
-        backoff_cap_s=base.backoff_cap_s * time_scale,
-        retry_after_cap_s=base.retry_after_cap_s * max(time_scale, 1e-3),
-    )
-    from voorbeelden.config import env_call_timeout_s
-
-    # A run-wide override (set by the report for a local server, whose queue counts in every call's time).
-    timeout_s = env_call_timeout_s() or call_timeout_model_s * time_scale
-    return GeneratorConfig(call_timeout_s=timeout_s, retry=retry)
 
 
 def part_max_tokens() -> dict[str, int]:

@@ -296,7 +296,7 @@ def completeness_vs_fault_rate(
 ) -> Figure:
     """Left: fraction of parts delivered vs fault rate, one line per fault kind, with the prediction
     1 - p^(retries+1) for retryable kinds. Right: wall time median (solid) and p95 (dotted) vs fault rate."""
-    from voorbeelden.bench.stats import predicted_completeness
+    from voorbeelden.bench.retries import predicted_delivery
 
     fig = _figure(13, 5.6)
     ax1, ax2 = fig.subplots(1, 2)
@@ -312,7 +312,7 @@ def completeness_vs_fault_rate(
         ax2.plot(df["fault_rate"], df["wall_p95_s"], marker=".", color=colour, linewidth=1.3, linestyle=":")
     ax1.plot(
         rates,
-        [100 * predicted_completeness(r, max_retries) for r in rates],
+        [100 * predicted_delivery(r, max_retries) for r in rates],
         color="black",
         linestyle="--",
         linewidth=1.6,

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from voorbeelden.bench.retries import predicted_delivery
 from voorbeelden.types import ALL_PARTS
 
 ALL_PARTS_VALUES: tuple[str, ...] = tuple(p.value for p in ALL_PARTS)
@@ -250,11 +251,6 @@ def expected_bound(
     }
 
 
-def predicted_completeness(rate: float, retries: int) -> float:
-    """Chance that one part is delivered when each attempt fails independently with ``rate``."""
-    return 1.0 - float(rate) ** (int(retries) + 1)
-
-
 def fault_summary(
     gens: pd.DataFrame,
     *,
@@ -281,7 +277,9 @@ def fault_summary(
             retries_per_gen=float((df["n_calls"] - n_parts).clip(lower=0).mean()),
             wall_median_s=float(df["wall_s"].median()),
             wall_p95_s=float(np.percentile(df["wall_s"], 95)),
-            predicted=predicted_completeness(rate, max_retries) if kind in RETRYABLE_KINDS else float("nan"),
+            predicted=predicted_delivery(rate, max_retries, kind)
+            if kind in RETRYABLE_KINDS
+            else float("nan"),
             retryable=kind in RETRYABLE_KINDS,
             wall_over="all",
         )

@@ -29,8 +29,9 @@ from matplotlib.figure import Figure
 from voorbeelden.bench import stats
 from voorbeelden.bench.backend import model_seconds_factor, open_backend
 from voorbeelden.bench.data import load_begrippen
-from voorbeelden.bench.experiments import bench_config, write_json
+from voorbeelden.bench.experiments import write_json
 from voorbeelden.bench.plots import _figure, _style
+from voorbeelden.bench.retries import bench_config
 from voorbeelden.bench.trials import TrialResults, run_trials
 
 NB05 = "05_strategies"

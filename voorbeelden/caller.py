@@ -149,6 +149,22 @@ class PartOutcome:
     attempts: int = 1
 
 
+@dataclass(frozen=True)
+class _Ask:
+    """What every attempt at one part sends and how its answer is read (the options of :meth:`call_part`)."""
+
+    part: Part
+    settings: PartSettings
+    messages: list[dict[str, str]]
+    hedge: bool
+    stream: bool
+    extra_body: Mapping[str, Any] | None
+    extra_headers: Mapping[str, str] | None
+    parse: Callable[[str | None], ParseResult] | None
+    label: str | None
+    note: str | None
+
+
 class AttemptFailed(Exception):
     """One attempt's failure, carrying what the retry policy needs to decide and to wait."""
 
@@ -240,54 +256,34 @@ class Caller:
         ``x-sim-key`` for a distinct draw), ``parse`` (text -> ParseResult instead of :func:`parse_part`) and
         ``label`` (the record's ``part`` field, e.g. ``"combined"``) and ``note`` (the records' ``note``).
         """
-        if messages is None:
-            messages = build_messages(request, part, settings)
-        failed: list[CallRecord] = []
-
-        async def sleep(seconds: float) -> None:
-            # The wait between attempts goes on the record of the attempt that caused it, also when the
-            # deadline cuts it short (then ``waited_s`` is what was spent before the cut).
-            started = time.monotonic()
-            try:
-                await asyncio.sleep(seconds)
-            finally:
-                if failed:
-                    failed[-1].waited_s = time.monotonic() - started
-
-        retrying = AsyncRetrying(
-            stop=stop_after_attempt(self.retry.max_retries + 1),
-            retry=retry_if_exception(lambda e: isinstance(e, AttemptFailed) and e.retryable),
-            wait=self._wait,
-            sleep=sleep,
-            reraise=True,
+        ask = _Ask(
+            part,
+            settings,
+            build_messages(request, part, settings) if messages is None else messages,
+            hedge,
+            stream,
+            extra_body,
+            extra_headers,
+            parse,
+            label,
+            note,
         )
+        failed: list[CallRecord] = []
         attempts = 0
 
         async def one() -> PartOutcome:
             nonlocal attempts
             attempts += 1
             try:
-                return await self._attempt(
-                    part,
-                    settings,
-                    messages,
-                    attempt_offset + attempts,
-                    hedge,
-                    stream=stream,
-                    extra_body=extra_body,
-                    extra_headers=extra_headers,
-                    parse=parse,
-                    label=label,
-                    note=note,
-                )
+                return await self._attempt(ask, attempt_offset + attempts)
             except AttemptFailed as exc:
                 failed.append(exc.record)
                 raise
 
         try:
-            outcome = await retrying(one)
-        except AttemptFailed as failed:
-            rec = failed.record
+            outcome = await self._retrying(failed)(one)
+        except AttemptFailed as exc:
+            rec = exc.record
             reason = f"{rec.error_kind}: {rec.error}" if rec.error else str(rec.error_kind)
             return PartOutcome(
                 part=part,
@@ -300,83 +296,49 @@ class Caller:
         outcome.attempts = attempts
         return outcome
 
+    def _retrying(self, failed: list[CallRecord]) -> AsyncRetrying:
+        """The retry loop of one part; ``failed`` is where the attempts append their failed records."""
+
+        async def sleep(seconds: float) -> None:
+            # The wait between attempts goes on the record of the attempt that caused it, also when the
+            # deadline cuts it short (then ``waited_s`` is what was spent before the cut).
+            started = time.monotonic()
+            try:
+                await asyncio.sleep(seconds)
+            finally:
+                if failed:
+                    failed[-1].waited_s = time.monotonic() - started
+
+        return AsyncRetrying(
+            stop=stop_after_attempt(self.retry.max_retries + 1),
+            retry=retry_if_exception(lambda e: isinstance(e, AttemptFailed) and e.retryable),
+            wait=self._wait,
+            sleep=sleep,
+            reraise=True,
+        )
+
     def _wait(self, retry_state: RetryCallState) -> float:
         exc = retry_state.outcome.exception() if retry_state.outcome else None
         if isinstance(exc, AttemptFailed) and exc.retry_after_s is not None:
             return min(exc.retry_after_s, self.retry.retry_after_cap_s)
         return backoff_s(self.retry, retry_state.attempt_number, self.rng)
 
-    async def _attempt(
-        self,
-        part: Part,
-        settings: PartSettings,
-        messages: list[dict[str, str]],
-        attempt: int,
-        hedge: bool,
-        *,
-        stream: bool = False,
-        extra_body: Mapping[str, Any] | None = None,
-        extra_headers: Mapping[str, str] | None = None,
-        parse: Callable[[str | None], ParseResult] | None = None,
-        label: str | None = None,
-        note: str | None = None,
-    ) -> PartOutcome:
-        state = self.state
-        if not stream:
-            return await self._attempt_once(
-                part, settings, messages, attempt, hedge, False, extra_body, extra_headers, parse, label, note
-            )
-        waited = await state.streams.acquire()
+    async def _attempt(self, ask: _Ask, attempt: int) -> PartOutcome:
+        """One attempt; a stream waits its turn when this run streams one call at a time."""
+        if not ask.stream:
+            return await self._attempt_once(ask, attempt, ask.note)
+        waited = await self.state.streams.acquire()
         try:
-            return await self._attempt_once(
-                part,
-                settings,
-                messages,
-                attempt,
-                hedge,
-                True,
-                extra_body,
-                extra_headers,
-                parse,
-                label,
-                "stream:one_at_a_time" if waited else note,
-            )
+            return await self._attempt_once(ask, attempt, "stream:one_at_a_time" if waited else ask.note)
         finally:
-            state.streams.release()
+            self.state.streams.release()
 
-    async def _attempt_once(
-        self,
-        part: Part,
-        settings: PartSettings,
-        messages: list[dict[str, str]],
-        attempt: int,
-        hedge: bool,
-        stream: bool,
-        extra_body: Mapping[str, Any] | None,
-        extra_headers: Mapping[str, str] | None,
-        parse: Callable[[str | None], ParseResult] | None,
-        label: str | None,
-        note: str | None,
-    ) -> PartOutcome:
+    async def _attempt_once(self, ask: _Ask, attempt: int, note: str | None) -> PartOutcome:
         state = self.state
-        headers = {"x-sim-attempt": str(attempt)}
-        if state.sim_key:
-            headers["x-sim-key"] = state.sim_key
-        if extra_headers:
-            headers.update(extra_headers)
-        rec = state.new_record(label or part, attempt, hedge)
+        headers, body = self._request(ask, attempt)
+        rec = state.new_record(ask.label or ask.part, attempt, ask.hedge)
         rec.note = note
         http_status: int | None = None
-        body = {
-            "model": settings.model,
-            "messages": messages,
-            "temperature": settings.temperature,
-            "max_tokens": settings.max_tokens,
-        }
-        if settings.seed is not None:
-            body["seed"] = settings.seed
-        if extra_body:
-            body.update(extra_body)
         try:
             async with asyncio.timeout(self.call_timeout_s):
                 # The documented generic POST, not the typed ``chat.completions.create``: the typed path
@@ -384,15 +346,15 @@ class Caller:
                 # are serial, delaying the start of every later call. Auth, base URL, connection pool and the
                 # mapping of HTTP errors to exceptions are the client's either way. (Streaming uses the typed
                 # path: it needs the SDK's SSE decoding.)
-                if stream:
-                    text, finish_reason, usage = await self._stream(part, body, headers, rec)
+                if ask.stream:
+                    text, finish_reason, usage = await self._stream(ask.part, body, headers, rec)
                     data: Any = {}
                 else:
                     data = await self.client.post(
                         "/chat/completions", cast_to=dict, body=body, options={"headers": headers}
                     )
             http_status = 200  # the client raises APIStatusError for anything else
-            if not stream:
+            if not ask.stream:
                 text, finish_reason, usage = _read_completion(data)
         except asyncio.CancelledError:
             cut = state.deadline_expired()
@@ -400,30 +362,67 @@ class Caller:
             why = DEADLINE_CUT if cut else "cancelled while waiting for the model"
             state.finish(rec, status, error_kind=status, error=why)
             raise
-        except TimeoutError:
+        except Exception as err:
+            raise self._failed(rec, err, body, http_status) from None
+        common = {
+            "http_status": http_status,
+            "finish_reason": finish_reason,
+            "tokens_in": usage.get("prompt_tokens"),
+            "tokens_out": usage.get("completion_tokens"),
+            # set by the batch cache (voorbeelden.batch.transport.mark_cached): answered without a request
+            "cached": bool(data.get("x_voorbeelden_cache")),
+        }
+        return self._deliver(ask, rec, text, finish_reason, common)
+
+    def _request(self, ask: _Ask, attempt: int) -> tuple[dict[str, str], dict[str, Any]]:
+        """The headers and JSON body of one attempt."""
+        headers = {"x-sim-attempt": str(attempt)}
+        if self.state.sim_key:
+            headers["x-sim-key"] = self.state.sim_key
+        if ask.extra_headers:
+            headers.update(ask.extra_headers)
+        settings = ask.settings
+        body = {
+            "model": settings.model,
+            "messages": ask.messages,
+            "temperature": settings.temperature,
+            "max_tokens": settings.max_tokens,
+        }
+        if settings.seed is not None:
+            body["seed"] = settings.seed
+        if ask.extra_body:
+            body.update(ask.extra_body)
+        return headers, body
+
+    def _failed(
+        self, rec: CallRecord, err: Exception, body: Mapping[str, Any], http_status: int | None
+    ) -> AttemptFailed:
+        """Finish ``rec`` for an attempt that raised ``err``; the failure the retry loop decides on."""
+        state = self.state
+        if isinstance(err, TimeoutError):
             state.finish(
                 rec, "timeout", error_kind="timeout", error=f"no answer within {self.call_timeout_s:g} s"
             )
-            raise AttemptFailed(rec, retryable=True) from None
-        except openai.APITimeoutError:
+            return AttemptFailed(rec, retryable=True)
+        if isinstance(err, openai.APITimeoutError):
             state.finish(
                 rec,
                 "timeout",
                 error_kind="timeout",
                 error=f"no answer from {endpoint_host(self.client)} in time",
             )
-            raise AttemptFailed(rec, retryable=True) from None
-        except _StreamCut as cut:
+            return AttemptFailed(rec, retryable=True)
+        if isinstance(err, _StreamCut):
             state.streams.one_at_a_time()
             state.finish(
                 rec,
                 "error",
                 error_kind=STREAM_CUT,
-                error=f"{cut} ({cut.chunks} chunks; retried; this run now streams one call at a time)",
+                error=f"{err} ({err.chunks} chunks; retried; this run now streams one call at a time)",
                 http_status=200,
             )
-            raise AttemptFailed(rec, retryable=True) from None
-        except openai.APIStatusError as err:
+            return AttemptFailed(rec, retryable=True)
+        if isinstance(err, openai.APIStatusError):
             code = err.status_code
             retry_after = parse_retry_after(err.response.headers)
             unsupported = _rejects_response_format(code, err.message, body)
@@ -437,8 +436,8 @@ class Caller:
                 http_status=code,
                 retry_after_s=retry_after,
             )
-            raise AttemptFailed(rec, retryable, retry_after if retryable else None) from None
-        except openai.APIConnectionError as err:
+            return AttemptFailed(rec, retryable, retry_after if retryable else None)
+        if isinstance(err, openai.APIConnectionError):
             cause = err.__cause__ or err
             state.finish(
                 rec,
@@ -447,30 +446,27 @@ class Caller:
                 error=f"cannot reach {endpoint_host(self.client)}: "
                 f"{_short(str(cause) or type(cause).__name__)}",
             )
-            raise AttemptFailed(rec, retryable=True) from None
-        except Exception as err:  # a body that is not a chat completion: the server is broken, not busy
-            state.finish(
-                rec,
-                "error",
-                error_kind="malformed",
-                error=f"{type(err).__name__}: {_short(str(err))}",
-                http_status=http_status,
-            )
-            raise AttemptFailed(rec, retryable=False) from None
+            return AttemptFailed(rec, retryable=True)
+        # a body that is not a chat completion: the server is broken, not busy
+        state.finish(
+            rec,
+            "error",
+            error_kind="malformed",
+            error=f"{type(err).__name__}: {_short(str(err))}",
+            http_status=http_status,
+        )
+        return AttemptFailed(rec, retryable=False)
 
-        common = {
-            "http_status": http_status,
-            "finish_reason": finish_reason,
-            "tokens_in": usage.get("prompt_tokens"),
-            "tokens_out": usage.get("completion_tokens"),
-            # set by the batch cache (voorbeelden.batch.transport.mark_cached): answered without a request
-            "cached": bool(data.get("x_voorbeelden_cache")),
-        }
+    def _deliver(
+        self, ask: _Ask, rec: CallRecord, text: str | None, finish_reason: str | None, common: dict[str, Any]
+    ) -> PartOutcome:
+        """Parse an answer into the part's outcome (or a non-retryable parse failure) and finish ``rec``."""
+        state, part, settings = self.state, ask.part, ask.settings
         truncated = finish_reason == "length"
-        if parse is not None:
-            result = parse(text)
+        if ask.parse is not None:
+            result = ask.parse(text)
         else:  # the prompt lets the parser drop instructions a small model echoes back
-            result = parse_part(text, part, settings.count, prompt=_last_user_text(messages))
+            result = parse_part(text, part, settings.count, prompt=_last_user_text(ask.messages))
         if not result.ok:
             kind = "truncated" if truncated else "parse"
             state.finish(rec, "parse_error", error_kind=kind, error=result.error, **common)
@@ -484,7 +480,7 @@ class Caller:
         kind = "truncated" if truncated else ("shortfall" if shortfall else None)
         short = f"{len(value)} of {settings.count} items" if shortfall else None
         state.finish(rec, "ok", error_kind=kind, error=short, **common)
-        if stream:
+        if ask.stream:
             state.mark_visible()  # a toelichting (or a one-line list) is visible only when complete
         return PartOutcome(part=part, value=value, shortfall=shortfall)
 

@@ -308,6 +308,50 @@ def _verdict(
     return headlines, reasons
 
 
+_FAULT_KEYS = (
+    "fault_kind",
+    "fault_rate",
+    "n",
+    "n_complete",
+    "parts_delivered",
+    "complete",
+    "predicted",
+    "retries_per_gen",
+    "wall_median_s",
+    "wall_p95_s",
+)
+_STRATEGY_KEYS = ("profile", "strategy", "n", "n_complete", "wall_p50_s", "wall_p95_s", "cost_usd_per_gen")
+_NOTEBOOK_KEYS = ("name", "status", "error", "duration_s", "html", "ipynb")
+
+
+def _pick_one(row: Mapping[str, Any], keys: Sequence[str]) -> dict[str, Any]:
+    return {k: row.get(k) for k in keys}
+
+
+def _pick(rows: Sequence[Mapping[str, Any]], keys: Sequence[str]) -> list[dict[str, Any]]:
+    """The summary's copy of a notebook's table: these columns only (None where one is missing)."""
+    return [_pick_one(row, keys) for row in rows]
+
+
+def _speedup_by_profile(s01: Mapping[str, Any] | None) -> dict[str, dict[str, Any]]:
+    """Notebook 01's paired speedup per profile, in the summary's names."""
+    return {
+        row["profile"]: {
+            "n_pairs": row["n_pairs"],
+            "n_pairs_total": row.get("n_pairs_total", row["n_pairs"]),
+            "median": row["speedup_median"],
+            "ci_low": row["ci_low"],
+            "ci_high": row["ci_high"],
+            "trial_bound": row["trial_bound_median"],
+            "expected_bound": row["expected_bound"],
+            "efficiency": row["efficiency"],
+            "wall_sequential_median_s": row["wall_base_median_s"],
+            "wall_parallel_median_s": row["wall_other_median_s"],
+        }
+        for row in (s01 or {}).get("speedup", [])
+    }
+
+
 def build_summary(
     report_dir: Path,
     runs: Sequence[NotebookRun],
@@ -325,57 +369,9 @@ def build_summary(
         env = collect_environment()
     backend = _backend_info(s01, s02, config.get("common") or {})
     env["backend"] = backend
-    speedup = {
-        row["profile"]: {
-            "n_pairs": row["n_pairs"],
-            "n_pairs_total": row.get("n_pairs_total", row["n_pairs"]),
-            "median": row["speedup_median"],
-            "ci_low": row["ci_low"],
-            "ci_high": row["ci_high"],
-            "trial_bound": row["trial_bound_median"],
-            "expected_bound": row["expected_bound"],
-            "efficiency": row["efficiency"],
-            "wall_sequential_median_s": row["wall_base_median_s"],
-            "wall_parallel_median_s": row["wall_other_median_s"],
-        }
-        for row in (s01 or {}).get("speedup", [])
-    }
     overhead: dict[str, dict[str, float]] = {}
     for row in (s01 or {}).get("overhead", []):
         overhead.setdefault(row["profile"], {})[row["strategy"]] = row["median_ms"]
-    faults = [
-        {
-            k: row.get(k)
-            for k in (
-                "fault_kind",
-                "fault_rate",
-                "n",
-                "n_complete",
-                "parts_delivered",
-                "complete",
-                "predicted",
-                "retries_per_gen",
-                "wall_median_s",
-                "wall_p95_s",
-            )
-        }
-        for row in (s02 or {}).get("faults", [])
-    ]
-    strategies = [
-        {
-            k: row.get(k)
-            for k in (
-                "profile",
-                "strategy",
-                "n",
-                "n_complete",
-                "wall_p50_s",
-                "wall_p95_s",
-                "cost_usd_per_gen",
-            )
-        }
-        for row in (s05 or {}).get("table", [])
-    ]
     headlines, reasons = _verdict(runs, {NB01: s01, NB02: s02, "05_strategies": s05})
     return {
         "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -387,22 +383,12 @@ def build_summary(
         "duration_s": duration_s,
         "backend": backend,
         "backend_line": describe_backend(backend),
-        "speedup": speedup,
+        "speedup": _speedup_by_profile(s01),
         "overhead_median_ms": overhead,
-        "faults": faults,
+        "faults": _pick((s02 or {}).get("faults", []), _FAULT_KEYS),
         "faults_skipped": (s02 or {}).get("skipped"),
-        "strategies": strategies,
-        "notebooks": [
-            {
-                "name": r.name,
-                "status": r.status,
-                "error": r.error,
-                "duration_s": r.duration_s,
-                "html": r.html,
-                "ipynb": r.ipynb,
-            }
-            for r in runs
-        ],
+        "strategies": _pick((s05 or {}).get("table", []), _STRATEGY_KEYS),
+        "notebooks": [_pick_one(vars(r), _NOTEBOOK_KEYS) for r in runs],
         "params_file": params_file.name,
         "params": {r.name: r.parameters for r in runs},
         "environment": env,
@@ -557,28 +543,9 @@ def _first_page_figures(summary: Mapping[str, Any]) -> str:
     )
 
 
-def render_index(summary: Mapping[str, Any], report_dir: Path) -> str:
-    backend = summary["backend"]
-    simulated = backend.get("kind") == "simulated"
-    failed = [n for n in summary["notebooks"] if n["status"] != "ok"]
-    out: list[str] = [
-        "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
-        f"<title>voorbeelden report {_e(summary['report_dir'])}</title><style>{_CSS}</style></head><body>",
-        f"<h1>voorbeelden report {_e(summary['report_dir'])}</h1>",
-        f"<p class='sub'>created {_e(summary['created'])} · parameters <code>{_e(summary['params_file'])}</code> · "
-        f"{summary['duration_s']:.0f} s</p>",
-        f"<div class='banner {'sim' if simulated else 'real'}'><b>{_e(summary['backend_line'])}</b><br>",
-        (
-            "All latencies come from the embedded simulator, scaled by time_scale: figures describe the simulated "
-            "profile, not a live model."
-            if simulated
-            else "Measured against a real model served on this machine (no API key involved)."
-            if backend.get("kind") == "local"
-            else "Measured against a live endpoint (host shown; the API key is read from the environment and "
-            "never stored)."
-        ),
-        "</div>",
-    ]
+def _verdict_html(summary: Mapping[str, Any], failed: list[Mapping[str, Any]]) -> list[str]:
+    """The OK / NOT OK banner, with every reason."""
+    out: list[str] = []
     reasons = summary.get("reasons") or []
     if failed or reasons:
         out.append(
@@ -593,8 +560,12 @@ def render_index(summary: Mapping[str, Any], report_dir: Path) -> str:
             f"<div class='banner good'>All {len(summary['notebooks'])} notebooks ran, and every headline figure "
             "rests on complete generations (all six parts delivered).</div>"
         )
-    out.append(_first_page_figures(summary))
+    return out
 
+
+def _speedup_html(summary: Mapping[str, Any]) -> list[str]:
+    """Notebook 01's paired speedups, its notes and the calibration section."""
+    out: list[str] = []
     if summary["speedup"]:
         out.append(
             "<h2>Parallel speedup (sequential wall / parallel wall)</h2><p>Over complete pairs only (both "
@@ -617,7 +588,12 @@ def render_index(summary: Mapping[str, Any], report_dir: Path) -> str:
         from voorbeelden.bench.calibration_bench import calibration_html
 
         out.append(calibration_html(summary["calibration"]))
+    return out
 
+
+def _notebooks_html(summary: Mapping[str, Any]) -> list[str]:
+    """One row per notebook: status, seconds, links, error."""
+    out: list[str] = []
     out.append(
         "<h2>Notebooks</h2><table><tr><th class='l'>notebook</th><th class='l'>status</th><th>seconds</th>"
         "<th class='l'>report (HTML)</th><th class='l'>executed notebook</th><th class='l'>error</th></tr>"
@@ -631,7 +607,12 @@ def render_index(summary: Mapping[str, Any], report_dir: Path) -> str:
             f"<td class='l'>{_e(n['error'] or '')}</td></tr>"
         )
     out.append("</table>")
+    return out
 
+
+def _faults_html(summary: Mapping[str, Any]) -> list[str]:
+    """Notebook 02's fault table (or why it was skipped)."""
+    out: list[str] = []
     if summary["faults"]:
         out.append(
             "<h2>Fault injection</h2><p>Wall times over <b>all</b> generations, incomplete ones included.</p>"
@@ -650,13 +631,23 @@ def render_index(summary: Mapping[str, Any], report_dir: Path) -> str:
         out.append("</table>")
     elif summary.get("faults_skipped"):
         out.append(f"<h2>Fault injection</h2><p>skipped: {_e(summary['faults_skipped'])}</p>")
+    return out
 
+
+def _plots_html(report_dir: Path) -> list[str]:
+    """Every PNG of the report, in name order."""
+    out: list[str] = []
     pngs = sorted(p.name for p in report_dir.glob("*.png"))
     if pngs:
         out.append("<h2>Plots</h2>")
         for png in pngs:
             out.append(f"<h3>{_e(png)}</h3><a href='{_e(png)}'><img src='{_e(png)}' alt='{_e(png)}'></a>")
+    return out
 
+
+def _environment_html(summary: Mapping[str, Any]) -> list[str]:
+    """Backend, commit, Python, platform, packages; the data files."""
+    out: list[str] = []
     env = summary["environment"]
     git = env.get("git") or {}
     out.append("<h2>Environment</h2><table>")
@@ -674,8 +665,48 @@ def render_index(summary: Mapping[str, Any], report_dir: Path) -> str:
         "with its call records)</li><li><a href='summary.json'>summary.json</a> (headline figures, "
         "parameters, environment)</li></ul>"
     )
+    return out
+
+
+def _params_html(summary: Mapping[str, Any]) -> list[str]:
+    """The parameters each notebook ran with."""
+    out: list[str] = []
     out.append("<h2>Parameters</h2>")
     for name, p in summary["params"].items():
         out.append(f"<h3>{_e(name)}</h3><pre style='background:#f1f3f5'>{_e(json.dumps(p, indent=1))}</pre>")
+    return out
+
+
+def render_index(summary: Mapping[str, Any], report_dir: Path) -> str:
+    """The report's first page: what ran against what, whether it is OK and why, then every section."""
+    backend = summary["backend"]
+    simulated = backend.get("kind") == "simulated"
+    failed = [n for n in summary["notebooks"] if n["status"] != "ok"]
+    out: list[str] = [
+        "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
+        f"<title>voorbeelden report {_e(summary['report_dir'])}</title><style>{_CSS}</style></head><body>",
+        f"<h1>voorbeelden report {_e(summary['report_dir'])}</h1>",
+        f"<p class='sub'>created {_e(summary['created'])} · parameters <code>{_e(summary['params_file'])}</code> · "
+        f"{summary['duration_s']:.0f} s</p>",
+        f"<div class='banner {'sim' if simulated else 'real'}'><b>{_e(summary['backend_line'])}</b><br>",
+        (
+            "All latencies come from the embedded simulator, scaled by time_scale: figures describe the simulated "
+            "profile, not a live model."
+            if simulated
+            else "Measured against a real model served on this machine (no API key involved)."
+            if backend.get("kind") == "local"
+            else "Measured against a live endpoint (host shown; the API key is read from the environment and "
+            "never stored)."
+        ),
+        "</div>",
+    ]
+    out += _verdict_html(summary, failed)
+    out.append(_first_page_figures(summary))
+    out += _speedup_html(summary)
+    out += _notebooks_html(summary)
+    out += _faults_html(summary)
+    out += _plots_html(report_dir)
+    out += _environment_html(summary)
+    out += _params_html(summary)
     out.append("</body></html>")
     return "\n".join(out)

@@ -395,6 +395,45 @@ def build_summary(
     }
 
 
+def _notebook_names(config: Mapping[str, Any], nb_dir: Path, params_path: Path) -> list[str]:
+    """The notebooks the parameters name (default: every numbered one), each checked to exist."""
+    if not nb_dir.is_dir():
+        raise FileNotFoundError(
+            f"notebooks folder {nb_dir} not found (run from a source checkout or pass it)"
+        )
+    names = list(config.get("notebooks") or {}) or sorted(p.name for p in nb_dir.glob("[0-9]*.ipynb"))
+    missing = [n for n in names if not (nb_dir / n).is_file()]
+    if missing:
+        raise FileNotFoundError(f"notebook(s) {missing} named in {params_path} are not in {nb_dir}")
+    return names
+
+
+def _run_notebook(
+    nb_dir: Path, name: str, params: Mapping[str, Any], report_dir: Path, timeout_s: int
+) -> tuple[NotebookRun, str | None]:
+    """Execute one notebook into the report (redacted, then as HTML): its run and its execution error."""
+    parameters = {**params, "out_dir": str(report_dir)}
+    run = NotebookRun(name=name, parameters={k: v for k, v in parameters.items() if k != "out_dir"})
+    output = report_dir / name
+    started = time.monotonic()
+    error = _execute(nb_dir / name, output, parameters, timeout_s, nb_dir)
+    error = redact(error) if error is not None else None
+    redact_notebook(output)  # before the HTML is made from it
+    run.duration_s = time.monotonic() - started
+    run.status = "ok" if error is None else "failed"
+    run.error = error
+    if output.is_file():
+        run.ipynb = output.name
+        try:
+            html_path = _to_html(output)
+        except Exception as exc:  # an HTML failure must not hide the notebook's own result
+            run.error = (run.error + "; " if run.error else "") + f"HTML export failed: {exc}"
+            run.status = "failed"
+        else:
+            run.html = html_path.name if html_path else None
+    return run, error
+
+
 def run_report(
     params_file: str | Path | None = None,
     out_root: str | Path | None = None,
@@ -409,14 +448,7 @@ def run_report(
     params_path = Path(params_file) if params_file is not None else DEFAULT_PARAMS
     config = load_params(params_path)
     nb_dir = Path(notebooks_dir) if notebooks_dir is not None else NOTEBOOKS_DIR
-    if not nb_dir.is_dir():
-        raise FileNotFoundError(
-            f"notebooks folder {nb_dir} not found (run from a source checkout or pass it)"
-        )
-    names = list(config.get("notebooks") or {}) or sorted(p.name for p in nb_dir.glob("[0-9]*.ipynb"))
-    missing = [n for n in names if not (nb_dir / n).is_file()]
-    if missing:
-        raise FileNotFoundError(f"notebook(s) {missing} named in {params_path} are not in {nb_dir}")
+    names = _notebook_names(config, nb_dir, params_path)
     plan = plan_parameters(config, names, nb_dir, params_path)
     out_root = Path(out_root) if out_root is not None else DEFAULT_OUT
     check_out_root(out_root)
@@ -435,26 +467,7 @@ def run_report(
     with report_environment(config, plan) as local_backend:
         for name in bar:
             bar.set_postfix_str(name)
-            nb = nb_dir / name
-            parameters = {**plan[name], "out_dir": str(report_dir)}
-            run = NotebookRun(name=name, parameters={k: v for k, v in parameters.items() if k != "out_dir"})
-            output = report_dir / name
-            started = time.monotonic()
-            error = _execute(nb, output, parameters, timeout_s, nb_dir)
-            error = redact(error) if error is not None else None
-            redact_notebook(output)  # before the HTML is made from it
-            run.duration_s = time.monotonic() - started
-            run.status = "ok" if error is None else "failed"
-            run.error = error
-            if output.is_file():
-                run.ipynb = output.name
-                try:
-                    html_path = _to_html(output)
-                except Exception as exc:  # an HTML failure must not hide the notebook's own result
-                    run.error = (run.error + "; " if run.error else "") + f"HTML export failed: {exc}"
-                    run.status = "failed"
-                else:
-                    run.html = html_path.name if html_path else None
+            run, error = _run_notebook(nb_dir, name, plan[name], report_dir, timeout_s)
             runs.append(run)
             if error is not None:
                 tqdm.write(f"{name}: FAILED: {error}", file=sys.stderr)

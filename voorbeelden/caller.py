@@ -283,16 +283,7 @@ class Caller:
         try:
             outcome = await self._retrying(failed)(one)
         except AttemptFailed as exc:
-            rec = exc.record
-            reason = f"{rec.error_kind}: {rec.error}" if rec.error else str(rec.error_kind)
-            return PartOutcome(
-                part=part,
-                value=part.empty(),
-                error=f"{reason} (after {attempts} attempt{'s' if attempts != 1 else ''})",
-                error_kind=rec.error_kind,
-                shortfall=settings.count,
-                attempts=attempts,
-            )
+            return _gave_up(part, settings, exc.record, attempts)
         outcome.attempts = attempts
         return outcome
 
@@ -423,20 +414,7 @@ class Caller:
             )
             return AttemptFailed(rec, retryable=True)
         if isinstance(err, openai.APIStatusError):
-            code = err.status_code
-            retry_after = parse_retry_after(err.response.headers)
-            unsupported = _rejects_response_format(code, err.message, body)
-            retryable = (code in RETRYABLE_STATUS or code >= 500) and not unsupported
-            state.finish(
-                rec,
-                "rate_limited" if code == 429 else "error",
-                error_kind=UNSUPPORTED_FORMAT if unsupported else error_kind_for_status(code),
-                error=f"HTTP {code} from {endpoint_host(self.client)}: {_short(err.message)}"
-                + (missing_v1_hint(self.client) if code == 404 else ""),
-                http_status=code,
-                retry_after_s=retry_after,
-            )
-            return AttemptFailed(rec, retryable, retry_after if retryable else None)
+            return self._status_failed(rec, err, body)
         if isinstance(err, openai.APIConnectionError):
             cause = err.__cause__ or err
             state.finish(
@@ -456,6 +434,26 @@ class Caller:
             http_status=http_status,
         )
         return AttemptFailed(rec, retryable=False)
+
+    def _status_failed(
+        self, rec: CallRecord, err: openai.APIStatusError, body: Mapping[str, Any]
+    ) -> AttemptFailed:
+        """An HTTP error answer: 408/409/429/5xx are retried (honouring retry-after), unless the server
+        rejects the request's response_format, which it would do again."""
+        code = err.status_code
+        retry_after = parse_retry_after(err.response.headers)
+        unsupported = _rejects_response_format(code, err.message, body)
+        retryable = (code in RETRYABLE_STATUS or code >= 500) and not unsupported
+        self.state.finish(
+            rec,
+            "rate_limited" if code == 429 else "error",
+            error_kind=UNSUPPORTED_FORMAT if unsupported else error_kind_for_status(code),
+            error=f"HTTP {code} from {endpoint_host(self.client)}: {_short(err.message)}"
+            + (missing_v1_hint(self.client) if code == 404 else ""),
+            http_status=code,
+            retry_after_s=retry_after,
+        )
+        return AttemptFailed(rec, retryable, retry_after if retryable else None)
 
     def _deliver(
         self, ask: _Ask, rec: CallRecord, text: str | None, finish_reason: str | None, common: dict[str, Any]
@@ -535,6 +533,19 @@ class Caller:
         if usage.get("completion_tokens") is None:
             usage = {**usage, "completion_tokens": n_content}
         return text, finish_reason, usage
+
+
+def _gave_up(part: Part, settings: PartSettings, rec: CallRecord, attempts: int) -> PartOutcome:
+    """The outcome of a part whose last attempt failed: empty, with that attempt's reason."""
+    reason = f"{rec.error_kind}: {rec.error}" if rec.error else str(rec.error_kind)
+    return PartOutcome(
+        part=part,
+        value=part.empty(),
+        error=f"{reason} (after {attempts} attempt{'s' if attempts != 1 else ''})",
+        error_kind=rec.error_kind,
+        shortfall=settings.count,
+        attempts=attempts,
+    )
 
 
 def _rejects_response_format(code: int, message: str, body: Mapping[str, Any]) -> bool:

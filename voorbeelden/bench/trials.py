@@ -132,6 +132,17 @@ class _Slot:
     def pair(self) -> str:
         return f"{'w' if self.warmup else ''}{self.trial}:{self.request.begrip}"
 
+    def meta(self, position: int) -> dict[str, Any]:
+        """The row's identifying columns for the strategy run at ``position`` of this pair."""
+        return {
+            "trial": self.trial_no,
+            "warmup": self.warmup,
+            "pair": self.pair,
+            "order": position,
+            "sim_key": self.sim_key,
+            "finished_at": time.time(),
+        }
+
     def order(self) -> list[str]:
         """Alternates per pair, so neither strategy always goes first."""
         s = list(self.strategies)
@@ -239,17 +250,7 @@ async def arun_trials(
                         trial=slot.trial_no,
                         **generate_kwargs,
                     )
-                    meta = {
-                        **tags,
-                        "run_id": run_id,
-                        "scenario": scenario,
-                        "trial": slot.trial_no,
-                        "warmup": slot.warmup,
-                        "pair": slot.pair,
-                        "order": position,
-                        "sim_key": slot.sim_key,
-                        "finished_at": time.time(),
-                    }
+                    meta = {**tags, "run_id": run_id, "scenario": scenario, **slot.meta(position)}
                     row = redact_obj(_generation_row(gen, meta))  # the side file is an output: no keys in it
                     rows.append(row)
                     sink.write(row)

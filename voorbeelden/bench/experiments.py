@@ -16,7 +16,7 @@ import dataclasses
 import json
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -108,6 +108,57 @@ class SpeedupExperiment:
     reason: str | None = None
 
 
+def profile_labels(be: Backend, P: Mapping[str, Any]) -> list[str]:
+    """The profiles a simulator runs one after another; a real endpoint is one "profile" of its own."""
+    return list(P["profiles"]) if be.simulated else [f"{be.kind} ({be.host})"]
+
+
+def trials_per_profile(
+    be: Backend,
+    P: Mapping[str, Any],
+    begrippen: Sequence[Any],
+    jsonl: Path,
+    *,
+    strategies: Sequence[str],
+    scenario: str,
+    per_profile: Callable[[], Mapping[str, Any]] | None = None,
+    **generate_kwargs: Any,
+) -> TrialResults:
+    """Paired trials of ``strategies`` on every profile of ``P`` (the simulator reconfigured per profile),
+    tagged with the profile and time scale, with the retry config scaled to the backend's clock; all appended
+    to ``jsonl``. ``per_profile()`` gives keyword arguments that must be fresh for each profile."""
+    frames: list[TrialResults] = []
+    for label in profile_labels(be, P):
+        if be.simulated:
+            be.configure(profile=label)
+        frames.append(
+            run_trials(
+                begrippen,
+                backend=be,
+                strategies=tuple(strategies),
+                trials=P["trials"],
+                warmup=P["warmup"],
+                out=jsonl,
+                scenario=scenario,
+                tags={"profile": label, "time_scale": be.time_scale if be.simulated else None},
+                key_prefix=f"s{P['seed']}:",
+                config=bench_config(be.clock_scale),
+                **generate_kwargs,
+                **(per_profile() if per_profile is not None else {}),
+            )
+        )
+    return concat_results(frames, jsonl)
+
+
+def concat_results(frames: Sequence[TrialResults], path: Path | None) -> TrialResults:
+    """Several runs' results as one (empty frames when there were none)."""
+    if not frames:
+        return TrialResults(*rows_to_frames([]), path)
+    gens = pd.concat([f.generations for f in frames], ignore_index=True)
+    recs = pd.concat([f.records for f in frames], ignore_index=True)
+    return TrialResults(gens, recs, path)
+
+
 def speedup_experiment(P: Mapping[str, Any]) -> SpeedupExperiment:
     """Paired sequential/parallel trials per profile (one simulator, reconfigured per profile), written to
     ``<out_dir>/01_sequential_vs_parallel.jsonl``, with the summary in ``...json``."""
@@ -115,39 +166,23 @@ def speedup_experiment(P: Mapping[str, Any]) -> SpeedupExperiment:
     out_dir = Path(P["out_dir"])
     jsonl = _fresh(out_dir / f"{NB01}.jsonl")
     begrippen = load_begrippen(P["n_begrippen"])
-    frames: list[TrialResults] = []
     expected: dict[str, dict[str, Any]] = {}
     caps = part_max_tokens()
     with open_backend(
         P["backend"], profile=P["profiles"][0], time_scale=P["time_scale"], seed=P["seed"]
     ) as be:
-        labels = P["profiles"] if be.simulated else [f"{be.kind} ({be.host})"]
-        for label in labels:
-            if be.simulated:
-                be.configure(profile=label)
-                expected[label] = stats.expected_bound(
-                    label, n=P["mc_samples"], seed=P["seed"], max_tokens=caps
-                )
-            frames.append(
-                run_trials(
-                    begrippen,
-                    backend=be,
-                    strategies=("sequential", "parallel"),
-                    trials=P["trials"],
-                    warmup=P["warmup"],
-                    out=jsonl,
-                    scenario="sequential-vs-parallel",
-                    tags={"profile": label, "time_scale": be.time_scale if be.simulated else None},
-                    key_prefix=f"s{P['seed']}:",
-                    config=bench_config(be.clock_scale),
-                )
-            )
+        if be.simulated:
+            expected = {
+                label: stats.expected_bound(label, n=P["mc_samples"], seed=P["seed"], max_tokens=caps)
+                for label in P["profiles"]
+            }
+        results = trials_per_profile(
+            be, P, begrippen, jsonl, strategies=("sequential", "parallel"), scenario="sequential-vs-parallel"
+        )
         backend = be.describe()
         if be.simulated:
-            backend["profile"] = list(labels)
-    gens = pd.concat([f.generations for f in frames], ignore_index=True)
-    recs = pd.concat([f.records for f in frames], ignore_index=True)
-    results = TrialResults(gens, recs, jsonl)
+            backend["profile"] = list(P["profiles"])
+    gens = results.generations
     pairs = stats.paired_speedups(gens, by=("profile",))
     summary = stats.speedup_summary(
         pairs,
@@ -240,13 +275,9 @@ def fault_experiment(P: Mapping[str, Any]) -> FaultExperiment:
                         )
                     )
             be.configure(fault_rate=0.0)
-    if frames:
-        gens = pd.concat([f.generations for f in frames], ignore_index=True)
-        recs = pd.concat([f.records for f in frames], ignore_index=True)
-        summary = stats.fault_summary(gens, max_retries=P["max_retries"])
-    else:
-        gens, recs = rows_to_frames([])
-        summary = pd.DataFrame()
+    results = concat_results(frames, jsonl)
+    gens = results.generations
+    summary = stats.fault_summary(gens, max_retries=P["max_retries"]) if frames else pd.DataFrame()
     problems = []
     if len(summary) and "fault_rate" in summary:
         for row in summary[summary["fault_rate"] == 0].to_dict(orient="records"):
@@ -257,7 +288,7 @@ def fault_experiment(P: Mapping[str, Any]) -> FaultExperiment:
                 )
     reason = _reason(problems, gens)
     exp = FaultExperiment(
-        TrialResults(gens, recs, jsonl),
+        results,
         summary,
         backend,
         skipped,

@@ -29,10 +29,9 @@ from matplotlib.figure import Figure
 from voorbeelden.bench import stats
 from voorbeelden.bench.backend import model_seconds_factor, open_backend
 from voorbeelden.bench.data import load_begrippen
-from voorbeelden.bench.experiments import write_json
+from voorbeelden.bench.experiments import trials_per_profile, write_json
 from voorbeelden.bench.plots import _figure, _style
-from voorbeelden.bench.retries import bench_config
-from voorbeelden.bench.trials import TrialResults, run_trials
+from voorbeelden.bench.trials import TrialResults
 
 NB05 = "05_strategies"
 # USD per million tokens (input, output). OpenAI's list price for gpt-4.1 as published in 2025; a parameter of
@@ -81,7 +80,6 @@ def strategies_experiment(P: Mapping[str, Any]) -> StrategiesExperiment:
     begrippen = load_begrippen(P["n_begrippen"])
     model = GeneratorConfig().settings(next(iter(_parts()))).model
     price_in, price_out = _price(P["prices"], model)
-    frames: list[TrialResults] = []
     with open_backend(
         P["backend"], profile=P["profiles"][0], time_scale=P["time_scale"], seed=P["seed"]
     ) as be:
@@ -91,31 +89,20 @@ def strategies_experiment(P: Mapping[str, Any]) -> StrategiesExperiment:
             # before 3 latencies of a part are known: hedge after the uniform-2s median (in the backend's clock)
             "hedge_delay_s": 2.0 * be.clock_scale,
         }
-        labels = P["profiles"] if be.simulated else [f"{be.kind} ({be.host})"]
-        for label in labels:
-            if be.simulated:
-                be.configure(profile=label)
-            frames.append(
-                run_trials(
-                    begrippen,
-                    backend=be,
-                    strategies=tuple(P["strategies"]),
-                    trials=P["trials"],
-                    warmup=P["warmup"],
-                    out=jsonl,
-                    scenario="strategies",
-                    tags={"profile": label, "time_scale": be.time_scale if be.simulated else None},
-                    key_prefix=f"s{P['seed']}:",
-                    config=bench_config(be.clock_scale),
-                    k=P["k"],
-                    options=options,
-                    hedge_history=LatencyHistory(),  # the hedge percentile is learnt per profile
-                )
-            )
+        results = trials_per_profile(
+            be,
+            P,
+            begrippen,
+            jsonl,
+            strategies=P["strategies"],
+            scenario="strategies",
+            k=P["k"],
+            options=options,
+            # the hedge percentile is learnt per profile
+            per_profile=lambda: {"hedge_history": LatencyHistory()},
+        )
         backend = be.describe()
-    gens = pd.concat([f.generations for f in frames], ignore_index=True)
-    recs = pd.concat([f.records for f in frames], ignore_index=True)
-    results = TrialResults(gens, recs, jsonl)
+    gens, recs = results.generations, results.records
     table = summarise(gens, recs, price_in=price_in, price_out=price_out)
     conclusion = conclude(table)
     problems = comparison_problems(table, len(P["strategies"]))

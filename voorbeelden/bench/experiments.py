@@ -235,6 +235,49 @@ class FaultExperiment:
     reason: str | None = None
 
 
+def _fault_trials(
+    be: Backend, P: Mapping[str, Any], begrippen: Sequence[Any], jsonl: Path
+) -> list[TrialResults]:
+    """One run of trials per (fault kind, rate), the simulator injecting that fault; faults off afterwards."""
+    frames: list[TrialResults] = []
+    for kind in P["fault_kinds"]:
+        for rate in P["fault_rates"]:
+            be.configure(fault_rate=rate, faults=[kind])
+            frames.append(
+                run_trials(
+                    begrippen,
+                    backend=be,
+                    strategies=(P["strategy"],),
+                    trials=P["trials"],
+                    warmup=P["warmup"],
+                    out=jsonl,
+                    scenario=f"faults:{kind}@{rate:g}",
+                    tags={"profile": P["profile"], "fault_kind": kind, "fault_rate": rate},
+                    key_prefix=f"s{P['seed']}:",
+                    config=bench_config(
+                        be.clock_scale,
+                        max_retries=P["max_retries"],
+                        call_timeout_model_s=P["call_timeout_s"],
+                    ),
+                )
+            )
+    be.configure(fault_rate=0.0)
+    return frames
+
+
+def _control_problems(summary: pd.DataFrame) -> list[str]:
+    """A kind whose rate-0 control has no complete generation: the backend fails without injected faults."""
+    problems = []
+    if len(summary) and "fault_rate" in summary:
+        for row in summary[summary["fault_rate"] == 0].to_dict(orient="records"):
+            if not row["n_complete"]:
+                problems.append(
+                    f"{row['fault_kind']} at rate 0 (the control): {stats.n_of(0, row['n'])} generations "
+                    "complete, so the backend fails without injected faults"
+                )
+    return problems
+
+
 def fault_experiment(P: Mapping[str, Any]) -> FaultExperiment:
     """For each fault kind and rate: the simulator injects that kind with that per-attempt probability
     (``sim.configure(fault_rate=p, faults=(kind,))``) and the generator runs with ``max_retries``. Written
@@ -253,40 +296,11 @@ def fault_experiment(P: Mapping[str, Any]) -> FaultExperiment:
                 f"backend is a real endpoint ({be.host}): faults can only be injected into the simulator"
             )
         else:
-            for kind in P["fault_kinds"]:
-                for rate in P["fault_rates"]:
-                    be.configure(fault_rate=rate, faults=[kind])
-                    frames.append(
-                        run_trials(
-                            begrippen,
-                            backend=be,
-                            strategies=(P["strategy"],),
-                            trials=P["trials"],
-                            warmup=P["warmup"],
-                            out=jsonl,
-                            scenario=f"faults:{kind}@{rate:g}",
-                            tags={"profile": P["profile"], "fault_kind": kind, "fault_rate": rate},
-                            key_prefix=f"s{P['seed']}:",
-                            config=bench_config(
-                                be.clock_scale,
-                                max_retries=P["max_retries"],
-                                call_timeout_model_s=P["call_timeout_s"],
-                            ),
-                        )
-                    )
-            be.configure(fault_rate=0.0)
+            frames = _fault_trials(be, P, begrippen, jsonl)
     results = concat_results(frames, jsonl)
     gens = results.generations
     summary = stats.fault_summary(gens, max_retries=P["max_retries"]) if frames else pd.DataFrame()
-    problems = []
-    if len(summary) and "fault_rate" in summary:
-        for row in summary[summary["fault_rate"] == 0].to_dict(orient="records"):
-            if not row["n_complete"]:
-                problems.append(
-                    f"{row['fault_kind']} at rate 0 (the control): {stats.n_of(0, row['n'])} generations "
-                    "complete, so the backend fails without injected faults"
-                )
-    reason = _reason(problems, gens)
+    reason = _reason(_control_problems(summary), gens)
     exp = FaultExperiment(
         results,
         summary,

@@ -90,33 +90,8 @@ def gantt(
         parts = [p for p in PART_ORDER if p in set(df["part"])] + sorted(set(df["part"]) - set(PART_ORDER))
         ypos = {p: i for i, p in enumerate(parts)}
         for rec in df.itertuples(index=False):
-            status = str(rec.status)
-            seen.add(status)
-            y = ypos[rec.part]
-            hedge = bool(getattr(rec, "hedge", False))
-            ax.barh(
-                y,
-                max(rec.t_end - rec.t_start, xmax * 0.002),
-                left=rec.t_start,
-                height=0.62,
-                color=STATUS_COLOURS.get(status, "#555555"),
-                edgecolor="black",
-                linewidth=0.6,
-                hatch="//" if hedge else None,
-                alpha=0.9,
-            )
-            if int(rec.attempt) > 1 or hedge:
-                label = f"#{int(rec.attempt)}" if not hedge else "hedge"
-                ax.text(
-                    rec.t_start + (rec.t_end - rec.t_start) / 2,
-                    y,
-                    label,
-                    ha="center",
-                    va="center",
-                    fontsize=9,
-                    color="white",
-                    fontweight="bold",
-                )
+            seen.add(str(rec.status))
+            _attempt_bar(ax, rec, ypos[rec.part], xmax)
         ax.set_yticks(range(len(parts)), parts)
         ax.invert_yaxis()
         ax.set_xlim(0, xmax * 1.02)
@@ -136,6 +111,34 @@ def gantt(
         fig.legend(handles=handles, loc="outside upper right", ncols=len(handles), title="attempt status")
     fig.suptitle(title, x=0.01, ha="left")
     return fig
+
+
+def _attempt_bar(ax: Any, rec: Any, y: int, xmax: float) -> None:
+    """One attempt as a bar coloured by status (hedged backups hatched), labelled ``#n`` when a retry."""
+    hedge = bool(getattr(rec, "hedge", False))
+    ax.barh(
+        y,
+        max(rec.t_end - rec.t_start, xmax * 0.002),
+        left=rec.t_start,
+        height=0.62,
+        color=STATUS_COLOURS.get(str(rec.status), "#555555"),
+        edgecolor="black",
+        linewidth=0.6,
+        hatch="//" if hedge else None,
+        alpha=0.9,
+    )
+    if int(rec.attempt) > 1 or hedge:
+        label = f"#{int(rec.attempt)}" if not hedge else "hedge"
+        ax.text(
+            rec.t_start + (rec.t_end - rec.t_start) / 2,
+            y,
+            label,
+            ha="center",
+            va="center",
+            fontsize=9,
+            color="white",
+            fontweight="bold",
+        )
 
 
 def pick_pair(gens: pd.DataFrame, *, by: Mapping[str, Any] | None = None) -> str:
@@ -206,6 +209,19 @@ def latency_by_part(
 # --- speedup vs bound --------------------------------------------------------------------------------------
 
 
+def _bar_labels(ax: Any, pos: np.ndarray, vals: np.ndarray, colour: str) -> None:
+    """Each finite bar's value: inside its top (clear of error bars and reference lines), above a short one."""
+    for xi, v in zip(pos, vals, strict=True):
+        if not np.isfinite(v):
+            continue
+        if v > 0.6:
+            ax.text(
+                xi, v - 0.08, f"{v:.2f}×", ha="center", va="top", fontsize=11, fontweight="bold", color=colour
+            )
+        else:
+            ax.text(xi, v + 0.08, f"{v:.2f}×", ha="center", va="bottom", fontsize=11, fontweight="bold")
+
+
 def speedup_vs_bound(
     summary: pd.DataFrame,
     *,
@@ -246,32 +262,10 @@ def speedup_vs_bound(
         ax.bar(
             pos, np.nan_to_num(vals), w, label=name, color=colour, edgecolor="black", linewidth=0.6, **kwargs
         )
-        for xi, v in zip(pos, vals, strict=True):
-            if not np.isfinite(v):
-                continue
-            if v > 0.6:  # inside the bar's top, clear of error bars and reference lines
-                ax.text(
-                    xi,
-                    v - 0.08,
-                    f"{v:.2f}×",
-                    ha="center",
-                    va="top",
-                    fontsize=11,
-                    fontweight="bold",
-                    color="white" if k != 2 else "black",
-                )
-            else:
-                ax.text(xi, v + 0.08, f"{v:.2f}×", ha="center", va="bottom", fontsize=11, fontweight="bold")
+        _bar_labels(ax, pos, vals, "white" if k != 2 else "black")
     ax.axhline(n_calls, color="#d62828", linestyle="--", linewidth=1.5)
-    ax.text(
-        -0.55,
-        n_calls + 0.1,
-        f"naive {n_calls}×: needs {n_calls} equal calls and perfect overlap",
-        color="#d62828",
-        va="bottom",
-        ha="left",
-        fontsize=11,
-    )
+    naive = f"naive {n_calls}×: needs {n_calls} equal calls and perfect overlap"
+    ax.text(-0.55, n_calls + 0.1, naive, color="#d62828", va="bottom", ha="left", fontsize=11)
     ax.axhline(1, color="grey", linewidth=0.8)
     ax.set_xticks(x, labels)
     ax.set_xlim(-0.6, len(labels) - 0.4)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -13,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import env_without_openai
 
 from voorbeelden.batch import generate_many, iter_results
 from voorbeelden.sim import SimConfig, running_simulator
@@ -143,7 +143,7 @@ def test_a_batch_killed_with_sigkill_resumes_with_every_term_exactly_once(tmp_pa
     n = 40
     inp = _write_jsonl(tmp_path / "in.jsonl", _requests(n, "kill"))
     out = tmp_path / "out.jsonl"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENAI_")}
+    env = env_without_openai()
     env["VOORBEELDEN_CACHE_DIR"] = str(tmp_path / "cache")
     # slow enough (time_scale 0.2: calls of ~0.4 s, 2 terms at a time) that the kill lands mid-run
     cmd = [

@@ -8,13 +8,13 @@ sees the real import graph of a fresh interpreter, not this test process's alrea
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from conftest import env_without_openai
 
 ROOT = Path(__file__).resolve().parents[1]
 PYTHON_M = (sys.executable, "-X", "importtime", "-m", "voorbeelden")
@@ -22,7 +22,7 @@ LINE = re.compile(r"^import time:\s+\d+ \|\s+\d+ \|\s*(\S+)\s*$")
 
 
 def _env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if not k.startswith("OPENAI_")}
+    return env_without_openai()
 
 
 def imported(stderr: str) -> set[str]:

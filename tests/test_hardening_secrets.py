@@ -6,14 +6,13 @@
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import env_without_openai, run_voorbeelden
 
 from voorbeelden.sim import SimConfig, SimHandle, running_simulator
 
@@ -31,16 +30,8 @@ def sim() -> Iterator[SimHandle]:
 
 
 def _run(args: list[str], sim: SimHandle, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENAI_")}
-    env.update(OPENAI_API_KEY=SECRET, OPENAI_BASE_URL=sim.base_url, MPLBACKEND="agg")
-    return subprocess.run(
-        [sys.executable, "-m", "voorbeelden", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    env = env_without_openai({"OPENAI_API_KEY": SECRET, "OPENAI_BASE_URL": sim.base_url, "MPLBACKEND": "agg"})
+    return run_voorbeelden(args, cwd=cwd, env=env, timeout=60)
 
 
 def _leaks(done: subprocess.CompletedProcess[str], root: Path) -> list[str]:

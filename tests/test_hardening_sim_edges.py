@@ -7,7 +7,6 @@ Issue 14 case 11.
 from __future__ import annotations
 
 import math
-import os
 import socket
 import subprocess
 import sys
@@ -17,6 +16,7 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
+from conftest import env_without_openai
 
 from voorbeelden.sim import SimConfig, running_simulator
 
@@ -27,9 +27,8 @@ GOOD = {
 
 
 @pytest.fixture(scope="module")
-def sim():  # type: ignore[no-untyped-def]
-    with running_simulator(SimConfig(profile="uniform-2s", time_scale=0.001)) as s:
-        yield s
+def sim(fast_sim):  # type: ignore[no-untyped-def]
+    return fast_sim
 
 
 @pytest.mark.parametrize(
@@ -119,7 +118,7 @@ def test_unknown_names_and_out_of_range_values_in_simulator_flags_are_refused(
         if args[0] == "sim"
         else [sys.executable, "-m", "voorbeelden", *args],
         cwd=tmp_path,
-        env={k: v for k, v in os.environ.items() if not k.startswith("OPENAI_")},
+        env=env_without_openai(),
         capture_output=True,
         text=True,
         timeout=30,  # a simulator that accepted the flag would run until killed

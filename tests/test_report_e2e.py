@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys
@@ -11,6 +10,7 @@ from pathlib import Path
 
 import matplotlib.image
 import pytest
+from conftest import env_without_openai
 
 from voorbeelden.sim import SimConfig, running_simulator
 
@@ -20,7 +20,7 @@ SECRET = "sk-test-SECRET-3f9c1e7a5b2d4c6e8f0a1b2c3d4e5f60"
 
 
 def _env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENAI_")}
+    env = env_without_openai()
     env.update(MPLBACKEND="agg", **extra)
     return env
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import ast
 import importlib.util
 import logging
-import os
 import re
 import subprocess
 import sys
@@ -16,6 +15,7 @@ import nbformat
 import papermill
 import pytest
 import yaml
+from conftest import env_without_openai
 
 from voorbeelden.bench.params import MODELS, declared_defaults, model_for, problems_of
 from voorbeelden.bench.report import load_params, plan_parameters
@@ -100,7 +100,7 @@ def test_the_up_front_check_names_file_notebook_and_key(tmp_path: Path) -> None:
 def test_report_refuses_bad_parameters_without_starting_a_kernel(tmp_path: Path) -> None:
     path = _bad_file(tmp_path)
     out = tmp_path / "reports"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENAI_")}
+    env = env_without_openai()
     done = subprocess.run(
         [
             sys.executable,

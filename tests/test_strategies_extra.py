@@ -15,7 +15,6 @@ import pytest
 from voorbeelden.caller import Caller, RunState
 from voorbeelden.config import GeneratorConfig, RetryPolicy
 from voorbeelden.generator import generate
-from voorbeelden.sim import SimConfig, running_simulator
 from voorbeelden.strategies import STRATEGIES, RunContext
 from voorbeelden.strategies.combined import parse_combined
 from voorbeelden.strategies.context import LatencyHistory
@@ -29,19 +28,6 @@ REQ = {
 }
 FAST_RETRY = RetryPolicy(max_retries=1, backoff_base_s=0.01, backoff_cap_s=0.02)
 COUNTS = {p: GeneratorConfig().settings(p).count for p in ALL_PARTS}
-
-
-@pytest.fixture(scope="module")
-def sim() -> Any:
-    with running_simulator(SimConfig(profile="uniform-2s", time_scale=0.01)) as handle:
-        yield handle
-
-
-@pytest.fixture
-def fresh(sim: Any) -> Any:
-    sim.configure(profile="uniform-2s", time_scale=0.01, schedule=[], fault_rate=0.0)
-    sim.reset_counters()
-    return sim
 
 
 def run(sim: Any, strategy: str, sim_key: str = "k1", **kw: Any) -> Any:

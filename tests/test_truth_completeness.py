@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +14,7 @@ import pandas as pd
 import pytest
 import yaml
 from _truth_server import answer_401, free_port, serve
+from conftest import env_without_openai
 
 from voorbeelden.bench import stats, strategies_bench
 
@@ -91,7 +91,7 @@ def test_strategy_table_figures_are_over_complete_generations_with_the_count() -
 
 
 def _report(out: Path, params: Path, **env: str) -> subprocess.CompletedProcess[str]:
-    full = {k: v for k, v in os.environ.items() if not k.startswith("OPENAI_")}
+    full = env_without_openai()
     full.update(MPLBACKEND="agg", **env)
     args = ["report", "--params", str(params), "--out", str(out), "--no-progress"]
     return subprocess.run(

@@ -4,12 +4,12 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 from _truth_server import free_port
+from conftest import env_without_openai
 
 from voorbeelden.generator import generate_sync
 from voorbeelden.sim import SimConfig, running_simulator
@@ -39,7 +39,7 @@ def test_a_404_from_a_base_url_without_v1_says_to_add_it() -> None:
 
 
 def test_the_cli_shows_the_hint_and_the_host_but_not_the_key() -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENAI_")}
+    env = env_without_openai()
     with running_simulator(SimConfig(profile="uniform-2s", time_scale=0.005)) as sim:
         root = sim.base_url.removesuffix("/v1")
         env.update(OPENAI_API_KEY=KEY, OPENAI_BASE_URL=root)

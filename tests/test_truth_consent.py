@@ -7,13 +7,13 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import env_without_openai
 
 from voorbeelden.sim import SimConfig, running_simulator
 
@@ -23,7 +23,7 @@ KEY = "sk-test-consent-0123456789abcdefghij"
 
 
 def _run(args: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
-    full = {k: v for k, v in os.environ.items() if not k.startswith("OPENAI_")}
+    full = env_without_openai()
     full.update(env)
     return subprocess.run(
         [sys.executable, "-m", "voorbeelden", *args],

@@ -4,13 +4,13 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 from _truth_server import answer_401, serve
+from conftest import env_without_openai
 
 from voorbeelden.sim import SimConfig, running_simulator
 
@@ -20,7 +20,7 @@ LOSE_TWO = ("synoniemen=malformed", "antoniemen=malformed")  # malformed bodies 
 
 
 def _cli(*args: str, base_url: str | None = None, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENAI_")}
+    env = env_without_openai()
     if base_url:
         env.update(OPENAI_BASE_URL=base_url, OPENAI_API_KEY="sk-test-exit-codes-0000000000000")
     return subprocess.run(

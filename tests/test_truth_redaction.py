@@ -4,7 +4,6 @@ the key into anything generate, batch or report print or write (records, JSON, J
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import subprocess
 import sys
@@ -13,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from _truth_server import Served, echo_key, serve
+from conftest import env_without_openai
 
 from voorbeelden.redact import MASK, redact, redact_obj
 
@@ -48,7 +48,7 @@ def echo() -> Iterator[Served]:
 
 
 def _run(args: list[str], srv: Served, cwd: Path, timeout: float = 90) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENAI_")}
+    env = env_without_openai()
     env.update(OPENAI_API_KEY=SECRET, OPENAI_BASE_URL=srv.base_url, MPLBACKEND="agg")
     env["VOORBEELDEN_CACHE_DIR"] = str(cwd / "cache")
     return subprocess.run(

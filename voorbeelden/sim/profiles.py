@@ -183,8 +183,11 @@ def load_profile_file(path: str | Path) -> tuple[Profile, dict[str, Any]]:
         raise ValueError(f"profile file {path}: {e}") from None
 
 
-def _same_for_all(pp: PartProfile) -> dict[str, PartProfile]:
-    return {p.value: pp for p in ALL_PARTS}
+def _one_for_all(name: str, description: str, source: str, pp: PartProfile) -> Profile:
+    """A profile in which every part (and any other) takes the same draw distribution."""
+    return Profile(
+        name=name, description=description, source=source, parts={p.value: pp for p in ALL_PARTS}, generic=pp
+    )
 
 
 def _by_tokens(
@@ -197,12 +200,11 @@ def _by_tokens(
 # Source: the seed project's claim that the six calls are equal, ~2 s each (so parallel gives 6x).
 # A deliberately optimistic baseline: 0.3 s TTFT + 170 tokens at 100 tokens/s, with a tiny spread.
 _UNIFORM = PartProfile(LogNormal(0.3, 0.02), LogNormal(170, 0.02), LogNormal(100.0, 0.02))
-UNIFORM_2S = Profile(
-    name="uniform-2s",
-    description="six equal ~2 s calls with a tiny spread (the optimistic 6x case)",
-    source="the seed project's claim (six equal ~2 s calls); not a measurement",
-    parts=_same_for_all(_UNIFORM),
-    generic=_UNIFORM,
+UNIFORM_2S = _one_for_all(
+    "uniform-2s",
+    "six equal ~2 s calls with a tiny spread (the optimistic 6x case)",
+    "the seed project's claim (six equal ~2 s calls); not a measurement",
+    _UNIFORM,
 )
 
 # --- definitie-app -------------------------------------------------------------------------------------
@@ -263,12 +265,11 @@ GPT_4O_AA = Profile(
 # median 1.1 s and sigma 1.1 (mean ~2.0 s) plus 100 tokens at 100 tokens/s: mean ~3 s, p99 ~15 s and
 # p99.9 ~34 s, i.e. occasional 5-10x stragglers.
 _HT = PartProfile(LogNormal(1.1, 1.1), LogNormal(100, 0.1), LogNormal(100.0, 0.05))
-HEAVY_TAIL = Profile(
-    name="heavy-tail",
-    description="log-normal, mean ~3 s, occasional 5-10x stragglers",
-    source="assumption (stress profile for hedging and timeouts)",
-    parts=_same_for_all(_HT),
-    generic=_HT,
+HEAVY_TAIL = _one_for_all(
+    "heavy-tail",
+    "log-normal, mean ~3 s, occasional 5-10x stragglers",
+    "assumption (stress profile for hedging and timeouts)",
+    _HT,
 )
 
 PROFILES: dict[str, Profile] = {p.name: p for p in (UNIFORM_2S, DEFINITIE_APP, GPT_4O_AA, HEAVY_TAIL)}

@@ -247,13 +247,19 @@ def conclude(table: pd.DataFrame) -> list[str]:
     return lines
 
 
-def plot_pareto(table: pd.DataFrame) -> Figure:
-    """Median wall time against cost per generation, one panel per profile, the Pareto front joined."""
+def _profile_panels(table: pd.DataFrame) -> tuple[Figure, list[tuple[Any, str, pd.DataFrame]]]:
+    """A figure with one panel per profile (in table order): (axes, profile, that profile's rows)."""
     profiles = list(dict.fromkeys(table["profile"]))
     fig = _figure(5.0 * len(profiles), 4.4)
     axes = fig.subplots(1, len(profiles), squeeze=False)[0]
-    for ax, profile in zip(axes, profiles, strict=True):
-        grp = table[table["profile"] == profile]
+    rows = [table[table["profile"] == p].reset_index(drop=True) for p in profiles]
+    return fig, list(zip(axes, profiles, rows, strict=True))
+
+
+def plot_pareto(table: pd.DataFrame) -> Figure:
+    """Median wall time against cost per generation, one panel per profile, the Pareto front joined."""
+    fig, panels = _profile_panels(table)
+    for ax, profile, grp in panels:
         cost = grp["cost_usd_per_gen"] * 1000
         ax.scatter(cost, grp["wall_p50_s"], s=60, color="#457b9d", zorder=3)
         for _, row in grp.iterrows():
@@ -281,11 +287,8 @@ def plot_pareto(table: pd.DataFrame) -> Figure:
 
 def plot_axes(table: pd.DataFrame) -> Figure:
     """Wall p50/p95 and time to first visible part per strategy, one panel per profile."""
-    profiles = list(dict.fromkeys(table["profile"]))
-    fig = _figure(5.0 * len(profiles), 4.4)
-    axes = fig.subplots(1, len(profiles), squeeze=False)[0]
-    for ax, profile in zip(axes, profiles, strict=True):
-        grp = table[table["profile"] == profile].reset_index(drop=True)
+    fig, panels = _profile_panels(table)
+    for ax, profile, grp in panels:
         y = np.arange(len(grp))
         _ = ax.barh(y - 0.25, grp["wall_p50_s"], height=0.25, color="#457b9d", label="wall p50")
         _ = ax.barh(y, grp["wall_p95_s"], height=0.25, color="#a8dadc", label="wall p95")

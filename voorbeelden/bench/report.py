@@ -625,26 +625,27 @@ def _notebooks_html(summary: Mapping[str, Any]) -> list[str]:
 
 def _faults_html(summary: Mapping[str, Any]) -> list[str]:
     """Notebook 02's fault table (or why it was skipped)."""
-    out: list[str] = []
-    if summary["faults"]:
-        out.append(
-            "<h2>Fault injection</h2><p>Wall times over <b>all</b> generations, incomplete ones included.</p>"
-            "<table><tr><th class='l'>fault kind</th><th>rate</th><th>generations</th>"
-            "<th>parts delivered</th><th>predicted 1−p<sup>r+1</sup></th><th>complete</th>"
-            "<th>retries / generation</th><th>wall median (s, all)</th><th>wall p95 (s, all)</th></tr>"
-        )
-        for f in summary["faults"]:
-            complete = _n_of(f.get("n_complete"), f["n"]) if f.get("n_complete") is not None else "–"
-            out.append(
-                f"<tr><td class='l'>{_e(f['fault_kind'])}</td><td>{_num(f['fault_rate'])}</td><td>{f['n']}</td>"
-                f"<td>{_num(f['parts_delivered'], '{:.1%}')}</td><td>{_num(f['predicted'], '{:.1%}')}</td>"
-                f"<td>{complete} ({_num(f['complete'], '{:.0%}')})</td><td>{_num(f['retries_per_gen'])}</td>"
-                f"<td>{_num(f['wall_median_s'], '{:.3f}')}</td><td>{_num(f['wall_p95_s'], '{:.3f}')}</td></tr>"
-            )
-        out.append("</table>")
-    elif summary.get("faults_skipped"):
-        out.append(f"<h2>Fault injection</h2><p>skipped: {_e(summary['faults_skipped'])}</p>")
-    return out
+    if not summary["faults"]:
+        skipped = summary.get("faults_skipped")
+        return [f"<h2>Fault injection</h2><p>skipped: {_e(skipped)}</p>"] if skipped else []
+    return [
+        "<h2>Fault injection</h2><p>Wall times over <b>all</b> generations, incomplete ones included.</p>"
+        "<table><tr><th class='l'>fault kind</th><th>rate</th><th>generations</th>"
+        "<th>parts delivered</th><th>predicted 1−p<sup>r+1</sup></th><th>complete</th>"
+        "<th>retries / generation</th><th>wall median (s, all)</th><th>wall p95 (s, all)</th></tr>",
+        *map(_fault_row, summary["faults"]),
+        "</table>",
+    ]
+
+
+def _fault_row(f: Mapping[str, Any]) -> str:
+    complete = _n_of(f.get("n_complete"), f["n"]) if f.get("n_complete") is not None else "–"
+    return (
+        f"<tr><td class='l'>{_e(f['fault_kind'])}</td><td>{_num(f['fault_rate'])}</td><td>{f['n']}</td>"
+        f"<td>{_num(f['parts_delivered'], '{:.1%}')}</td><td>{_num(f['predicted'], '{:.1%}')}</td>"
+        f"<td>{complete} ({_num(f['complete'], '{:.0%}')})</td><td>{_num(f['retries_per_gen'])}</td>"
+        f"<td>{_num(f['wall_median_s'], '{:.3f}')}</td><td>{_num(f['wall_p95_s'], '{:.3f}')}</td></tr>"
+    )
 
 
 def _plots_html(report_dir: Path) -> list[str]:

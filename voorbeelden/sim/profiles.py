@@ -225,22 +225,22 @@ _DA_TOKENS = {
 }
 
 
-def _term_tool_parts(ttft: LogNormal, tps: LogNormal) -> tuple[dict[str, PartProfile], PartProfile]:
-    """The term tool's per-part output token counts at a given TTFT and token rate: (parts, generic)."""
+def _term_tool(name: str, description: str, source: str, ttft: LogNormal, tps: LogNormal) -> Profile:
+    """The term tool's per-part output token counts at a given TTFT and token rate."""
     parts = {
         **_by_tokens(ttft, tps, _DA_TOKENS, 0.12),
         "praktijkvoorbeelden": PartProfile(ttft, LogNormal(1840, 0.006), tps),
     }
-    return parts, PartProfile(ttft, LogNormal(150, 0.12), tps)
+    generic = PartProfile(ttft, LogNormal(150, 0.12), tps)
+    return Profile(name=name, description=description, source=source, parts=parts, generic=generic)
 
 
-_DA_PARTS, _DA_GENERIC = _term_tool_parts(_DA_TTFT, _DA_TPS)
-DEFINITIE_APP = Profile(
-    name="definitie-app",
-    description="per-part latencies of a real term tool (gpt-4.1): 2, 2, 3, 5, 9 and >30 s",
-    source="field observation of a Dutch term tool (observed per-part latencies, gpt-4.1)",
-    parts=_DA_PARTS,
-    generic=_DA_GENERIC,
+DEFINITIE_APP = _term_tool(
+    "definitie-app",
+    "per-part latencies of a real term tool (gpt-4.1): 2, 2, 3, 5, 9 and >30 s",
+    "field observation of a Dutch term tool (observed per-part latencies, gpt-4.1)",
+    _DA_TTFT,
+    _DA_TPS,
 )
 
 # --- gpt-4o-aa-2026 ------------------------------------------------------------------------------------
@@ -251,13 +251,12 @@ DEFINITIE_APP = Profile(
 # counts above) are ASSUMPTIONS of this project.
 _AA_TTFT = LogNormal(0.45, 0.3)
 _AA_TPS = LogNormal(131.0, 0.15)
-_AA_PARTS, _AA_GENERIC = _term_tool_parts(_AA_TTFT, _AA_TPS)
-GPT_4O_AA = Profile(
-    name="gpt-4o-aa-2026",
-    description="GPT-4o published medians: TTFT 0.45 s, 131 tokens/s (Artificial Analysis, 2026-06-24)",
-    source="Artificial Analysis medians via induwara.lk/tools/ai-llm-speed-comparison (verified 2026-06-24)",
-    parts=_AA_PARTS,
-    generic=_AA_GENERIC,
+GPT_4O_AA = _term_tool(
+    "gpt-4o-aa-2026",
+    "GPT-4o published medians: TTFT 0.45 s, 131 tokens/s (Artificial Analysis, 2026-06-24)",
+    "Artificial Analysis medians via induwara.lk/tools/ai-llm-speed-comparison (verified 2026-06-24)",
+    _AA_TTFT,
+    _AA_TPS,
 )
 
 # --- heavy-tail ----------------------------------------------------------------------------------------

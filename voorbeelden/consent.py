@@ -18,7 +18,6 @@ from urllib.parse import urlsplit
 
 from voorbeelden.prices import PRICES_AS_OF, PRICES_SOURCE, price_of
 
-DEFAULT_OPENAI_BASE_URL = "https://api.openai.com/v1"
 BATCH_CONSENT_CALLS = 100  # a batch planning more calls than this against a remote endpoint asks first
 EXIT_NO_CONSENT = 4  # report and batch: stopped before any call, see the README's exit codes
 

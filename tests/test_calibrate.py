@@ -189,7 +189,7 @@ def test_a_bad_profile_is_refused_naming_the_field(change: dict[str, Any], messa
 def test_round_trip_against_the_simulator(tmp_path: Path, capacity: int | None) -> None:
     """Measure a simulator with a known capacity, fit, and serve the fit: the capacity comes back, and the
     fitted simulator answers parts with the measured output tokens."""
-    from voorbeelden.bench.backend import open_backend
+    from voorbeelden.backend import open_backend
     from voorbeelden.bench.data import load_begrippen
     from voorbeelden.bench.experiments import bench_config
     from voorbeelden.bench.trials import run_trials

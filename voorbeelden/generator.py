@@ -16,8 +16,8 @@ from typing import Any
 
 import openai
 
+from voorbeelden.backend import make_client
 from voorbeelden.caller import DEADLINE_CUT, Caller, RunState
-from voorbeelden.client import make_client
 from voorbeelden.config import GeneratorConfig
 from voorbeelden.strategies import RunContext, get_strategy
 from voorbeelden.syncrun import run_sync

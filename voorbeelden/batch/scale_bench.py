@@ -116,7 +116,7 @@ class StrategyResult:
 def _transport(strategy: str, p: ScaleParams) -> GatedTransport:
     if strategy == "naive":
         # A pass-through (no limits, no pauses) that only counts; 1,000 connections like the openai default.
-        from voorbeelden.batch.aiohttp_transport import AiohttpTransport
+        from voorbeelden.transport import AiohttpTransport
 
         return GatedTransport(AiohttpTransport(limit=1000), learn_from_headers=False)
     if strategy == "semaphore":

@@ -27,8 +27,8 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from voorbeelden.backend import open_backend
 from voorbeelden.bench import stats
-from voorbeelden.bench.backend import open_backend
 from voorbeelden.bench.calibrate import Calibration, calibrate, read_records, write_profile
 from voorbeelden.bench.data import load_begrippen
 from voorbeelden.bench.experiments import bench_config, read_json, write_json

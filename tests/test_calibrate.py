@@ -246,9 +246,9 @@ def test_calibrate_command_writes_the_profile_and_sim_serves_it(tmp_path: Path) 
     try:
         url = sim.stdout.readline().strip() if sim.stdout else ""
         assert url.startswith("http://127.0.0.1:")
-        import httpx
+        import httpx2
 
-        config = httpx.get(url.removesuffix("/v1") + "/admin/config", timeout=10).json()
+        config = httpx2.get(url.removesuffix("/v1") + "/admin/config", timeout=10).json()
         assert config["profile"] == "fit" and config["capacity"] == 1
         assert config["profile_file"] == str(profile)
     finally:

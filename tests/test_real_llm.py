@@ -250,7 +250,7 @@ def test_the_server_dies_with_its_parent_on_sigkill(where: str) -> None:
 
 
 def test_local_llm_command_prints_its_url_and_stops_cleanly_on_ctrl_c() -> None:
-    import httpx
+    import httpx2
 
     proc = subprocess.Popen(
         [sys.executable, "-m", "voorbeelden", "local-llm", "--port", "0"],
@@ -262,7 +262,7 @@ def test_local_llm_command_prints_its_url_and_stops_cleanly_on_ctrl_c() -> None:
     try:
         url = proc.stdout.readline().strip() if proc.stdout else ""
         assert url.startswith("http://127.0.0.1:") and url.endswith("/v1"), url
-        models = httpx.get(url + "/models", timeout=30).json()
+        models = httpx2.get(url + "/models", timeout=30).json()
         assert models["data"][0]["id"] == "SmolLM2-135M-Instruct-Q4_1"
         children = psutil.Process(proc.pid).children(recursive=True)
         assert children

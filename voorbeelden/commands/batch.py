@@ -193,16 +193,10 @@ def run(args: argparse.Namespace) -> int:
     if not _consented(args, spec):
         return EXIT_NO_CONSENT
 
-    with open_backend(
-        spec,
-        profile=args.sim_profile,
-        time_scale=args.time_scale,
-        process=args.sim_process,
-        announce=sys.stderr,
-        rpm=args.sim_rpm,
-        tpm=args.sim_tpm,
-        capacity=args.sim_capacity,
-    ) as backend:
+    # Used only when no endpoint is configured: the embedded simulator, with its own limits if asked.
+    sim = {"profile": args.sim_profile, "time_scale": args.time_scale, "process": args.sim_process}
+    limits = {"rpm": args.sim_rpm, "tpm": args.sim_tpm, "capacity": args.sim_capacity}
+    with open_backend(spec, announce=sys.stderr, **sim, **limits) as backend:
         base_url, api_key = backend.base_url, backend.api_key
         # The simulator's clock runs time_scale times faster: the client's rate window shrinks with it, so
         # --rpm means the same on both sides.

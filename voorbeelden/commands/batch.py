@@ -228,7 +228,11 @@ def run(args: argparse.Namespace) -> int:
             )
         except ValueError as err:  # refused output (not ours, in use), an unusable input, an invalid limit
             return _fail(str(err))
-    data = summary.to_dict()
+    return _report(args, summary.to_dict(), terms)
+
+
+def _report(args: argparse.Namespace, data: dict[str, Any], terms: list[dict[str, Any]]) -> int:
+    """Say how the batch went (stderr, or the whole summary as JSON on stdout) and return its exit code."""
     if data["torn_bytes_cut"]:
         print(
             f"voorbeelden batch: cut a torn last line ({data['torn_bytes_cut']} bytes, a write interrupted by a "

@@ -4,6 +4,7 @@ notebooks' parameters cells are what papermill itself reads."""
 from __future__ import annotations
 
 import ast
+import importlib.util
 import logging
 import os
 import re
@@ -59,6 +60,11 @@ def test_every_model_belongs_to_a_notebook() -> None:
 def test_every_shipped_parameter_file_passes_the_up_front_check(path: Path) -> None:
     config = load_params(path)
     names = list(config["notebooks"])
+    if path.stem == "local" and importlib.util.find_spec("llama_cpp") is None:
+        # Without the optional extra the local report must refuse up front, saying how to install it.
+        with pytest.raises(ValueError, match=re.escape("pip install -e '.[local]'")):
+            plan_parameters(config, names, ROOT / "notebooks", path)
+        return
     plan = plan_parameters(config, names, ROOT / "notebooks", path)
     assert list(plan) == names
 

@@ -12,10 +12,11 @@ tokens and tokens per second; and the server's effective concurrency. Model and 
   Spreads are log-normal sigmas: of the output tokens per part, and of the residuals (given to the token
   rate, the part of a call that varies most).
 * **Effective concurrency** from the generations whose calls overlapped (parallel, bounded, ...): their calls
-  are replayed, with their observed start times and fitted service times, on a first-come-first-served
-  server with 1, 2, ... slots; the slot count whose end times match the observed ones best is that
+  are replayed, with their observed start times and fitted service times (each slot count with the scale
+  factor, 0.5x-2x, that suits it best), on a first-come-first-served server with 1, 2, ... slots; the slot
+  count whose end times match the observed ones best is that
   generation's estimate (the fewest slots within 5% of the best match: more would change nothing measurable),
-  and the median over generations is the capacity. When fewer than a fifth of the overlapping calls took
+  and the (lower) median over generations is the capacity. When fewer than a fifth of the overlapping calls took
   noticeably longer than their service time (1.25x), nothing queued: no limit was observed (``None``). The mean number of
   requests in service (fitted service time / time the calls took) is reported beside it.
 
@@ -349,6 +350,9 @@ def fifo_ends(
     return ends
 
 
+_SCALES = np.geomspace(0.5, 2.0, 25)
+
+
 def _concurrency(df: pd.DataFrame, service: Mapping[str, float], slope: float) -> Concurrency:
     """For each generation whose calls overlapped: replay its calls (their start times, their fitted service
     times) on a first-come-first-served server with 1, 2, ... slots and keep the slot count whose end times
@@ -372,10 +376,17 @@ def _concurrency(df: pd.DataFrame, service: Mapping[str, float], slope: float) -
         # Taken in the order they were sent, or in the order they ended: calls sent within a millisecond
         # reach the server in any order, and a server that takes one call at a time finishes them in the
         # order it took them. Each slot count gets the better of the two.
+        # Each slot count also gets the service times scaled by the factor that fits it best (0.5x to 2x):
+        # a service-time fit from few calls, or a machine busier than when the solo calls ran, must not
+        # pass for a different number of slots.
         orders = (np.argsort(starts, kind="stable"), np.argsort(ends, kind="stable"))
         errors = np.array(
             [
-                min(np.abs(fifo_ends(starts, services, c, o) - ends).sum() for o in orders)
+                min(
+                    np.abs(fifo_ends(starts, services * a, c, o) - ends).sum()
+                    for o in orders
+                    for a in _SCALES
+                )
                 for c in range(1, most + 1)
             ]
         )
@@ -389,7 +400,7 @@ def _concurrency(df: pd.DataFrame, service: Mapping[str, float], slope: float) -
             busy.append(float(services.sum()) / span)
     if not best:
         return Concurrency(capacity=None, busy_median=None, in_flight_median=None, n_generations=0)
-    c = round(float(np.median(best)))
+    c = sorted(best)[(len(best) - 1) // 2]  # the lower median: two generations that disagree give the fewer
     f = float(np.median(flight))
     # Hardly any overlapping call waited: the server served everything the client had open at once.
     capacity = None if (c >= f or float(np.mean(waited)) < 0.2) else max(1, c)

@@ -281,6 +281,10 @@ def _stop_process(proc: subprocess.Popen[str]) -> None:
     if proc.stdin is not None:
         with contextlib.suppress(OSError):
             proc.stdin.close()  # end of file: the child's signal to stop
+        # Give the child its graceful stop before any signal: a SIGTERM that lands while it is already
+        # exiting (its handlers gone) would kill it with -15 instead of a clean exit 0.
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=SHUTDOWN_TIMEOUT_S + 5)
     if proc.poll() is None:
         proc.terminate()
         try:

@@ -181,10 +181,6 @@ class Backend:
         clock runs that much faster), 1.0 for a real endpoint, whose clock is the wall clock."""
         return float(self.time_scale) if self.simulated and self.time_scale else 1.0
 
-    def client(self, **kwargs: Any) -> openai.AsyncOpenAI:
-        """A client for this backend (see :func:`make_client`); make it on the loop that will use it."""
-        return make_client(self.base_url, self.api_key, **kwargs)
-
     def configure(self, **changes: Any) -> None:
         if self._handle is None:
             raise RuntimeError(

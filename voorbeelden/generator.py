@@ -19,7 +19,8 @@ import openai
 from voorbeelden.backend import make_client
 from voorbeelden.caller import DEADLINE_CUT, Caller, RunState
 from voorbeelden.config import GeneratorConfig
-from voorbeelden.strategies import RunContext, get_strategy
+from voorbeelden.strategies.context import LatencyHistory, RunContext
+from voorbeelden.strategies.registry import COMBINED_LABEL, Strategy, get_strategy
 from voorbeelden.syncrun import run_sync
 from voorbeelden.types import ALL_PARTS, CallRecord, Generation, Part, Request
 
@@ -81,11 +82,14 @@ async def generate(
     trial: int = 0,
     on_record: Callable[[CallRecord], None] | None = None,
     options: Mapping[str, Any] | None = None,
+    hedge_history: LatencyHistory | None = None,
 ) -> Generation:
     """Generate the six parts for one term.
 
     ``on_record`` sees every attempt as it ends, also when the generation is then cancelled (the returned
     Generation is lost in that case; the records are not). ``options`` goes to the strategy unchanged.
+    ``hedge_history`` is where ``hedged`` learns its percentile delay: pass one history to the generations
+    that should learn from each other (a fresh one per generation when omitted).
     """
     request = Request.coerce(request_or_fields)
     run_strategy = get_strategy(strategy)
@@ -104,20 +108,35 @@ async def generate(
     )
     async with _client_scope(client, base_url, api_key) as cl:
         caller = Caller(cl, state, retry=cfg.retry, call_timeout_s=cfg.call_timeout_s)
-        run = RunContext(request=request, config=cfg, caller=caller, k=cfg.k, options=dict(options or {}))
-        state.t0 = time.monotonic()
-        timeout = asyncio.timeout_at(deadline_at)
-        state.deadline_expired = timeout.expired
-        deadline_hit = False
-        try:
-            async with timeout:
-                await run_strategy(run, ALL_PARTS)
-        except TimeoutError:
-            if not timeout.expired():
-                raise
-            deadline_hit = True
+        run = RunContext(
+            request=request,
+            config=cfg,
+            caller=caller,
+            k=cfg.k,
+            options=dict(options or {}),
+            latencies=hedge_history if hedge_history is not None else LatencyHistory(),
+        )
+        deadline_hit = await _run_until(deadline_at, run_strategy, run, state)
         wall_s = time.monotonic() - state.t0
     return _assemble(request, strategy, cfg, state, run, wall_s, deadline_hit)
+
+
+async def _run_until(
+    deadline_at: float | None, run_strategy: Strategy, run: RunContext, state: RunState
+) -> bool:
+    """Run the strategy on all six parts until it ends or the deadline passes; whether the deadline hit.
+    Only our own deadline is swallowed: a TimeoutError from anywhere else still propagates."""
+    state.t0 = time.monotonic()
+    timeout = asyncio.timeout_at(deadline_at)
+    state.deadline_expired = timeout.expired
+    try:
+        async with timeout:
+            await run_strategy(run, ALL_PARTS)
+    except TimeoutError:
+        if not timeout.expired():
+            raise
+        return True
+    return False
 
 
 def _assemble(
@@ -165,9 +184,6 @@ def _assemble(
         trial=state.trial,
         first_visible_s=min(visible, default=None),
     )
-
-
-COMBINED_LABEL = "combined"  # the record label of the one call that asks for all six parts
 
 
 def _deadline_reason(part: Part, records: list[CallRecord], deadline_s: float | None) -> str:

@@ -184,9 +184,9 @@ async def generate_many(
     Memory is bounded by the work in progress plus one key (and one wall time) per input line.
     """
     from voorbeelden.generator import generate
-    from voorbeelden.strategies import get_strategy
+    from voorbeelden.strategies.registry import info
 
-    get_strategy(strategy)  # an unknown name fails here, once, not as a failed record for every term
+    strategy_info = info(strategy)  # an unknown name fails here, once, not as a failed record for every term
     check_source(requests)  # a missing or unreadable input, a directory: a message before any work
     if out is not None and is_path(requests) and same_file(requests, out):  # type: ignore[arg-type]
         raise OutputError(
@@ -238,7 +238,7 @@ async def generate_many(
     active = 0
     room = asyncio.Event()  # set whenever a call or a term finishes; only the admission loop waits on it
 
-    width = {"sequential": 1, "bounded": (getattr(config, "k", None) or 3)}.get(strategy, CALLS_PER_TERM)
+    width = strategy_info.in_flight(getattr(config, "k", None) or 3, CALLS_PER_TERM)
     outstanding = 0  # calls the running terms still have to make (at most `width` each at a time)
 
     def has_room() -> bool:

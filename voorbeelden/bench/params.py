@@ -73,9 +73,9 @@ def _profiles() -> tuple[str, ...]:
 
 
 def _strategies() -> tuple[str, ...]:
-    from voorbeelden.strategies import STRATEGIES
+    from voorbeelden.strategies.registry import REGISTRY
 
-    return tuple(STRATEGIES)
+    return tuple(REGISTRY)
 
 
 def _fault_kinds() -> tuple[str, ...]:

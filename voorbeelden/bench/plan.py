@@ -22,33 +22,32 @@ CHARS_PER_TOKEN = 4
 
 
 def per_generation(strategy: str) -> tuple[int, int, int]:
-    """(calls, input tokens, output-token cap) of one generation with ``strategy``, from the real prompts."""
+    """(calls, input tokens, output-token cap) of one generation with ``strategy``, from the real prompts and
+    the strategy's planned calls (:meth:`~voorbeelden.strategies.registry.StrategyInfo.call_plan`)."""
     from voorbeelden.bench.data import load_begrippen
     from voorbeelden.config import GeneratorConfig
     from voorbeelden.prompts import build_combined_messages, build_messages
-    from voorbeelden.strategies_extra import DEFAULT_SPLIT_PARTS
-    from voorbeelden.types import ALL_PARTS
+    from voorbeelden.strategies.registry import COMBINED_LABEL, info
+    from voorbeelden.types import ALL_PARTS, Part
 
     cfg = GeneratorConfig()
     request = load_begrippen(1)[0]
+    counts = {p: cfg.settings(p).count for p in ALL_PARTS}
 
     def tokens(messages: list[dict[str, str]]) -> int:
         return sum(len(m["content"]) for m in messages) // CHARS_PER_TOKEN + 1
 
-    if strategy == "combined":
-        counts = {p: cfg.settings(p).count for p in ALL_PARTS}
-        return (
-            1,
-            tokens(build_combined_messages(request, counts)),
-            sum(cfg.settings(p).max_tokens for p in ALL_PARTS),
-        )
     calls = tokens_in = tokens_out = 0
-    for part in ALL_PARTS:
-        s = cfg.settings(part)
-        n = s.count if strategy == "split" and part in DEFAULT_SPLIT_PARTS else 1
+    for label, n in info(strategy).call_plan(counts).items():
+        if label == COMBINED_LABEL:
+            messages = build_combined_messages(request, counts)
+            cap = sum(cfg.settings(p).max_tokens for p in ALL_PARTS)
+        else:
+            s = cfg.settings(Part(label))
+            messages, cap = build_messages(request, Part(label), s), s.max_tokens
         calls += n
-        tokens_in += n * tokens(build_messages(request, part, s))
-        tokens_out += n * s.max_tokens
+        tokens_in += n * tokens(messages)
+        tokens_out += n * cap
     return calls, tokens_in, tokens_out
 
 

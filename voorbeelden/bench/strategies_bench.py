@@ -70,7 +70,7 @@ def _price(prices: Mapping[str, Mapping[str, float]], model: str) -> tuple[float
 def strategies_experiment(P: Mapping[str, Any]) -> StrategiesExperiment:
     """Run every strategy in ``P['strategies']`` on every profile; write ``05_strategies.{jsonl,json}``."""
     from voorbeelden.config import GeneratorConfig
-    from voorbeelden.strategies_extra import reset_latencies
+    from voorbeelden.strategies.context import LatencyHistory
 
     P = validate_params(P)
     t0 = time.monotonic()
@@ -95,7 +95,6 @@ def strategies_experiment(P: Mapping[str, Any]) -> StrategiesExperiment:
         for label in labels:
             if be.simulated:
                 be.configure(profile=label)
-            reset_latencies()  # the hedge percentile must be learnt per profile
             frames.append(
                 run_trials(
                     begrippen,
@@ -110,6 +109,7 @@ def strategies_experiment(P: Mapping[str, Any]) -> StrategiesExperiment:
                     config=bench_config(be.clock_scale),
                     k=P["k"],
                     options=options,
+                    hedge_history=LatencyHistory(),  # the hedge percentile is learnt per profile
                 )
             )
         backend = be.describe()

@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from voorbeelden.consent import BATCH_CONSENT_CALLS, EXIT_NO_CONSENT
+from voorbeelden.redact import redact, redact_obj
 
 if TYPE_CHECKING:
     from voorbeelden.backend import BackendSpec
-from voorbeelden.redact import redact, redact_obj
 
 # Exit codes (also in the README), judged over the terms this run generated (terms skipped because --out
 # already has them are not re-judged). A term is "complete" when all six parts were delivered.
@@ -60,8 +60,7 @@ def batch_exit_code(terms: list[dict[str, Any]]) -> int:
 
 def register(subparsers: Any) -> None:
     from voorbeelden.commands._options import at_least_one, count, one_of, positive
-    from voorbeelden.sim.profiles import PROFILES
-    from voorbeelden.strategies import STRATEGIES
+    from voorbeelden.strategies.registry import names
 
     p = subparsers.add_parser(
         "batch",
@@ -94,9 +93,9 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument(
         "--strategy",
-        type=one_of(sorted(STRATEGIES), "strategy"),
+        type=one_of(names(), "strategy"),
         default="parallel",
-        help="per-term strategy: " + ", ".join(sorted(STRATEGIES)),
+        help="per-term strategy: " + ", ".join(names()),
     )
     p.add_argument("--no-cache", action="store_true", help="do not answer identical calls from the cache")
     p.add_argument(
@@ -111,6 +110,12 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--max-retries", type=count, default=None, help="retries per call, >= 0 (default: the generator's)"
     )
+    _add_output_options(p)
+    _add_embedded_sim_options(p)
+    p.set_defaults(func=run)
+
+
+def _add_output_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--fsync", action="store_true", help="fsync after every line (survives power loss)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON on stdout; no progress bar")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -119,20 +124,19 @@ def register(subparsers: Any) -> None:
         action="store_true",
         help=f"consent in advance to more than {BATCH_CONSENT_CALLS} calls to a remote (possibly paid) endpoint",
     )
+
+
+def _add_embedded_sim_options(p: argparse.ArgumentParser) -> None:
+    from voorbeelden.commands._options import add_embedded_sim_options, at_least_one, positive
+
     sim = p.add_argument_group("embedded simulator (used when no endpoint is configured)")
-    sim.add_argument(
-        "--sim-profile", type=one_of(PROFILES, "profile"), default="definitie-app", help="latency profile"
-    )
-    sim.add_argument(
-        "--time-scale", type=positive, default=0.1, help="multiply every simulated time by this (> 0)"
-    )
+    add_embedded_sim_options(sim, "latency profile", "multiply every simulated time by this (> 0)")
     sim.add_argument("--sim-rpm", type=positive, default=None, help="the simulator's own requests/min limit")
     sim.add_argument("--sim-tpm", type=positive, default=None, help="the simulator's own tokens/min limit")
     sim.add_argument(
         "--sim-capacity", type=at_least_one, default=None, help="calls the simulator serves at once (>= 1)"
     )
     sim.add_argument("--sim-process", action="store_true", help="run the simulator as a separate process")
-    p.set_defaults(func=run)
 
 
 def _consented(args: argparse.Namespace, spec: BackendSpec) -> bool:

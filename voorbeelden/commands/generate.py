@@ -45,8 +45,7 @@ HEADINGS = {
 
 
 def register(subparsers: Any) -> None:
-    from voorbeelden.commands._options import at_least_one, non_negative, one_of, positive
-    from voorbeelden.sim.profiles import PROFILES
+    from voorbeelden.commands._options import add_embedded_sim_options, at_least_one, non_negative, positive
 
     p = subparsers.add_parser(
         "generate",
@@ -62,9 +61,9 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("--juridisch", action="append", default=[], metavar="X", help="legal context")
     p.add_argument("--wettelijk", action="append", default=[], metavar="X", help="statutory context")
-    from voorbeelden.strategies import STRATEGIES
+    from voorbeelden.strategies.registry import names
 
-    p.add_argument("--strategy", default="parallel", choices=sorted(STRATEGIES))
+    p.add_argument("--strategy", default="parallel", choices=names())
     p.add_argument(
         "--hedge-delay",
         type=non_negative,
@@ -80,14 +79,8 @@ def register(subparsers: Any) -> None:
         "--deadline", type=positive, default=None, metavar="S", help="deadline for the generation (> 0)"
     )
     p.add_argument("--json", action="store_true", help="print the whole Generation as JSON")
-    p.add_argument(
-        "--sim-profile",
-        type=one_of(PROFILES, "profile"),
-        default="definitie-app",
-        help="profile of the embedded simulator",
-    )
-    p.add_argument(
-        "--time-scale", type=positive, default=0.1, help="time scale of the embedded simulator (> 0)"
+    add_embedded_sim_options(
+        p, "profile of the embedded simulator", "time scale of the embedded simulator (> 0)"
     )
     p.set_defaults(func=run)
 

@@ -25,14 +25,7 @@ def register(subparsers: Any) -> None:
 
 
 def add_sim_options(p: argparse.ArgumentParser) -> None:
-    from voorbeelden.commands._options import at_least_one, integer, number, one_of, positive
-    from voorbeelden.sim.config import (
-        DEFAULT_MAX_BODY_BYTES,
-        DEFAULT_READ_TIMEOUT_S,
-        FAULT_KINDS,
-        MIN_MAX_BODY_BYTES,
-    )
-    from voorbeelden.sim.profiles import PROFILES
+    from voorbeelden.commands._options import at_least_one, integer, one_of, positive, profile_names
 
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     p.add_argument(
@@ -42,7 +35,10 @@ def add_sim_options(p: argparse.ArgumentParser) -> None:
         "--allow-remote", action="store_true", help="allow a non-loopback --host (no authentication!)"
     )
     p.add_argument(
-        "--profile", type=one_of(sorted(PROFILES), "profile"), default="uniform-2s", help="latency profile"
+        "--profile",
+        type=one_of(lambda: sorted(profile_names()), "profile"),
+        default="uniform-2s",
+        help="latency profile",
     )
     p.add_argument(
         "--profile-file",
@@ -63,6 +59,19 @@ def add_sim_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--rpm", type=positive, default=None, help="requests per minute limit")
     p.add_argument("--tpm", type=positive, default=None, help="tokens per minute limit")
+    _add_fault_and_request_options(p)
+
+
+def _add_fault_and_request_options(p: argparse.ArgumentParser) -> None:
+    """Faults to inject, and the limits the server puts on each request (body size, read time)."""
+    from voorbeelden.commands._options import integer, number, positive
+    from voorbeelden.sim.config import (
+        DEFAULT_MAX_BODY_BYTES,
+        DEFAULT_READ_TIMEOUT_S,
+        FAULT_KINDS,
+        MIN_MAX_BODY_BYTES,
+    )
+
     p.add_argument(
         "--fault-rate", type=number(0, 1), default=0.0, help="probability of a random fault per request"
     )

@@ -219,7 +219,7 @@ from voorbeelden.local import running_local_llm
 
 def serve():
     with running_local_llm() as llm:
-        print(llm.pid, flush=True)
+        print(llm.pid, llm.log_path, flush=True)
         time.sleep(600)
 
 if sys.argv[1] == "thread":
@@ -235,10 +235,12 @@ def test_the_server_dies_with_its_parent_on_sigkill(where: str) -> None:
     parent = subprocess.Popen(
         [sys.executable, "-c", _PARENT, where], stdout=subprocess.PIPE, text=True, start_new_session=True
     )
+    log = ""
     try:
         line = parent.stdout.readline() if parent.stdout else ""
-        assert line.strip().isdigit(), f"the parent did not start the server (got {line!r})"
-        server = psutil.Process(int(line))
+        pid, _, log = line.strip().partition(" ")
+        assert pid.isdigit(), f"the parent did not start the server (got {line!r})"
+        server = psutil.Process(int(pid))
         assert server.is_running()
         os.kill(parent.pid, signal.SIGKILL)
         parent.wait(timeout=10)
@@ -247,6 +249,8 @@ def test_the_server_dies_with_its_parent_on_sigkill(where: str) -> None:
     finally:
         if parent.poll() is None:
             parent.kill()
+        if log:
+            Path(log).unlink(missing_ok=True)  # a SIGKILLed parent could not remove its server's log
 
 
 def test_local_llm_command_prints_its_url_and_stops_cleanly_on_ctrl_c() -> None:

@@ -195,11 +195,12 @@ def test_a_batch_killed_with_sigkill_resumes_with_every_term_exactly_once(tmp_pa
 
 
 def test_a_streamed_call_passes_the_gate_and_gives_its_slot_back_when_read() -> None:
-    from voorbeelden.batch import AdaptiveConcurrency, GatedTransport, make_client
+    from voorbeelden.backend import make_client
+    from voorbeelden.batch import AdaptiveConcurrency, GatedTransport
 
     async def run(url: str) -> tuple[str, int, int]:
         gate = GatedTransport(concurrency=AdaptiveConcurrency(initial=2, max_limit=2))
-        client = make_client(url, "x", gate)
+        client = make_client(url, "x", transport=gate)
         try:
             stream = await client.chat.completions.create(
                 model="m",

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 import voorbeelden
-from voorbeelden.bench.backend import resolve_backend, url_host
+from voorbeelden.backend import resolve_backend, url_host
 from voorbeelden.bench.data import BEGRIPPEN_FILE, count_begrippen, load_begrippen
 from voorbeelden.bench.params import validate_params
 

@@ -189,7 +189,7 @@ def test_a_bad_profile_is_refused_naming_the_field(change: dict[str, Any], messa
 def test_round_trip_against_the_simulator(tmp_path: Path, capacity: int | None) -> None:
     """Measure a simulator with a known capacity, fit, and serve the fit: the capacity comes back, and the
     fitted simulator answers parts with the measured output tokens."""
-    from voorbeelden.bench.backend import open_backend
+    from voorbeelden.backend import open_backend
     from voorbeelden.bench.data import load_begrippen
     from voorbeelden.bench.retries import bench_config
     from voorbeelden.bench.trials import run_trials
@@ -246,9 +246,9 @@ def test_calibrate_command_writes_the_profile_and_sim_serves_it(tmp_path: Path) 
     try:
         url = sim.stdout.readline().strip() if sim.stdout else ""
         assert url.startswith("http://127.0.0.1:")
-        import httpx
+        import httpx2
 
-        config = httpx.get(url.removesuffix("/v1") + "/admin/config", timeout=10).json()
+        config = httpx2.get(url.removesuffix("/v1") + "/admin/config", timeout=10).json()
         assert config["profile"] == "fit" and config["capacity"] == 1
         assert config["profile_file"] == str(profile)
     finally:

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import httpx
+import httpx2
 import pytest
 from conftest import env_without_openai
 
@@ -45,7 +45,7 @@ def sim(fast_sim):  # type: ignore[no-untyped-def]
     ids=["deep-body", "deep-content", "text-not-a-string", "parts-not-objects", "huge-count"],
 )
 def test_a_request_the_simulator_cannot_parse_gets_400(sim, body: bytes) -> None:  # type: ignore[no-untyped-def]
-    resp = httpx.post(
+    resp = httpx2.post(
         sim.base_url + "/chat/completions", content=body, headers={"content-type": "application/json"}
     )
     assert resp.status_code == 400, resp.text[:300]
@@ -68,7 +68,7 @@ def _half_sent(base_url: str) -> None:
         s.sendall(head if i % 2 else body_start)
         socks.append(s)
     idle = socket.create_connection((u.hostname, u.port))  # connected, nothing sent: a pooled connection
-    assert httpx.post(base_url + "/chat/completions", json=GOOD, timeout=10).status_code == 200
+    assert httpx2.post(base_url + "/chat/completions", json=GOOD, timeout=10).status_code == 200
     answers = []
     for s in socks:
         s.settimeout(10)
@@ -87,7 +87,7 @@ def _half_sent(base_url: str) -> None:
     with pytest.raises(TimeoutError):
         idle.recv(1)  # an idle keep-alive connection is left open
     idle.close()
-    assert httpx.post(base_url + "/chat/completions", json=GOOD, timeout=10).status_code == 200
+    assert httpx2.post(base_url + "/chat/completions", json=GOOD, timeout=10).status_code == 200
 
 
 @pytest.mark.parametrize("value", [math.inf, math.nan, -1.0, 0.0, "fast", True])

@@ -16,7 +16,7 @@ import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import httpx
+import httpx2
 import openai
 import pytest
 
@@ -66,16 +66,16 @@ def chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
     }
 
 
-Handler = Callable[[httpx.Request, dict[str, Any]], Awaitable[httpx.Response]]
+Handler = Callable[[httpx2.Request, dict[str, Any]], Awaitable[httpx2.Response]]
 
 
 def client_for(handler: Handler, seen: list[dict[str, Any]]) -> openai.AsyncOpenAI:
-    async def route(request: httpx.Request) -> httpx.Response:
+    async def route(request: httpx2.Request) -> httpx2.Response:
         body = json.loads(request.content)
         seen.append({**body, "_attempt": request.headers.get("x-sim-attempt")})
         return await handler(request, body)
 
-    http = httpx.AsyncClient(transport=httpx.MockTransport(route))
+    http = httpx2.AsyncClient(transport=httpx2.MockTransport(route))
     return openai.AsyncOpenAI(base_url="http://llama.test/v1", api_key="x", http_client=http, max_retries=0)
 
 
@@ -110,7 +110,7 @@ class Interrupting:
         self.max_active_after_cut = 0
         self.cuts = 0
 
-    async def __call__(self, request: httpx.Request, body: dict[str, Any]) -> httpx.Response:
+    async def __call__(self, request: httpx2.Request, body: dict[str, Any]) -> httpx2.Response:
         self.active += 1
         try:
             await asyncio.sleep(0.02)
@@ -119,7 +119,7 @@ class Interrupting:
                 self.max_active_after_cut = max(self.max_active_after_cut, self.active)
             if not alone:
                 self.cuts += 1
-                return httpx.Response(
+                return httpx2.Response(
                     200,
                     headers={"content-type": "text/event-stream"},
                     content=sse([chunk({"role": "assistant"})]),
@@ -128,7 +128,7 @@ class Interrupting:
             pieces = [chunk({"role": "assistant"})] + [
                 chunk({"content": line + "\n"}) for line in text.split("\n")
             ]
-            return httpx.Response(
+            return httpx2.Response(
                 200,
                 headers={"content-type": "text/event-stream"},
                 content=sse([*pieces, chunk({}, "stop")]),
@@ -153,10 +153,10 @@ def test_a_cut_stream_is_a_retried_stream_cut_and_the_run_then_streams_one_at_a_
 
 
 def test_without_cuts_streams_run_in_parallel_and_carry_no_note() -> None:
-    async def always_finish(request: httpx.Request, body: dict[str, Any]) -> httpx.Response:
+    async def always_finish(request: httpx2.Request, body: dict[str, Any]) -> httpx2.Response:
         await asyncio.sleep(0.01)
         text = ANSWERS[part_of(body)]
-        return httpx.Response(
+        return httpx2.Response(
             200,
             headers={"content-type": "text/event-stream"},
             content=sse([chunk({"role": "assistant"}), chunk({"content": text}), chunk({}, "stop")]),
@@ -169,9 +169,9 @@ def test_without_cuts_streams_run_in_parallel_and_carry_no_note() -> None:
 
 
 def test_a_plain_body_answered_to_a_stream_request_is_read_and_noted_as_not_streamed() -> None:
-    async def plain(request: httpx.Request, body: dict[str, Any]) -> httpx.Response:
+    async def plain(request: httpx2.Request, body: dict[str, Any]) -> httpx2.Response:
         assert body["stream"] is True
-        return httpx.Response(200, json=completion(ANSWERS[part_of(body)], tokens=9))
+        return httpx2.Response(200, json=completion(ANSWERS[part_of(body)], tokens=9))
 
     gen, _ = run(plain, "streaming")
     assert_six(gen)
@@ -182,7 +182,7 @@ def test_a_plain_body_answered_to_a_stream_request_is_read_and_noted_as_not_stre
 # ---- combined: llama.cpp's response_format ----------------------------------------------------------------
 
 
-async def llama_like(request: httpx.Request, body: dict[str, Any]) -> httpx.Response:
+async def llama_like(request: httpx2.Request, body: dict[str, Any]) -> httpx2.Response:
     fmt = body.get("response_format")
     if fmt and fmt.get("type") == "json_schema":
         detail = {
@@ -190,14 +190,14 @@ async def llama_like(request: httpx.Request, body: dict[str, Any]) -> httpx.Resp
             "loc": ["body", "response_format", "type"],
             "msg": "Input should be 'text' or 'json_object'",
         }
-        return httpx.Response(
+        return httpx2.Response(
             500, json={"error": {"message": f"1 validation error: {detail}", "type": "internal"}}
         )
     if fmt:
         assert fmt["type"] == "json_object" and fmt["schema"]["properties"]["synoniemen"]["maxItems"] == 5
         answer = {p: ANSWERS[p].split("\n") if p != "toelichting" else ANSWERS[p] for p in ANSWERS}
-        return httpx.Response(200, json=completion(json.dumps(answer), tokens=120))
-    return httpx.Response(200, json=completion(ANSWERS[part_of(body)]))
+        return httpx2.Response(200, json=completion(json.dumps(answer), tokens=120))
+    return httpx2.Response(200, json=completion(ANSWERS[part_of(body)]))
 
 
 def test_combined_falls_back_to_json_object_with_a_schema_and_says_so() -> None:
@@ -221,8 +221,8 @@ def test_combined_can_be_told_the_format_up_front() -> None:
 # ---- sampling and token records ---------------------------------------------------------------------------
 
 
-async def plain_answers(request: httpx.Request, body: dict[str, Any]) -> httpx.Response:
-    return httpx.Response(
+async def plain_answers(request: httpx2.Request, body: dict[str, Any]) -> httpx2.Response:
+    return httpx2.Response(
         200, json=completion(ANSWERS[part_of(body)], tokens=len(body["messages"][0]["content"]) % 50 + 5)
     )
 
@@ -255,8 +255,8 @@ def test_per_part_temperatures_are_the_default_and_an_override_sends_one_tempera
 
 
 def test_a_short_answer_is_delivered_but_marked_shortfall() -> None:
-    async def short(request: httpx.Request, body: dict[str, Any]) -> httpx.Response:
-        return httpx.Response(200, json=completion("alleen deze ene regel"))
+    async def short(request: httpx2.Request, body: dict[str, Any]) -> httpx2.Response:
+        return httpx2.Response(200, json=completion("alleen deze ene regel"))
 
     gen, _ = run(short, "sequential")
     assert gen.errors == {}

@@ -219,7 +219,7 @@ from voorbeelden.local import running_local_llm
 
 def serve():
     with running_local_llm() as llm:
-        print(llm.pid, flush=True)
+        print(llm.pid, llm.log_path, flush=True)
         time.sleep(600)
 
 if sys.argv[1] == "thread":
@@ -235,10 +235,12 @@ def test_the_server_dies_with_its_parent_on_sigkill(where: str) -> None:
     parent = subprocess.Popen(
         [sys.executable, "-c", _PARENT, where], stdout=subprocess.PIPE, text=True, start_new_session=True
     )
+    log = ""
     try:
         line = parent.stdout.readline() if parent.stdout else ""
-        assert line.strip().isdigit(), f"the parent did not start the server (got {line!r})"
-        server = psutil.Process(int(line))
+        pid, _, log = line.strip().partition(" ")
+        assert pid.isdigit(), f"the parent did not start the server (got {line!r})"
+        server = psutil.Process(int(pid))
         assert server.is_running()
         os.kill(parent.pid, signal.SIGKILL)
         parent.wait(timeout=10)
@@ -247,10 +249,12 @@ def test_the_server_dies_with_its_parent_on_sigkill(where: str) -> None:
     finally:
         if parent.poll() is None:
             parent.kill()
+        if log:
+            Path(log).unlink(missing_ok=True)  # a SIGKILLed parent could not remove its server's log
 
 
 def test_local_llm_command_prints_its_url_and_stops_cleanly_on_ctrl_c() -> None:
-    import httpx
+    import httpx2
 
     proc = subprocess.Popen(
         [sys.executable, "-m", "voorbeelden", "local-llm", "--port", "0"],
@@ -262,7 +266,7 @@ def test_local_llm_command_prints_its_url_and_stops_cleanly_on_ctrl_c() -> None:
     try:
         url = proc.stdout.readline().strip() if proc.stdout else ""
         assert url.startswith("http://127.0.0.1:") and url.endswith("/v1"), url
-        models = httpx.get(url + "/models", timeout=30).json()
+        models = httpx2.get(url + "/models", timeout=30).json()
         assert models["data"][0]["id"] == "SmolLM2-135M-Instruct-Q4_1"
         children = psutil.Process(proc.pid).children(recursive=True)
         assert children

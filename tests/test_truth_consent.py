@@ -126,7 +126,7 @@ def test_local_endpoints_need_no_consent_and_prices_are_dated() -> None:
 
 
 def test_the_backend_line_names_the_variable_that_chose_it() -> None:
-    from voorbeelden.bench.backend import Backend, resolve_backend
+    from voorbeelden.backend import Backend, resolve_backend
     from voorbeelden.bench.experiments import describe_backend
 
     key_only = resolve_backend("auto", {"OPENAI_API_KEY": KEY})

@@ -72,9 +72,9 @@ def _leaks(done: subprocess.CompletedProcess[str], root: Path) -> list[str]:
 
 
 def test_the_server_really_echoes_the_key(echo: Served) -> None:
-    import httpx
+    import httpx2
 
-    answer = httpx.post(
+    answer = httpx2.post(
         echo.base_url + "/chat/completions", headers={"Authorization": f"Bearer {SECRET}"}, json={}
     )
     assert answer.status_code == 500 and SECRET in answer.text  # so the scans below can find a leak

@@ -35,7 +35,7 @@ def _measured_median(out: Path, strategy: str) -> float:
 
 
 def test_model_seconds_factor_is_one_for_a_real_endpoint() -> None:
-    from voorbeelden.bench.backend import model_seconds_factor
+    from voorbeelden.backend import model_seconds_factor
 
     assert model_seconds_factor(None) == 1.0
     assert model_seconds_factor(0.01) == pytest.approx(100.0)

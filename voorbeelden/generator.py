@@ -16,8 +16,8 @@ from typing import Any
 
 import openai
 
+from voorbeelden.backend import make_client
 from voorbeelden.caller import DEADLINE_CUT, Caller, RunState
-from voorbeelden.client import make_client
 from voorbeelden.config import GeneratorConfig
 from voorbeelden.strategies.context import LatencyHistory, RunContext
 from voorbeelden.strategies.registry import COMBINED_LABEL, Strategy, get_strategy

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from voorbeelden.backend import make_client
 from voorbeelden.batch.adaptive import AdaptiveConcurrency
 from voorbeelden.batch.cache import ResponseCache
 from voorbeelden.batch.inputs import (
@@ -32,7 +33,7 @@ from voorbeelden.batch.inputs import (
 )
 from voorbeelden.batch.limiter import RateLimiter
 from voorbeelden.batch.output import OutputError, OutputLog
-from voorbeelden.batch.transport import GatedTransport, make_client
+from voorbeelden.batch.transport import GatedTransport
 from voorbeelden.redact import redact_obj
 from voorbeelden.types import ALL_PARTS, CallRecord
 
@@ -216,7 +217,7 @@ async def generate_many(
             transport = GatedTransport(
                 limiter=limiter, concurrency=concurrency, cache=response_cache, record_events=record_events
             )
-        client = make_client(base_url, api_key, transport)
+        client = make_client(base_url, api_key, transport=transport)
     if config is None and model:
         from voorbeelden.config import GeneratorConfig
 

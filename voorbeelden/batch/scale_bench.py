@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from voorbeelden.backend import PLACEHOLDER_KEY
 from voorbeelden.batch.adaptive import AdaptiveConcurrency
 from voorbeelden.batch.limiter import RateLimiter
 from voorbeelden.batch.runner import BatchSummary, generate_many
@@ -116,7 +117,7 @@ class StrategyResult:
 def _transport(strategy: str, p: ScaleParams) -> GatedTransport:
     if strategy == "naive":
         # A pass-through (no limits, no pauses) that only counts; 1,000 connections like the openai default.
-        from voorbeelden.batch.aiohttp_transport import AiohttpTransport
+        from voorbeelden.transport import AiohttpTransport
 
         return GatedTransport(AiohttpTransport(limit=1000), learn_from_headers=False)
     if strategy == "semaphore":
@@ -143,7 +144,7 @@ def run_strategy(strategy: str, p: ScaleParams) -> StrategyResult:
             generate_many(
                 distinct_requests(p.n_terms),
                 base_url=sim.base_url,
-                api_key="not-needed",
+                api_key=PLACEHOLDER_KEY,
                 transport=transport,
                 terms_in_flight=p.n_terms if strategy == "naive" else None,
                 max_in_flight=p.semaphore_k if strategy == "semaphore" else p.max_in_flight,

@@ -12,9 +12,9 @@ from voorbeelden._lazy import lazy_exports
 _EXPORTS: dict[str, str] = {
     "load_begrippen": "voorbeelden.bench.data",
     "validate_params": "voorbeelden.bench.params",
-    "Backend": "voorbeelden.bench.backend",
-    "open_backend": "voorbeelden.bench.backend",
-    "resolve_backend": "voorbeelden.bench.backend",
+    "Backend": "voorbeelden.backend",
+    "open_backend": "voorbeelden.backend",
+    "resolve_backend": "voorbeelden.backend",
     "run_trials": "voorbeelden.bench.trials",
     "load_results": "voorbeelden.bench.trials",
     "TrialResults": "voorbeelden.bench.trials",

@@ -27,8 +27,8 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from voorbeelden.backend import PLACEHOLDER_KEY, open_backend
 from voorbeelden.bench import stats
-from voorbeelden.bench.backend import open_backend
 from voorbeelden.bench.calibrate import Calibration, calibrate, read_records, write_profile
 from voorbeelden.bench.data import load_begrippen
 from voorbeelden.bench.experiments import read_json, write_json
@@ -112,7 +112,7 @@ def calibration_experiment(P: Mapping[str, Any]) -> CalibrationExperiment:
         predicted = run_trials(
             begrippen,
             base_url=sim.base_url,
-            api_key="not-needed",
+            api_key=PLACEHOLDER_KEY,
             out=predicted_path,
             scenario="calibration:predicted",
             tags={"role": "predicted"},

@@ -3,7 +3,7 @@
 Every time in an experiment is multiplied by ``time_scale`` on a simulated backend: the simulator's latencies
 (server side) and the client's call timeout and retry backoff (here, via ``Backend.clock_scale``), so a run at
 ``time_scale=0.02`` is the same experiment as at 1.0, fifty times faster. On a real endpoint nothing is scaled:
-its rows are tagged ``time_scale: None`` and :func:`voorbeelden.bench.backend.model_seconds_factor` is 1.
+its rows are tagged ``time_scale: None`` and :func:`voorbeelden.backend.model_seconds_factor` is 1.
 
 Headlines need complete generations: when a notebook's headline figure has no complete pair the experiment
 still writes its JSON (with ``ok: false`` and the reason) and :func:`require_complete` then raises
@@ -22,8 +22,8 @@ from typing import Any
 
 import pandas as pd
 
+from voorbeelden.backend import Backend, open_backend
 from voorbeelden.bench import stats
-from voorbeelden.bench.backend import Backend, open_backend
 from voorbeelden.bench.data import load_begrippen
 from voorbeelden.bench.retries import bench_config
 from voorbeelden.bench.trials import TrialResults, rows_to_frames, run_trials

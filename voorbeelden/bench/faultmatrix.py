@@ -110,7 +110,7 @@ async def _one(cell: Cell, client: Any, cfg: Any, sim_key: str, deadline_s: floa
 async def _run_async(
     kinds: Sequence[str], rates: Sequence[float], strategies: Sequence[str], s: MatrixSettings
 ) -> list[Cell]:
-    from voorbeelden.client import make_client
+    from voorbeelden.backend import PLACEHOLDER_KEY, make_client
     from voorbeelden.sim import SimConfig, running_simulator
 
     cfg = _config(s)
@@ -119,7 +119,7 @@ async def _run_async(
     # the generator under faults, not the harness building a client per generation on the same two cores.
     sim_config = SimConfig(profile=s.profile, time_scale=s.time_scale, seed=s.seed)
     with running_simulator(sim_config, process=True) as sim:
-        client = make_client(sim.base_url, "no-key-needed")
+        client = make_client(sim.base_url, PLACEHOLDER_KEY)
         warm = Cell("none", 0.0, strategies[0])
         await _one(warm, client, cfg, "fm-warmup", s.deadline_s)
         for kind in kinds:

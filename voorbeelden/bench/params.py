@@ -92,7 +92,7 @@ def _within_data_set(n: int) -> int:
 
 
 def _backend(value: Any) -> Any:
-    from voorbeelden.bench.backend import resolve_backend
+    from voorbeelden.backend import resolve_backend
 
     if not isinstance(value, str):
         raise ValueError(f"must be text ('sim', 'auto' or a base URL), got {value!r}")
@@ -299,7 +299,7 @@ def validate_params(notebook: str, /, *, check_backend: bool = True, **params: A
     ``backend`` is resolved (``backend_kind``, ``backend_host`` are added); a real endpoint is probed and must
     answer HTTP unless ``check_backend`` is false. ``out_dir`` is made absolute and created.
     """
-    from voorbeelden.bench.backend import probe, resolve_backend
+    from voorbeelden.backend import probe, resolve_backend
 
     model = model_for(notebook)
     if model is None:

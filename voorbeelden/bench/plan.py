@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from voorbeelden.bench.backend import resolve_backend
+from voorbeelden.backend import resolve_backend
 from voorbeelden.consent import Plan, is_remote
 
 CHARS_PER_TOKEN = 4

@@ -271,7 +271,7 @@ def _merge_jsonl(report_dir: Path) -> Path:
 def _backend_info(
     s01: Mapping[str, Any] | None, s02: Mapping[str, Any] | None, common: Mapping[str, Any]
 ) -> dict:
-    from voorbeelden.bench.backend import resolve_backend
+    from voorbeelden.backend import resolve_backend
 
     for s in (s01, s02):
         if s and s.get("backend"):

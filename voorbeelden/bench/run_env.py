@@ -24,7 +24,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from voorbeelden.bench.backend import LOCAL_INFO_ENV, LOCAL_URL_ENV
+from voorbeelden.backend import LOCAL_INFO_ENV, LOCAL_URL_ENV
 from voorbeelden.config import CALL_TIMEOUT_ENV, MAX_TOKENS_ENV, SEED_ENV, TEMPERATURE_ENV
 
 

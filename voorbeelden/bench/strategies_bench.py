@@ -11,7 +11,7 @@ strategy's *complete* generations (all six parts delivered) and shown with ``com
 with none complete has no figures and is not on the Pareto front. A profile where fewer than two strategies
 (one, when only one was asked) have a complete generation has no comparison: the experiment is then not
 ``ok`` and the notebook fails with the reason. Times are model seconds for the simulator and wall-clock
-seconds for a real endpoint (:func:`voorbeelden.bench.backend.model_seconds_factor`).
+seconds for a real endpoint (:func:`voorbeelden.backend.model_seconds_factor`).
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from voorbeelden.backend import model_seconds_factor, open_backend
 from voorbeelden.bench import stats
-from voorbeelden.bench.backend import model_seconds_factor, open_backend
 from voorbeelden.bench.data import load_begrippen
 from voorbeelden.bench.experiments import trials_per_profile, write_json
 from voorbeelden.bench.plots import _figure, _style

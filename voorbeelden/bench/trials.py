@@ -222,7 +222,7 @@ async def arun_trials(
     **generate_kwargs: Any,
 ) -> TrialResults:
     """The async form of :func:`run_trials` (use it with top-level ``await`` in a notebook)."""
-    from voorbeelden.client import make_client
+    from voorbeelden.backend import make_client
     from voorbeelden.generator import generate
 
     requests = _validate(begrippen, strategies, trials, warmup)
@@ -278,14 +278,14 @@ def run_trials(
 ) -> TrialResults:
     """Run paired trials of ``strategies`` over ``begrippen`` and return (generations, records) DataFrames.
 
-    The backend is, in order of preference: an open :class:`~voorbeelden.bench.backend.Backend`
+    The backend is, in order of preference: an open :class:`~voorbeelden.backend.Backend`
     (``backend=``), a ``base_url`` (with ``api_key``, default from the environment), or else an embedded
     simulator started for this call with ``profile``/``time_scale``/``seed`` as a subprocess (so the server
     does not share the client's GIL). Other keyword arguments go to :func:`arun_trials` and from there to
     ``generate`` (``call_timeout_s``, ``max_retries``, ``deadline_s``, ``k``, ...). Works in scripts and inside
     a running Jupyter kernel.
     """
-    from voorbeelden.bench.backend import api_key_from_env, open_backend
+    from voorbeelden.backend import api_key_from_env, open_backend
 
     if backend is not None:
         url, key = backend.base_url, backend.api_key

@@ -11,12 +11,14 @@ import argparse
 import asyncio
 import json
 import sys
-from contextlib import ExitStack
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from voorbeelden.consent import BATCH_CONSENT_CALLS, EXIT_NO_CONSENT
 from voorbeelden.redact import redact, redact_obj
+
+if TYPE_CHECKING:
+    from voorbeelden.backend import BackendSpec
 
 # Exit codes (also in the README), judged over the terms this run generated (terms skipped because --out
 # already has them are not re-judged). A term is "complete" when all six parts were delivered.
@@ -137,15 +139,14 @@ def _add_embedded_sim_options(p: argparse.ArgumentParser) -> None:
     sim.add_argument("--sim-process", action="store_true", help="run the simulator as a separate process")
 
 
-def _consented(args: argparse.Namespace, base_url: str | None) -> bool:
+def _consented(args: argparse.Namespace, spec: BackendSpec) -> bool:
     """Above BATCH_CONSENT_CALLS calls to a remote endpoint, say what will happen and ask (voorbeelden.consent)."""
     from voorbeelden.batch.inputs import count_lines
     from voorbeelden.bench.plan import per_generation
-    from voorbeelden.client import describe_endpoint
     from voorbeelden.config import default_model
     from voorbeelden.consent import Plan, confirm, is_remote
 
-    if not is_remote(base_url):
+    if spec.kind != "real" or not is_remote(spec.base_url):
         return True
     counted = count_lines(args.input)  # None for a pipe: never read twice, so the count is unknown
     calls, tokens_in, tokens_out = per_generation(args.strategy)
@@ -155,8 +156,8 @@ def _consented(args: argparse.Namespace, base_url: str | None) -> bool:
     per_term = f"{calls} calls per term ({args.strategy})"
     plan = Plan(
         action=f"voorbeelden batch {args.input.name}",
-        host=describe_endpoint(args.base_url, host_only=True),
-        chosen_by=describe_endpoint(args.base_url, source_only=True),
+        host=spec.host or "",
+        chosen_by=spec.source,
         calls=terms * calls,
         tokens_in=terms * tokens_in,
         tokens_out_max=terms * tokens_out,
@@ -179,16 +180,10 @@ def _fail(message: str) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    from voorbeelden.backend import endpoint_spec, open_backend
     from voorbeelden.batch import generate_many
     from voorbeelden.batch.inputs import check_source, same_file
     from voorbeelden.batch.output import check_output
-    from voorbeelden.client import (
-        PLACEHOLDER_KEY,
-        NoBackend,
-        describe_endpoint,
-        has_configured_backend,
-        resolve,
-    )
 
     # Everything that can be checked is checked before a simulator starts or a file changes.
     try:
@@ -198,39 +193,18 @@ def run(args: argparse.Namespace) -> int:
         check_output(args.out)
     except ValueError as err:
         return _fail(str(err))
+    spec = endpoint_spec(args.base_url)
+    if not _consented(args, spec):
+        return EXIT_NO_CONSENT
 
-    with ExitStack() as stack:
-        period = 60.0
-        if has_configured_backend(args.base_url):
-            try:
-                base_url, api_key = resolve(args.base_url, None)
-            except NoBackend as err:
-                return _fail(str(err))
-            if not _consented(args, base_url):
-                return EXIT_NO_CONSENT
-            print(f"using {describe_endpoint(args.base_url)}", file=sys.stderr)
-        else:
-            from voorbeelden.sim import SimConfig, running_simulator
-
-            cfg = SimConfig(
-                profile=args.sim_profile,
-                time_scale=args.time_scale,
-                rpm=args.sim_rpm,
-                tpm=args.sim_tpm,
-                capacity=args.sim_capacity,
-            )
-            handle = stack.enter_context(running_simulator(cfg, process=args.sim_process))
-            base_url, api_key = handle.base_url, PLACEHOLDER_KEY
-            period = 60.0 * args.time_scale
-            limits = ", ".join(
-                f"{k} {v:g}" for k, v in (("rpm", args.sim_rpm), ("tpm", args.sim_tpm)) if v is not None
-            )
-            print(
-                f"no OPENAI_BASE_URL/--base-url or OPENAI_API_KEY set: using the embedded simulator at {base_url} "
-                f"(profile {args.sim_profile}, time_scale {args.time_scale:g}{', ' + limits if limits else ''}); "
-                "the text is simulated, not written by a model",
-                file=sys.stderr,
-            )
+    # Used only when no endpoint is configured: the embedded simulator, with its own limits if asked.
+    sim = {"profile": args.sim_profile, "time_scale": args.time_scale, "process": args.sim_process}
+    limits = {"rpm": args.sim_rpm, "tpm": args.sim_tpm, "capacity": args.sim_capacity}
+    with open_backend(spec, announce=sys.stderr, **sim, **limits) as backend:
+        base_url, api_key = backend.base_url, backend.api_key
+        # The simulator's clock runs time_scale times faster: the client's rate window shrinks with it, so
+        # --rpm means the same on both sides.
+        period = 60.0 * backend.clock_scale
         cache: bool | Path = False if args.no_cache else (args.cache_dir or True)
         terms: list[dict[str, Any]] = []
         try:
@@ -258,7 +232,11 @@ def run(args: argparse.Namespace) -> int:
             )
         except ValueError as err:  # refused output (not ours, in use), an unusable input, an invalid limit
             return _fail(str(err))
-    data = summary.to_dict()
+    return _report(args, summary.to_dict(), terms)
+
+
+def _report(args: argparse.Namespace, data: dict[str, Any], terms: list[dict[str, Any]]) -> int:
+    """Say how the batch went (stderr, or the whole summary as JSON on stdout) and return its exit code."""
     if data["torn_bytes_cut"]:
         print(
             f"voorbeelden batch: cut a torn last line ({data['torn_bytes_cut']} bytes, a write interrupted by a "

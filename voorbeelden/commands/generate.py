@@ -91,7 +91,7 @@ def _fail(message: str) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from voorbeelden.client import NoBackend, open_backend
+    from voorbeelden.backend import NoBackend, endpoint_spec, open_backend
     from voorbeelden.config import GeneratorConfig
     from voorbeelden.generator import generate_sync
     from voorbeelden.types import Request
@@ -109,7 +109,13 @@ def run(args: argparse.Namespace) -> int:
     if args.model:
         config = config.with_model(args.model)
     try:
-        with open_backend(args.base_url, sim_profile=args.sim_profile, time_scale=args.time_scale) as backend:
+        with open_backend(
+            endpoint_spec(args.base_url),
+            profile=args.sim_profile,
+            time_scale=args.time_scale,
+            process=False,
+            announce=sys.stderr,
+        ) as backend:
             gen = generate_sync(
                 request,
                 args.strategy,

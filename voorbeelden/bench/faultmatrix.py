@@ -58,6 +58,9 @@ class Cell:
 
 @dataclass
 class MatrixSettings:
+    """One matrix run: ``n`` generations per cell on ``profile`` at ``time_scale``; each generation has
+    ``deadline_s`` (wall seconds) and each call ``call_timeout_s``, with up to ``max_retries`` retries."""
+
     n: int = 5
     time_scale: float = 0.01
     deadline_s: float = 1.0

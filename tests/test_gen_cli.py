@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
+
+from conftest import env_without_openai, run_voorbeelden
 
 from voorbeelden.sim import SimConfig, running_simulator
 
@@ -15,16 +15,7 @@ DEF = "Een schriftelijke beslissing van een bestuursorgaan."
 
 
 def cli(*args: str, env_extra: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENAI_")}
-    env.update(env_extra or {})
-    return subprocess.run(
-        [sys.executable, "-m", "voorbeelden", "generate", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=ROOT,
-        timeout=60,
-    )
+    return run_voorbeelden(["generate", *args], env=env_without_openai(env_extra), timeout=60)
 
 
 def test_works_with_no_env_and_says_it_uses_the_simulator() -> None:

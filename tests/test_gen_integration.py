@@ -21,7 +21,6 @@ import pytest
 from voorbeelden.caller import Caller, RunState
 from voorbeelden.config import GeneratorConfig, PartSettings, RetryPolicy
 from voorbeelden.generator import generate, generate_sync
-from voorbeelden.sim import SimConfig, running_simulator
 from voorbeelden.strategies import STRATEGIES
 from voorbeelden.types import ALL_PARTS, CallRecord, InvalidRequest, Part, Request
 
@@ -31,19 +30,6 @@ REQ = {
     "context": {"organisatorisch": ["Gemeente"], "juridisch": ["Bestuursrecht"], "wettelijk": []},
 }
 FAST_RETRY = RetryPolicy(max_retries=2, backoff_base_s=0.01, backoff_cap_s=0.05)
-
-
-@pytest.fixture(scope="module")
-def sim() -> Any:
-    with running_simulator(SimConfig(profile="uniform-2s", time_scale=0.01)) as handle:
-        yield handle
-
-
-@pytest.fixture
-def fresh(sim: Any) -> Any:
-    sim.configure(profile="uniform-2s", time_scale=0.01, schedule=[], fault_rate=0.0)
-    sim.reset_counters()
-    return sim
 
 
 def run(sim: Any, strategy: str = "parallel", **kw: Any) -> Any:

@@ -10,10 +10,10 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from conftest import env_without_openai, run_voorbeelden
 
 from voorbeelden.types import InvalidRequest, Request
 
@@ -21,15 +21,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _cli(args: list[str], tmp: Path) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENAI_")}
-    env["VOORBEELDEN_CACHE_DIR"] = str(tmp / "cache")
-    return subprocess.run(
-        [sys.executable, "-m", "voorbeelden", *args],
-        cwd=tmp,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
+    return run_voorbeelden(
+        args, cwd=tmp, env=env_without_openai({"VOORBEELDEN_CACHE_DIR": str(tmp / "cache")})
     )
 
 

@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import env_without_openai, run_voorbeelden
 
 from voorbeelden.batch import OutputLog, generate_many, iter_results, read_results
 from voorbeelden.sim import SimConfig, running_simulator
@@ -38,22 +39,14 @@ def _jsonl(path: Path, rows: list[dict[str, object]]) -> Path:
 
 
 def _env(tmp: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENAI_")}
+    env = env_without_openai()
     env["VOORBEELDEN_CACHE_DIR"] = str(tmp / "cache")
     env["PYTHONUNBUFFERED"] = "1"
     return env
 
 
 def _cli(args: list[str], tmp: Path, **kw: object) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "voorbeelden", *args],
-        cwd=tmp,
-        env=_env(tmp),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        **kw,  # type: ignore[arg-type]
-    )
+    return run_voorbeelden(args, cwd=tmp, env=_env(tmp), **kw)
 
 
 FAST = ["--time-scale", "0.005", "--sim-profile", "uniform-2s"]

@@ -21,6 +21,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from conftest import env_without_openai
 
 ROOT = Path(__file__).resolve().parents[1]
 CI_PARAMS = ROOT / "notebooks" / "params" / "ci.yaml"
@@ -37,7 +38,7 @@ pytestmark = [
 @pytest.fixture(scope="module")
 def report_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("report")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENAI_")}
+    env = env_without_openai()
     env["MPLBACKEND"] = "agg"
     args = ["report", "--params", str(CI_PARAMS), "--out", str(out), "--no-progress"]
     done = subprocess.run(

@@ -19,12 +19,13 @@ from pathlib import Path
 import nbformat
 import psutil
 import pytest
+from conftest import env_without_openai
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def _env(tmp: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENAI_")}
+    env = env_without_openai()
     env.update(VOORBEELDEN_CACHE_DIR=str(tmp / "cache"), PYTHONUNBUFFERED="1", MPLBACKEND="agg")
     return env
 

@@ -6,14 +6,13 @@
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import env_without_openai, run_voorbeelden
 
 from voorbeelden.sim import SimConfig, SimHandle, running_simulator
 
@@ -31,16 +30,8 @@ def sim() -> Iterator[SimHandle]:
 
 
 def _run(args: list[str], sim: SimHandle, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENAI_")}
-    env.update(OPENAI_API_KEY=SECRET, OPENAI_BASE_URL=sim.base_url, MPLBACKEND="agg")
-    return subprocess.run(
-        [sys.executable, "-m", "voorbeelden", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    env = env_without_openai({"OPENAI_API_KEY": SECRET, "OPENAI_BASE_URL": sim.base_url, "MPLBACKEND": "agg"})
+    return run_voorbeelden(args, cwd=cwd, env=env, timeout=60)
 
 
 def _leaks(done: subprocess.CompletedProcess[str], root: Path) -> list[str]:
@@ -60,7 +51,7 @@ def _leaks(done: subprocess.CompletedProcess[str], root: Path) -> list[str]:
 def test_generate_json_never_shows_the_key(sim: SimHandle, tmp_path: Path) -> None:
     before = sim.counters()["requests_total"]
     done = _run(["generate", "besluit", "--definitie", "Een beslissing.", "--json"], sim, tmp_path)
-    assert done.returncode in (0, 1), done.stderr
+    assert done.returncode in (0, 1, 3), done.stderr  # complete, none or partial (injected faults)
     data = json.loads(done.stdout)
     assert data["records"], "no calls were recorded"
     assert sim.counters()["requests_total"] >= before + 6  # the calls reached the test's simulator
@@ -75,7 +66,7 @@ def test_batch_json_never_writes_the_key(sim: SimHandle, tmp_path: Path) -> None
     cache = tmp_path / "cache"
     args = ["batch", str(inp), "--out", str(out), "--json", "--cache-dir", str(cache), "--max-retries", "1"]
     done = _run(args, sim, tmp_path)
-    assert done.returncode in (0, 1), done.stderr
+    assert done.returncode in (0, 1, 3), done.stderr  # complete, none or partial (injected faults)
     summary = json.loads(done.stdout)
     assert summary["generated"] == 6 and summary["invalid"] == 1
     assert len(out.read_text().splitlines()) == 7
@@ -83,5 +74,5 @@ def test_batch_json_never_writes_the_key(sim: SimHandle, tmp_path: Path) -> None
     assert not _leaks(done, tmp_path)
     # A rerun answers from the cache and resumes from --out: still no key anywhere.
     again = _run(args, sim, tmp_path)
-    assert again.returncode in (0, 1), again.stderr
+    assert again.returncode in (0, 1, 3), again.stderr
     assert not _leaks(again, tmp_path)

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+from conftest import env_without_openai
 
 ROOT = Path(__file__).resolve().parents[1]
 CI_PARAMS = ROOT / "notebooks" / "params" / "ci.yaml"
@@ -24,7 +25,7 @@ EXIT_WITHIN_S = 3.0  # "~1-2 s", with slack for a loaded 2-core CI machine
 
 
 def _env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENAI_")}
+    env = env_without_openai()
     env.update(MPLBACKEND="agg", PYTHONUNBUFFERED="1")
     return env
 

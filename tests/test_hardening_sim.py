@@ -10,7 +10,7 @@ import socket
 import time
 from urllib.parse import urlsplit
 
-import httpx
+import httpx2
 import pytest
 
 from voorbeelden.sim import SimConfig, SimHandle, running_simulator
@@ -30,7 +30,7 @@ def _url(sim: SimHandle) -> str:
     return sim.base_url + "/chat/completions"
 
 
-def _assert_json_error(resp: httpx.Response, *statuses: int) -> dict:  # type: ignore[type-arg]
+def _assert_json_error(resp: httpx2.Response, *statuses: int) -> dict:  # type: ignore[type-arg]
     assert resp.status_code in statuses, (resp.status_code, resp.text)
     assert resp.headers["content-type"].startswith("application/json"), resp.headers
     body = resp.json()
@@ -63,7 +63,7 @@ def _truncated_head(sim: SimHandle, body: bytes, extra: int) -> bytes:
 
 def test_oversized_body_is_413_json(sim: SimHandle) -> None:
     big = dict(GOOD, messages=[{"role": "user", "content": "x" * (LIMIT * 4)}])
-    body = _assert_json_error(httpx.post(_url(sim), json=big, timeout=10), 413)
+    body = _assert_json_error(httpx2.post(_url(sim), json=big, timeout=10), 413)
     assert "limit" in body["error"]["message"]
 
 
@@ -72,7 +72,7 @@ def test_oversized_chunked_body_without_length_is_413_json(sim: SimHandle) -> No
         for _ in range(8):
             yield b"x" * LIMIT
 
-    resp = httpx.post(_url(sim), content=gen(), headers={"content-type": "application/json"}, timeout=10)
+    resp = httpx2.post(_url(sim), content=gen(), headers={"content-type": "application/json"}, timeout=10)
     _assert_json_error(resp, 413)
 
 
@@ -94,7 +94,7 @@ def test_truncated_body_gets_a_4xx_or_nothing_and_no_traceback(
             assert json.loads(rest)["error"]["message"]
     bad = [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
     assert not bad, [r.getMessage() for r in bad]
-    assert httpx.post(_url(sim), json=GOOD, timeout=10).status_code == 200
+    assert httpx2.post(_url(sim), json=GOOD, timeout=10).status_code == 200
 
 
 def test_a_client_vanishing_mid_body_does_not_hurt_the_server(
@@ -108,7 +108,7 @@ def test_a_client_vanishing_mid_body_does_not_hurt_the_server(
     time.sleep(0.3)
     bad = [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
     assert not bad, [r.getMessage() for r in bad]
-    assert httpx.post(_url(sim), json=GOOD, timeout=10).status_code == 200
+    assert httpx2.post(_url(sim), json=GOOD, timeout=10).status_code == 200
 
 
 @pytest.mark.parametrize(
@@ -116,7 +116,7 @@ def test_a_client_vanishing_mid_body_does_not_hurt_the_server(
     [b"not json", b'{"model": ', b"\xff\xfe\x00garbage", b"", b"[1, 2, 3]", b'"a string"', b"null"],
 )
 def test_non_json_bodies_are_400_json(sim: SimHandle, content: bytes) -> None:
-    resp = httpx.post(_url(sim), content=content, headers={"content-type": "application/json"}, timeout=10)
+    resp = httpx2.post(_url(sim), content=content, headers={"content-type": "application/json"}, timeout=10)
     _assert_json_error(resp, 400)
 
 
@@ -138,7 +138,7 @@ def test_non_json_bodies_are_400_json(sim: SimHandle, content: bytes) -> None:
     ],
 )
 def test_wrong_typed_requests_are_4xx_json(sim: SimHandle, body: dict) -> None:  # type: ignore[type-arg]
-    resp = httpx.post(_url(sim), json=body, timeout=10)
+    resp = httpx2.post(_url(sim), json=body, timeout=10)
     _assert_json_error(resp, 400, 422)
 
 
@@ -148,7 +148,7 @@ def test_wrong_typed_requests_are_4xx_json(sim: SimHandle, body: dict) -> None: 
 def test_wrong_typed_fields_the_simulator_ignores_never_500(sim: SimHandle, extra: dict) -> None:  # type: ignore[type-arg]
     # The simulator does not validate fields it does not use (the real API would say 400); it must
     # still answer 200 or a 4xx JSON error, never fall over.
-    resp = httpx.post(_url(sim), json=dict(GOOD, **extra), timeout=10)
+    resp = httpx2.post(_url(sim), json=dict(GOOD, **extra), timeout=10)
     if resp.status_code != 200:
         _assert_json_error(resp, 400, 422)
 
@@ -156,13 +156,13 @@ def test_wrong_typed_fields_the_simulator_ignores_never_500(sim: SimHandle, extr
 def test_bad_admin_config_is_4xx_json(sim: SimHandle) -> None:
     root = sim.base_url.removesuffix("/v1")
     for body in ({"time_scale": "fast"}, {"fault_rate": 2}, {"no_such_field": 1}, [1]):
-        _assert_json_error(httpx.post(root + "/admin/config", json=body, timeout=10), 400, 422)
-    assert httpx.get(root + "/health", timeout=10).json()["status"] == "ok"
+        _assert_json_error(httpx2.post(root + "/admin/config", json=body, timeout=10), 400, 422)
+    assert httpx2.get(root + "/health", timeout=10).json()["status"] == "ok"
 
 
 def test_the_wrong_method_and_unknown_path_are_4xx(sim: SimHandle) -> None:
-    assert 400 <= httpx.get(_url(sim), timeout=10).status_code < 500
-    assert httpx.get(sim.base_url + "/nope", timeout=10).status_code == 404
+    assert 400 <= httpx2.get(_url(sim), timeout=10).status_code < 500
+    assert httpx2.get(sim.base_url + "/nope", timeout=10).status_code == 404
 
 
 N_STORM = 10_000
@@ -178,8 +178,8 @@ def test_ten_thousand_faulty_requests_leave_it_serving() -> None:
 
         async def storm() -> dict[str, int]:
             outcomes: dict[str, int] = {}
-            limits = httpx.Limits(max_connections=64, max_keepalive_connections=32)
-            async with httpx.AsyncClient(timeout=0.25, limits=limits) as client:
+            limits = httpx2.Limits(max_connections=64, max_keepalive_connections=32)
+            async with httpx2.AsyncClient(timeout=0.25, limits=limits) as client:
                 sem = asyncio.Semaphore(64)
 
                 async def one(i: int) -> None:
@@ -187,7 +187,7 @@ def test_ten_thousand_faulty_requests_leave_it_serving() -> None:
                         try:
                             resp = await client.post(url, json=GOOD, headers={"x-sim-key": f"k{i}"})
                             key = str(resp.status_code)
-                        except httpx.HTTPError as e:
+                        except httpx2.HTTPError as e:
                             key = type(e).__name__
                         outcomes[key] = outcomes.get(key, 0) + 1
 
@@ -201,8 +201,8 @@ def test_ten_thousand_faulty_requests_leave_it_serving() -> None:
         )  # faults really happened
         sim.configure(fault_rate=0.0)
         root = sim.base_url.removesuffix("/v1")
-        assert httpx.get(root + "/health", timeout=10).json()["status"] == "ok"
-        resp = httpx.post(url, json=GOOD, timeout=10)
+        assert httpx2.get(root + "/health", timeout=10).json()["status"] == "ok"
+        resp = httpx2.post(url, json=GOOD, timeout=10)
         assert resp.status_code == 200, resp.text
         assert resp.json()["choices"][0]["message"]["content"]
 

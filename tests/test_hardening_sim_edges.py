@@ -7,7 +7,6 @@ Issue 14 case 11.
 from __future__ import annotations
 
 import math
-import os
 import socket
 import subprocess
 import sys
@@ -15,8 +14,9 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import httpx
+import httpx2
 import pytest
+from conftest import env_without_openai
 
 from voorbeelden.sim import SimConfig, running_simulator
 
@@ -27,9 +27,8 @@ GOOD = {
 
 
 @pytest.fixture(scope="module")
-def sim():  # type: ignore[no-untyped-def]
-    with running_simulator(SimConfig(profile="uniform-2s", time_scale=0.001)) as s:
-        yield s
+def sim(fast_sim):  # type: ignore[no-untyped-def]
+    return fast_sim
 
 
 @pytest.mark.parametrize(
@@ -46,7 +45,7 @@ def sim():  # type: ignore[no-untyped-def]
     ids=["deep-body", "deep-content", "text-not-a-string", "parts-not-objects", "huge-count"],
 )
 def test_a_request_the_simulator_cannot_parse_gets_400(sim, body: bytes) -> None:  # type: ignore[no-untyped-def]
-    resp = httpx.post(
+    resp = httpx2.post(
         sim.base_url + "/chat/completions", content=body, headers={"content-type": "application/json"}
     )
     assert resp.status_code == 400, resp.text[:300]
@@ -69,7 +68,7 @@ def _half_sent(base_url: str) -> None:
         s.sendall(head if i % 2 else body_start)
         socks.append(s)
     idle = socket.create_connection((u.hostname, u.port))  # connected, nothing sent: a pooled connection
-    assert httpx.post(base_url + "/chat/completions", json=GOOD, timeout=10).status_code == 200
+    assert httpx2.post(base_url + "/chat/completions", json=GOOD, timeout=10).status_code == 200
     answers = []
     for s in socks:
         s.settimeout(10)
@@ -88,7 +87,7 @@ def _half_sent(base_url: str) -> None:
     with pytest.raises(TimeoutError):
         idle.recv(1)  # an idle keep-alive connection is left open
     idle.close()
-    assert httpx.post(base_url + "/chat/completions", json=GOOD, timeout=10).status_code == 200
+    assert httpx2.post(base_url + "/chat/completions", json=GOOD, timeout=10).status_code == 200
 
 
 @pytest.mark.parametrize("value", [math.inf, math.nan, -1.0, 0.0, "fast", True])
@@ -119,7 +118,7 @@ def test_unknown_names_and_out_of_range_values_in_simulator_flags_are_refused(
         if args[0] == "sim"
         else [sys.executable, "-m", "voorbeelden", *args],
         cwd=tmp_path,
-        env={k: v for k, v in os.environ.items() if not k.startswith("OPENAI_")},
+        env=env_without_openai(),
         capture_output=True,
         text=True,
         timeout=30,  # a simulator that accepted the flag would run until killed

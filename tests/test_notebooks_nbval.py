@@ -6,7 +6,6 @@ checks the notebooks without turning nbval on for every test file; its defaults 
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +13,7 @@ from pathlib import Path
 import nbformat
 import papermill
 import pytest
+from conftest import env_without_openai
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
@@ -26,6 +26,7 @@ def test_the_report_suite_notebooks_are_present() -> None:
         "03_report.ipynb",
         "04_scale_and_rate_limits.ipynb",
         "05_strategies.ipynb",
+        "06_calibration.ipynb",
     ]
 
 
@@ -47,7 +48,7 @@ def test_notebook_is_committed_clean_with_parameters_then_validation(path: Path)
 
 @pytest.mark.slow
 def test_nbval_runs_the_notebooks_with_their_defaults(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENAI_")}
+    env = env_without_openai()
     env.update(MPLBACKEND="agg", VOORBEELDEN_OUT_DIR=str(tmp_path))
     done = subprocess.run(
         [sys.executable, "-m", "pytest", "--nbval-lax", "-p", "no:cacheprovider", "-q", "notebooks/"],

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import ast
+import importlib.metadata
 import re
+import sys
 import tomllib
 from pathlib import Path
 
@@ -72,3 +75,58 @@ def test_ci_runs_exactly_the_readme_test_command() -> None:
     readme = (ROOT / "README.md").read_text()
     assert "make test" in readme and "make report" in readme
     assert readme.index("make report") < 2000, "the two commands must be the first thing a newcomer sees"
+
+
+# Runtime dependencies that voorbeelden/ needs without importing them, and why.
+NEEDED_WITHOUT_IMPORT = {
+    "ipykernel": "the kernel papermill starts for every notebook of the report",
+    "jupyterlab": "the notebook UI for notebooks/ (one of the packages the user named)",
+}
+
+
+def _third_party_imports() -> dict[str, set[str]]:
+    """Top-level module -> files of voorbeelden/ importing it (also inside functions and TYPE_CHECKING)."""
+    found: dict[str, set[str]] = {}
+    for path in sorted((ROOT / "voorbeelden").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module]
+            else:
+                continue
+            for name in names:
+                top = name.split(".")[0]
+                if top != "voorbeelden" and top not in sys.stdlib_module_names:
+                    found.setdefault(top, set()).add(str(path.relative_to(ROOT)))
+    return found
+
+
+def _declared(*groups: str) -> set[str]:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    specs = list(project["dependencies"]) if "runtime" in groups else []
+    for group in groups:
+        specs.extend(project.get("optional-dependencies", {}).get(group, []))
+    return {re.sub(r"\[.*\]", "", _normalise(s)[0]) for s in specs}
+
+
+def test_declared_runtime_dependencies_are_the_ones_voorbeelden_imports() -> None:
+    """Each runtime dependency maps to an import in voorbeelden/ (or a stated reason), and each third-party
+    import in voorbeelden/ to a declaration (runtime, or the local extra for the real model)."""
+    dists = importlib.metadata.packages_distributions()
+    imports = _third_party_imports()
+    assert {"openai", "httpx2", "aiohttp"} <= set(imports), sorted(imports)  # the scan sees imports at all
+    providers = {m: {_normalise(d)[0] for d in dists.get(m, [])} for m in imports}
+    not_installed = sorted(m for m, ds in providers.items() if not ds)
+    assert not not_installed, f"imported by voorbeelden/ but not installed: {not_installed}"
+    allowed = _declared("runtime", "local")
+    undeclared = {m: sorted(imports[m]) for m, ds in providers.items() if not ds & allowed}
+    assert not undeclared, f"imported but not declared in pyproject.toml: {undeclared}"
+    imported = set().union(*providers.values())
+    runtime = _declared("runtime")
+    unused = sorted(runtime - imported - set(NEEDED_WITHOUT_IMPORT))
+    assert not unused, f"declared runtime dependencies nothing in voorbeelden/ imports: {unused}"
+    stale = sorted(set(NEEDED_WITHOUT_IMPORT) - runtime)
+    assert not stale, f"NEEDED_WITHOUT_IMPORT names undeclared packages: {stale}"
+    test_only = {"psutil"} & runtime
+    assert not test_only, f"only the tests use {sorted(test_only)}: it belongs in the test extra"

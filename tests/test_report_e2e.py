@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys
@@ -11,6 +10,7 @@ from pathlib import Path
 
 import matplotlib.image
 import pytest
+from conftest import env_without_openai
 
 from voorbeelden.sim import SimConfig, running_simulator
 
@@ -20,7 +20,7 @@ SECRET = "sk-test-SECRET-3f9c1e7a5b2d4c6e8f0a1b2c3d4e5f60"
 
 
 def _env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENAI_")}
+    env = env_without_openai()
     env.update(MPLBACKEND="agg", **extra)
     return env
 
@@ -58,6 +58,7 @@ def test_report_with_ci_params_writes_every_artifact(tmp_path: Path) -> None:
         "03_report",
         "04_scale_and_rate_limits",
         "05_strategies",
+        "06_calibration",
     ):
         assert (report / f"{stem}.ipynb").is_file() and (report / f"{stem}.html").stat().st_size > 10_000
     for name in ("results.jsonl", "summary.json", "index.html"):
@@ -74,7 +75,7 @@ def test_report_with_ci_params_writes_every_artifact(tmp_path: Path) -> None:
         assert f"src='{png.name}'" in index, png.name
     first_screen = index[: index.index("<h2>")]
     assert "SIMULATED" in first_screen and "time_scale 0.01" in first_screen
-    assert "All 5 notebooks ran" in first_screen
+    assert "All 6 notebooks ran" in first_screen
 
     # A clean run is quiet: no parser or kernel warnings in the terminal, no stderr blocks in the notebooks.
     for noise in ("Unable to parse", "Passed unknown parameter", "without encryption", "Traceback"):
@@ -120,6 +121,7 @@ def test_report_with_ci_params_writes_every_artifact(tmp_path: Path) -> None:
         "01_sequential_vs_parallel",
         "02_failure_injection",
         "05_strategies",
+        "06_calibration",
     }
     # one call per part, except notebook 05's combined strategy, which asks for all six in one call
     assert all(len(r["records"]) >= 6 for r in rows if r.get("strategy") != "combined")

@@ -4,8 +4,8 @@ notebooks' parameters cells are what papermill itself reads."""
 from __future__ import annotations
 
 import ast
+import importlib.util
 import logging
-import os
 import re
 import subprocess
 import sys
@@ -15,6 +15,7 @@ import nbformat
 import papermill
 import pytest
 import yaml
+from conftest import env_without_openai
 
 from voorbeelden.bench.params import MODELS, declared_defaults, model_for, problems_of
 from voorbeelden.bench.report import load_params, plan_parameters
@@ -59,6 +60,11 @@ def test_every_model_belongs_to_a_notebook() -> None:
 def test_every_shipped_parameter_file_passes_the_up_front_check(path: Path) -> None:
     config = load_params(path)
     names = list(config["notebooks"])
+    if path.stem == "local" and importlib.util.find_spec("llama_cpp") is None:
+        # Without the optional extra the local report must refuse up front, saying how to install it.
+        with pytest.raises(ValueError, match=re.escape("pip install -e '.[local]'")):
+            plan_parameters(config, names, ROOT / "notebooks", path)
+        return
     plan = plan_parameters(config, names, ROOT / "notebooks", path)
     assert list(plan) == names
 
@@ -94,7 +100,7 @@ def test_the_up_front_check_names_file_notebook_and_key(tmp_path: Path) -> None:
 def test_report_refuses_bad_parameters_without_starting_a_kernel(tmp_path: Path) -> None:
     path = _bad_file(tmp_path)
     out = tmp_path / "reports"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENAI_")}
+    env = env_without_openai()
     done = subprocess.run(
         [
             sys.executable,

@@ -40,9 +40,8 @@ async def _call(url: str, stream: bool, **kw):
 
 
 @pytest.fixture(scope="module")
-def sim():
-    with running_simulator(time_scale=0.001) as handle:
-        yield handle
+def sim(fast_sim):  # type: ignore[no-untyped-def]
+    return fast_sim
 
 
 @pytest.mark.parametrize("stream", [False, True])

@@ -11,17 +11,16 @@ import sys
 import openai
 import pytest
 
+from voorbeelden.backend import PLACEHOLDER_KEY, make_client
 from voorbeelden.bench.fidelity import run_fidelity
 from voorbeelden.sim import running_simulator
-from voorbeelden.sim.transport import aiohttp_http_client
+from voorbeelden.transport import http_client
 
 MSG = [{"role": "user", "content": 'Geef precies 3 voorbeeldzinnen voor het begrip "beschikking".'}]
 
 
 def _client(url: str, **kw) -> openai.AsyncOpenAI:
-    return openai.AsyncOpenAI(
-        base_url=url, api_key="sk-test", max_retries=0, http_client=aiohttp_http_client(limit=10), **kw
-    )
+    return make_client(url, PLACEHOLDER_KEY, http_client=http_client(limit=10), **kw)
 
 
 def test_aiohttp_transport_plain_stream_and_errors() -> None:

@@ -158,7 +158,7 @@ def test_configure_validates_and_changes_profile() -> None:
 
 def test_asking_for_fewer_items_costs_proportionally_fewer_output_tokens() -> None:
     """Splitting a long part into one-item calls must be able to shorten the slowest call."""
-    import httpx
+    import httpx2
 
     from voorbeelden.sim import SimConfig, running_simulator
 
@@ -173,7 +173,7 @@ def test_asking_for_fewer_items_costs_proportionally_fewer_output_tokens() -> No
                 }
             ],
         }
-        r = httpx.post(f"{base}/chat/completions", json=body, headers={"x-sim-key": "same"}, timeout=10)
+        r = httpx2.post(f"{base}/chat/completions", json=body, headers={"x-sim-key": "same"}, timeout=10)
         return r.json()["usage"]["completion_tokens"]
 
     with running_simulator(SimConfig(profile="definitie-app", time_scale=0.001)) as sim:

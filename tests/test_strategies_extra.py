@@ -15,14 +15,10 @@ import pytest
 from voorbeelden.caller import Caller, RunState
 from voorbeelden.config import GeneratorConfig, RetryPolicy
 from voorbeelden.generator import generate
-from voorbeelden.sim import SimConfig, running_simulator
 from voorbeelden.strategies import STRATEGIES, RunContext
-from voorbeelden.strategies_extra import (
-    hedge_delay,
-    observe_latency,
-    parse_combined,
-    reset_latencies,
-)
+from voorbeelden.strategies.combined import parse_combined
+from voorbeelden.strategies.context import LatencyHistory
+from voorbeelden.strategies.hedged import hedge_delay
 from voorbeelden.types import ALL_PARTS, Part, Request
 
 REQ = {
@@ -32,20 +28,6 @@ REQ = {
 }
 FAST_RETRY = RetryPolicy(max_retries=1, backoff_base_s=0.01, backoff_cap_s=0.02)
 COUNTS = {p: GeneratorConfig().settings(p).count for p in ALL_PARTS}
-
-
-@pytest.fixture(scope="module")
-def sim() -> Any:
-    with running_simulator(SimConfig(profile="uniform-2s", time_scale=0.01)) as handle:
-        yield handle
-
-
-@pytest.fixture
-def fresh(sim: Any) -> Any:
-    sim.configure(profile="uniform-2s", time_scale=0.01, schedule=[], fault_rate=0.0)
-    sim.reset_counters()
-    reset_latencies()
-    return sim
 
 
 def run(sim: Any, strategy: str, sim_key: str = "k1", **kw: Any) -> Any:
@@ -204,34 +186,47 @@ def test_hedge_at_most_one_backup_per_part(fresh: Any) -> None:
 
 
 def test_hedge_delay_options() -> None:
-    reset_latencies()
-    assert hedge_delay(Part.SYNONIEMEN, {}) is None
-    assert hedge_delay(Part.SYNONIEMEN, {"hedge_delay_s": 0.3}) == 0.3
+    history = LatencyHistory()
+    assert hedge_delay(Part.SYNONIEMEN, {}, history) is None
+    assert hedge_delay(Part.SYNONIEMEN, {"hedge_delay_s": 0.3}, history) == 0.3
     opts = {"hedge_percentile": 90, "hedge_min_samples": 10, "hedge_delay_s": 0.3}
     for i in range(9):
-        observe_latency(Part.SYNONIEMEN, i / 10)
-    assert hedge_delay(Part.SYNONIEMEN, opts) == 0.3  # too few samples: the fixed fallback
-    observe_latency(Part.SYNONIEMEN, 0.9)
-    assert hedge_delay(Part.SYNONIEMEN, opts) == pytest.approx(0.81)
-    assert hedge_delay(Part.ANTONIEMEN, opts) == 0.3  # per part
-    reset_latencies()
+        history.observe(Part.SYNONIEMEN, i / 10)
+    assert hedge_delay(Part.SYNONIEMEN, opts, history) == 0.3  # too few samples: the fixed fallback
+    history.observe(Part.SYNONIEMEN, 0.9)
+    assert hedge_delay(Part.SYNONIEMEN, opts, history) == pytest.approx(0.81)
+    assert hedge_delay(Part.ANTONIEMEN, opts, history) == 0.3  # per part
+    assert hedge_delay(Part.SYNONIEMEN, opts, LatencyHistory()) == 0.3  # per history: nothing shared
 
 
-def test_hedge_percentile_learns_in_process(fresh: Any) -> None:
+def test_hedge_percentile_learns_from_the_history_passed_in(fresh: Any) -> None:
     opts = {"hedge_percentile": 50, "hedge_min_samples": 3}
+    history = LatencyHistory()
     for i in range(3):
-        gen = run(fresh, "hedged", sim_key=f"p{i}", options=opts)
+        gen = run(fresh, "hedged", sim_key=f"p{i}", options=opts, hedge_history=history)
         assert not [r for r in gen.records if r.hedge]  # no delay known yet, no fallback: no backups
-    gen = run(fresh, "hedged", sim_key="p9", options=opts)
+    assert all(len(history.latencies(part)) == 3 for part in ALL_PARTS)
+    gen = run(fresh, "hedged", sim_key="p9", options=opts, hedge_history=history)
     assert_full(gen)
     for part in ALL_PARTS:
         assert len([r for r in gen.records if r.part == part and r.hedge]) <= 1
+    assert all(len(history.latencies(part)) == 4 for part in ALL_PARTS)
+
+
+def test_hedge_history_is_per_run_not_global(fresh: Any) -> None:
+    """Without a shared history each generation starts from nothing: with no fixed fallback delay, no
+    backup is ever sent, however many generations ran before in this process."""
+    opts = {"hedge_percentile": 50, "hedge_min_samples": 1}
+    for i in range(3):
+        gen = run(fresh, "hedged", sim_key=f"g{i}", options=opts)
+        assert_full(gen)
+        assert not [r for r in gen.records if r.hedge]
 
 
 def test_combined_fetches_only_the_parts_missing_from_the_answer(
     fresh: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import voorbeelden.strategies_extra as extra
+    import voorbeelden.strategies.combined as extra
 
     real = extra.parse_combined
 

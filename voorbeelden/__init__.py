@@ -6,8 +6,7 @@ stays cheap (the CLI and the simulator process do not pay for pandas or matplotl
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from voorbeelden._lazy import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -25,6 +24,7 @@ _EXPORTS: dict[str, str] = {
     "GeneratorConfig": "voorbeelden.config",
     "PartSettings": "voorbeelden.config",
     "STRATEGIES": "voorbeelden.strategies",
+    "LatencyHistory": "voorbeelden.strategies.context",
     # batch
     "generate_many": "voorbeelden.batch",
     "generate_many_sync": "voorbeelden.batch",
@@ -37,10 +37,4 @@ _EXPORTS: dict[str, str] = {
 __all__ = [*sorted(_EXPORTS), "__version__"]
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'voorbeelden' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports(globals(), _EXPORTS)

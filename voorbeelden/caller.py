@@ -9,6 +9,7 @@ the deadline, which is appended before the cancellation propagates.
 from __future__ import annotations
 
 import asyncio
+import collections
 import random
 import time
 from collections.abc import Callable, Mapping
@@ -22,10 +23,63 @@ from voorbeelden.config import PartSettings, RetryPolicy
 from voorbeelden.http_headers import parse_retry_after
 from voorbeelden.parsing import ParseResult, parse_part
 from voorbeelden.prompts import build_messages
+from voorbeelden.redact import redact
 from voorbeelden.types import CallRecord, Part, Request, Status
 
 RETRYABLE_STATUS = frozenset({408, 409, 429})
+DEADLINE_CUT = "deadline reached while waiting for the model"  # the error of an attempt cut by the deadline
 _ERROR_KINDS = {400: "bad_request", 401: "auth", 403: "forbidden", 404: "not_found", 422: "bad_request"}
+# A server that rejects the request's response_format rejects it again on a retry, whatever the status it
+# uses for that (llama-cpp-python answers "json_schema" with a 500 validation error): not retryable.
+UNSUPPORTED_FORMAT = "unsupported_response_format"
+STREAM_CUT = "stream_cut"
+
+
+class StreamGate:
+    """The streams of one generation: any number at once, until a server cuts one off; from then on one at
+    a time (waiting for those already running), so retries stop cutting each other.
+
+    Why: llama-cpp-python's server (``interrupt_requests``, on by default) ends a running stream as soon as
+    another request arrives; six parallel streams leave one alive, and retries sent while a stream runs cut
+    it again. A client that has seen a cut can only get whole streams by sending one at a time."""
+
+    def __init__(self) -> None:
+        self.limit: int | None = None
+        self.active = 0
+        self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
+
+    def one_at_a_time(self) -> None:
+        self.limit = 1
+
+    async def acquire(self) -> bool:
+        """Take a slot; True when the gate was limiting (the caller notes that it waited its turn)."""
+        limited = self.limit is not None
+        while self.limit is not None and self.active >= self.limit:
+            fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._waiters.append(fut)
+            try:
+                await fut
+            finally:
+                if fut in self._waiters:
+                    self._waiters.remove(fut)
+        self.active += 1
+        return limited
+
+    def release(self) -> None:
+        self.active -= 1
+        while self._waiters:  # wake everyone; each re-checks the limit
+            fut = self._waiters.popleft()
+            if not fut.done():
+                fut.set_result(None)
+
+
+class _StreamCut(Exception):
+    """The stream ended (``[DONE]`` or end of body) without a finish_reason: cut off, not finished."""
+
+    def __init__(self, chars: int, chunks: int) -> None:
+        super().__init__(f"the server ended the stream without a finish_reason after {chars} characters")
+        self.chars = chars
+        self.chunks = chunks
 
 
 @dataclass
@@ -44,6 +98,7 @@ class RunState:
     on_record: Callable[[CallRecord], None] | None = None
     deadline_expired: Callable[[], bool] = lambda: False
     first_visible_s: float | None = None  # set by streaming calls: when the first complete item arrived
+    streams: StreamGate = field(default_factory=StreamGate)
 
     def mark_visible(self) -> None:
         """Note that some part has shown its first complete item (the earliest call wins)."""
@@ -70,6 +125,9 @@ class RunState:
         record.t_end = self.now()
         record.latency_s = record.t_end - record.t_start
         record.status = status
+        if isinstance(fields.get("error"), str):
+            # Upstream error text may echo the key (or a URL with one): redacted before it is stored anywhere.
+            fields["error"] = redact(fields["error"])
         for name, value in fields.items():
             setattr(record, name, value)
         self.records.append(record)
@@ -88,6 +146,22 @@ class PartOutcome:
     error_kind: str | None = None
     shortfall: int = 0
     attempts: int = 1
+
+
+@dataclass(frozen=True)
+class _Ask:
+    """What every attempt at one part sends and how its answer is read (the options of :meth:`call_part`)."""
+
+    part: Part
+    settings: PartSettings
+    messages: list[dict[str, str]]
+    hedge: bool
+    stream: bool
+    extra_body: Mapping[str, Any] | None
+    extra_headers: Mapping[str, str] | None
+    parse: Callable[[str | None], ParseResult] | None
+    label: str | None
+    note: str | None
 
 
 class AttemptFailed(Exception):
@@ -145,56 +219,66 @@ class Caller:
         extra_headers: Mapping[str, str] | None = None,
         parse: Callable[[str | None], ParseResult] | None = None,
         label: str | None = None,
+        note: str | None = None,
     ) -> PartOutcome:
         """Never raises except ``CancelledError``: failures become an outcome with ``error`` set.
 
         Optional extras (all off by default): ``stream`` (SSE with usage; fills ``ttft_s`` and marks the first
         complete item visible), ``extra_body`` (e.g. ``response_format``), ``extra_headers`` (e.g. another
         ``x-sim-key`` for a distinct draw), ``parse`` (text -> ParseResult instead of :func:`parse_part`) and
-        ``label`` (the record's ``part`` field, e.g. ``"combined"``).
+        ``label`` (the record's ``part`` field, e.g. ``"combined"``) and ``note`` (the records' ``note``).
         """
-        if messages is None:
-            messages = build_messages(request, part, settings)
-        retrying = AsyncRetrying(
-            stop=stop_after_attempt(self.retry.max_retries + 1),
-            retry=retry_if_exception(lambda e: isinstance(e, AttemptFailed) and e.retryable),
-            wait=self._wait,
-            sleep=asyncio.sleep,
-            reraise=True,
+        ask = _Ask(
+            part,
+            settings,
+            build_messages(request, part, settings) if messages is None else messages,
+            hedge,
+            stream,
+            extra_body,
+            extra_headers,
+            parse,
+            label,
+            note,
         )
+        failed: list[CallRecord] = []
         attempts = 0
 
         async def one() -> PartOutcome:
             nonlocal attempts
             attempts += 1
-            return await self._attempt(
-                part,
-                settings,
-                messages,
-                attempt_offset + attempts,
-                hedge,
-                stream=stream,
-                extra_body=extra_body,
-                extra_headers=extra_headers,
-                parse=parse,
-                label=label,
-            )
+            try:
+                return await self._attempt(ask, attempt_offset + attempts)
+            except AttemptFailed as exc:
+                failed.append(exc.record)
+                raise
 
         try:
-            outcome = await retrying(one)
-        except AttemptFailed as failed:
-            rec = failed.record
-            reason = f"{rec.error_kind}: {rec.error}" if rec.error else str(rec.error_kind)
-            return PartOutcome(
-                part=part,
-                value=part.empty(),
-                error=f"{reason} (after {attempts} attempt{'s' if attempts != 1 else ''})",
-                error_kind=rec.error_kind,
-                shortfall=settings.count,
-                attempts=attempts,
-            )
+            outcome = await self._retrying(failed)(one)
+        except AttemptFailed as exc:
+            return _gave_up(part, settings, exc.record, attempts)
         outcome.attempts = attempts
         return outcome
+
+    def _retrying(self, failed: list[CallRecord]) -> AsyncRetrying:
+        """The retry loop of one part; ``failed`` is where the attempts append their failed records."""
+
+        async def sleep(seconds: float) -> None:
+            # The wait between attempts goes on the record of the attempt that caused it, also when the
+            # deadline cuts it short (then ``waited_s`` is what was spent before the cut).
+            started = time.monotonic()
+            try:
+                await asyncio.sleep(seconds)
+            finally:
+                if failed:
+                    failed[-1].waited_s = time.monotonic() - started
+
+        return AsyncRetrying(
+            stop=stop_after_attempt(self.retry.max_retries + 1),
+            retry=retry_if_exception(lambda e: isinstance(e, AttemptFailed) and e.retryable),
+            wait=self._wait,
+            sleep=sleep,
+            reraise=True,
+        )
 
     def _wait(self, retry_state: RetryCallState) -> float:
         exc = retry_state.outcome.exception() if retry_state.outcome else None
@@ -202,36 +286,22 @@ class Caller:
             return min(exc.retry_after_s, self.retry.retry_after_cap_s)
         return backoff_s(self.retry, retry_state.attempt_number, self.rng)
 
-    async def _attempt(
-        self,
-        part: Part,
-        settings: PartSettings,
-        messages: list[dict[str, str]],
-        attempt: int,
-        hedge: bool,
-        *,
-        stream: bool = False,
-        extra_body: Mapping[str, Any] | None = None,
-        extra_headers: Mapping[str, str] | None = None,
-        parse: Callable[[str | None], ParseResult] | None = None,
-        label: str | None = None,
-    ) -> PartOutcome:
+    async def _attempt(self, ask: _Ask, attempt: int) -> PartOutcome:
+        """One attempt; a stream waits its turn when this run streams one call at a time."""
+        if not ask.stream:
+            return await self._attempt_once(ask, attempt, ask.note)
+        waited = await self.state.streams.acquire()
+        try:
+            return await self._attempt_once(ask, attempt, "stream:one_at_a_time" if waited else ask.note)
+        finally:
+            self.state.streams.release()
+
+    async def _attempt_once(self, ask: _Ask, attempt: int, note: str | None) -> PartOutcome:
         state = self.state
-        headers = {"x-sim-attempt": str(attempt)}
-        if state.sim_key:
-            headers["x-sim-key"] = state.sim_key
-        if extra_headers:
-            headers.update(extra_headers)
-        rec = state.new_record(label or part, attempt, hedge)
+        headers, body = self._request(ask, attempt)
+        rec = state.new_record(ask.label or ask.part, attempt, ask.hedge)
+        rec.note = note
         http_status: int | None = None
-        body = {
-            "model": settings.model,
-            "messages": messages,
-            "temperature": settings.temperature,
-            "max_tokens": settings.max_tokens,
-        }
-        if extra_body:
-            body.update(extra_body)
         try:
             async with asyncio.timeout(self.call_timeout_s):
                 # The documented generic POST, not the typed ``chat.completions.create``: the typed path
@@ -239,54 +309,24 @@ class Caller:
                 # are serial, delaying the start of every later call. Auth, base URL, connection pool and the
                 # mapping of HTTP errors to exceptions are the client's either way. (Streaming uses the typed
                 # path: it needs the SDK's SSE decoding.)
-                if stream:
-                    text, finish_reason, usage = await self._stream(part, body, headers, rec)
+                if ask.stream:
+                    text, finish_reason, usage = await self._stream(ask.part, body, headers, rec)
                     data: Any = {}
                 else:
                     data = await self.client.post(
                         "/chat/completions", cast_to=dict, body=body, options={"headers": headers}
                     )
             http_status = 200  # the client raises APIStatusError for anything else
-            if not stream:
+            if not ask.stream:
                 text, finish_reason, usage = _read_completion(data)
         except asyncio.CancelledError:
-            status: Status = "timeout" if state.deadline_expired() else "cancelled"
-            state.finish(rec, status, error_kind=status, error=f"{status} while waiting for the model")
+            cut = state.deadline_expired()
+            status: Status = "timeout" if cut else "cancelled"
+            why = DEADLINE_CUT if cut else "cancelled while waiting for the model"
+            state.finish(rec, status, error_kind=status, error=why)
             raise
-        except TimeoutError:
-            state.finish(
-                rec, "timeout", error_kind="timeout", error=f"no answer within {self.call_timeout_s:g} s"
-            )
-            raise AttemptFailed(rec, retryable=True) from None
-        except openai.APITimeoutError:
-            state.finish(rec, "timeout", error_kind="timeout", error="the HTTP client timed out")
-            raise AttemptFailed(rec, retryable=True) from None
-        except openai.APIStatusError as err:
-            code = err.status_code
-            retry_after = parse_retry_after(err.response.headers)
-            retryable = code in RETRYABLE_STATUS or code >= 500
-            state.finish(
-                rec,
-                "rate_limited" if code == 429 else "error",
-                error_kind=error_kind_for_status(code),
-                error=f"HTTP {code}: {_short(err.message)}",
-                http_status=code,
-                retry_after_s=retry_after,
-            )
-            raise AttemptFailed(rec, retryable, retry_after if retryable else None) from None
-        except openai.APIConnectionError as err:
-            state.finish(rec, "error", error_kind="connection", error=_short(str(err.__cause__ or err)))
-            raise AttemptFailed(rec, retryable=True) from None
-        except Exception as err:  # a body that is not a chat completion: the server is broken, not busy
-            state.finish(
-                rec,
-                "error",
-                error_kind="malformed",
-                error=f"{type(err).__name__}: {_short(str(err))}",
-                http_status=http_status,
-            )
-            raise AttemptFailed(rec, retryable=False) from None
-
+        except Exception as err:
+            raise self._failed(rec, err, body, http_status) from None
         common = {
             "http_status": http_status,
             "finish_reason": finish_reason,
@@ -295,8 +335,108 @@ class Caller:
             # set by the batch cache (voorbeelden.batch.transport.mark_cached): answered without a request
             "cached": bool(data.get("x_voorbeelden_cache")),
         }
+        return self._deliver(ask, rec, text, finish_reason, common)
+
+    def _request(self, ask: _Ask, attempt: int) -> tuple[dict[str, str], dict[str, Any]]:
+        """The headers and JSON body of one attempt."""
+        headers = {"x-sim-attempt": str(attempt)}
+        if self.state.sim_key:
+            headers["x-sim-key"] = self.state.sim_key
+        if ask.extra_headers:
+            headers.update(ask.extra_headers)
+        settings = ask.settings
+        body = {
+            "model": settings.model,
+            "messages": ask.messages,
+            "temperature": settings.temperature,
+            "max_tokens": settings.max_tokens,
+        }
+        if settings.seed is not None:
+            body["seed"] = settings.seed
+        if ask.extra_body:
+            body.update(ask.extra_body)
+        return headers, body
+
+    def _failed(
+        self, rec: CallRecord, err: Exception, body: Mapping[str, Any], http_status: int | None
+    ) -> AttemptFailed:
+        """Finish ``rec`` for an attempt that raised ``err``; the failure the retry loop decides on."""
+        state = self.state
+        if isinstance(err, TimeoutError):
+            state.finish(
+                rec, "timeout", error_kind="timeout", error=f"no answer within {self.call_timeout_s:g} s"
+            )
+            return AttemptFailed(rec, retryable=True)
+        if isinstance(err, openai.APITimeoutError):
+            state.finish(
+                rec,
+                "timeout",
+                error_kind="timeout",
+                error=f"no answer from {endpoint_host(self.client)} in time",
+            )
+            return AttemptFailed(rec, retryable=True)
+        if isinstance(err, _StreamCut):
+            state.streams.one_at_a_time()
+            state.finish(
+                rec,
+                "error",
+                error_kind=STREAM_CUT,
+                error=f"{err} ({err.chunks} chunks; retried; this run now streams one call at a time)",
+                http_status=200,
+            )
+            return AttemptFailed(rec, retryable=True)
+        if isinstance(err, openai.APIStatusError):
+            return self._status_failed(rec, err, body)
+        if isinstance(err, openai.APIConnectionError):
+            cause = err.__cause__ or err
+            state.finish(
+                rec,
+                "error",
+                error_kind="connection",
+                error=f"cannot reach {endpoint_host(self.client)}: "
+                f"{_short(str(cause) or type(cause).__name__)}",
+            )
+            return AttemptFailed(rec, retryable=True)
+        # a body that is not a chat completion: the server is broken, not busy
+        state.finish(
+            rec,
+            "error",
+            error_kind="malformed",
+            error=f"{type(err).__name__}: {_short(str(err))}",
+            http_status=http_status,
+        )
+        return AttemptFailed(rec, retryable=False)
+
+    def _status_failed(
+        self, rec: CallRecord, err: openai.APIStatusError, body: Mapping[str, Any]
+    ) -> AttemptFailed:
+        """An HTTP error answer: 408/409/429/5xx are retried (honouring retry-after), unless the server
+        rejects the request's response_format, which it would do again."""
+        code = err.status_code
+        retry_after = parse_retry_after(err.response.headers)
+        unsupported = _rejects_response_format(code, err.message, body)
+        retryable = (code in RETRYABLE_STATUS or code >= 500) and not unsupported
+        self.state.finish(
+            rec,
+            "rate_limited" if code == 429 else "error",
+            error_kind=UNSUPPORTED_FORMAT if unsupported else error_kind_for_status(code),
+            error=f"HTTP {code} from {endpoint_host(self.client)}: {_short(err.message)}"
+            + (missing_v1_hint(self.client) if code == 404 else ""),
+            http_status=code,
+            retry_after_s=retry_after,
+        )
+        return AttemptFailed(rec, retryable, retry_after if retryable else None)
+
+    def _deliver(
+        self, ask: _Ask, rec: CallRecord, text: str | None, finish_reason: str | None, common: dict[str, Any]
+    ) -> PartOutcome:
+        """Parse an answer into the part's outcome (or a non-retryable parse failure) and finish ``rec``."""
+        state, part, settings = self.state, ask.part, ask.settings
         truncated = finish_reason == "length"
-        result = parse(text) if parse is not None else parse_part(text, part, settings.count)
+        if ask.parse is not None:
+            result = ask.parse(text)
+        else:  # the prompt lets the parser drop instructions a small model echoes back
+            result = parse_part(text, part, settings.count, prompt=_last_user_text(ask.messages))
         if not result.ok:
             kind = "truncated" if truncated else "parse"
             state.finish(rec, "parse_error", error_kind=kind, error=result.error, **common)
@@ -305,8 +445,12 @@ class Caller:
         if truncated and isinstance(value, list) and result.found > 1 and len(value) == result.found:
             value = value[:-1]  # the last item was being written when the token budget ran out
         shortfall = max(0, settings.count - len(value)) if isinstance(value, list) else 0
-        state.finish(rec, "ok", error_kind="truncated" if truncated else None, **common)
-        if stream:
+        # A short answer is delivered (status ok) but marked, so a table of records shows it beside the
+        # complete ones: with a small real model fewer items than asked is the norm, not an edge case.
+        kind = "truncated" if truncated else ("shortfall" if shortfall else None)
+        short = f"{len(value)} of {settings.count} items" if shortfall else None
+        state.finish(rec, "ok", error_kind=kind, error=short, **common)
+        if ask.stream:
             state.mark_visible()  # a toelichting (or a one-line list) is visible only when complete
         return PartOutcome(part=part, value=value, shortfall=shortfall)
 
@@ -314,15 +458,28 @@ class Caller:
         self, part: Part, body: dict[str, Any], headers: dict[str, str], rec: CallRecord
     ) -> tuple[str, str | None, dict[str, Any]]:
         """One streamed completion (``stream_options.include_usage``): sets ``rec.ttft_s`` at the first
-        non-empty content delta and marks the run visible when a list part's first line is complete."""
-        chunks = await self.client.chat.completions.create(
+        non-empty content delta and marks the run visible when a list part's first line is complete.
+
+        Two ways a real server departs from the SSE happy path, both told apart here: a stream that ends
+        without a finish_reason was cut off (raises :class:`_StreamCut`, a retryable ``stream_cut``), and a
+        server that answers ``stream: true`` with one plain JSON body is read as that body and noted as not
+        streamed (``rec.note = "stream:plain_body"``; no TTFT). Without usage in the stream (llama.cpp sends
+        none), ``tokens_out`` is the number of content chunks: such servers send one token per chunk."""
+        call = self.client.chat.completions.with_streaming_response.create(
             **body, stream=True, stream_options={"include_usage": True}, extra_headers=headers
         )
-        pieces: list[str] = []
-        finish_reason: str | None = None
-        usage: dict[str, Any] = {}
-        line_done = False
-        async with chunks:
+        async with call as response:
+            content_type = response.headers.get("content-type", "")
+            if "text/event-stream" not in content_type:
+                data = await response.json()
+                rec.note = "stream:plain_body"
+                return _read_completion(data)
+            chunks = await response.parse()
+            pieces: list[str] = []
+            finish_reason: str | None = None
+            usage: dict[str, Any] = {}
+            line_done = False
+            n_content = 0
             async for chunk in chunks:
                 if chunk.usage is not None:
                     usage = chunk.usage.model_dump()
@@ -332,6 +489,7 @@ class Caller:
                     delta = choice.delta.content if choice.delta is not None else None
                     if not delta:
                         continue
+                    n_content += 1
                     if rec.ttft_s is None:
                         rec.ttft_s = self.state.now() - rec.t_start
                     pieces.append(delta)
@@ -340,7 +498,34 @@ class Caller:
                         if head.strip():
                             line_done = True
                             self.state.mark_visible()
-        return "".join(pieces), finish_reason, usage
+        text = "".join(pieces)
+        if finish_reason is None:
+            rec.tokens_out = n_content or None
+            raise _StreamCut(len(text), n_content)
+        if usage.get("completion_tokens") is None:
+            usage = {**usage, "completion_tokens": n_content}
+        return text, finish_reason, usage
+
+
+def _gave_up(part: Part, settings: PartSettings, rec: CallRecord, attempts: int) -> PartOutcome:
+    """The outcome of a part whose last attempt failed: empty, with that attempt's reason."""
+    reason = f"{rec.error_kind}: {rec.error}" if rec.error else str(rec.error_kind)
+    return PartOutcome(
+        part=part,
+        value=part.empty(),
+        error=f"{reason} (after {attempts} attempt{'s' if attempts != 1 else ''})",
+        error_kind=rec.error_kind,
+        shortfall=settings.count,
+        attempts=attempts,
+    )
+
+
+def _rejects_response_format(code: int, message: str, body: Mapping[str, Any]) -> bool:
+    """True when an error answer says the server does not take this request's ``response_format``."""
+    if "response_format" not in body or code not in (400, 422, 500, 501):
+        return False
+    text = message.lower()
+    return any(word in text for word in ("response_format", "json_schema", "json schema"))
 
 
 def _read_completion(data: Any) -> tuple[str | None, str | None, dict[str, Any]]:
@@ -353,6 +538,33 @@ def _read_completion(data: Any) -> tuple[str | None, str | None, dict[str, Any]]
         raise TypeError(f"message.content is {type(text).__name__}, not text")
     usage = data.get("usage")
     return text, choice.get("finish_reason"), usage if isinstance(usage, dict) else {}
+
+
+def _last_user_text(messages: list[dict[str, str]]) -> str | None:
+    users = [m.get("content") for m in messages if m.get("role") == "user"]
+    return users[-1] if users and isinstance(users[-1], str) else None
+
+
+def safe_base_url(client: openai.AsyncOpenAI) -> str:
+    """The client's base URL as scheme://host[:port]/path: no user, password, query or fragment."""
+    url = client.base_url
+    port = f":{url.port}" if url.port else ""
+    return f"{url.scheme}://{url.host}{port}{url.path.rstrip('/')}"
+
+
+def endpoint_host(client: openai.AsyncOpenAI) -> str:
+    """Host and port of the endpoint, for error messages (never the key, which is a header, not the URL)."""
+    url = client.base_url
+    return f"{url.host}:{url.port}" if url.port else str(url.host)
+
+
+def missing_v1_hint(client: openai.AsyncOpenAI) -> str:
+    """For a 404: OpenAI-compatible servers serve ``/v1/chat/completions``; a base URL without ``/v1`` is
+    the usual cause (``http://localhost:11434`` instead of ``http://localhost:11434/v1``)."""
+    base = safe_base_url(client)
+    if "/v1" in client.base_url.path:
+        return ""
+    return f" (the base URL {base} has no /v1; OpenAI-compatible servers answer under /v1: try {base}/v1)"
 
 
 def _short(text: str, limit: int = 200) -> str:

@@ -30,6 +30,7 @@ class PartSettings:
     temperature: float
     max_tokens: int
     count: int
+    seed: int | None = None  # sent as ``seed`` when set (servers that honour it repeat their sampling)
 
     def __post_init__(self) -> None:
         if not self.model:
@@ -38,6 +39,8 @@ class PartSettings:
             raise ValueError(f"temperature {self.temperature} is outside 0..2")
         if self.max_tokens < 1 or self.count < 1:
             raise ValueError("max_tokens and count must be at least 1")
+        if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed, int)):
+            raise ValueError(f"seed must be an integer or None, got {self.seed!r}")
 
 
 # (count, temperature, max_tokens). praktijkvoorbeelden keeps the field's 1,500-token cap: the field's output
@@ -52,10 +55,49 @@ _DEFAULTS: dict[Part, tuple[int, float, int]] = {
 }
 
 
+# Run-wide request overrides for measurements, read from the environment like OPENAI_MODEL, so a report can
+# set them for notebooks it does not own: paired trials on a real model need comparable output lengths
+# (temperature 0 and a fixed seed), a slow local model needs a token cap, and on a server that queues, a
+# call's time includes its wait in the queue (a longer call timeout). The report runner sets them from its
+# parameter file's ``generation:`` block; unset, every part keeps its own temperature and token budget and no
+# seed is sent.
+TEMPERATURE_ENV = "VOORBEELDEN_TEMPERATURE"
+SEED_ENV = "VOORBEELDEN_SEED"
+MAX_TOKENS_ENV = "VOORBEELDEN_MAX_TOKENS"
+CALL_TIMEOUT_ENV = "VOORBEELDEN_CALL_TIMEOUT_S"
+
+
+def env_call_timeout_s() -> float | None:
+    """``VOORBEELDEN_CALL_TIMEOUT_S`` when set (seconds per call attempt), else None."""
+    value = _env_number(CALL_TIMEOUT_ENV, float)
+    if value is not None and value <= 0:
+        raise ValueError(f"{CALL_TIMEOUT_ENV} must be > 0, got {value}")
+    return None if value is None else float(value)
+
+
+def _env_number(name: str, kind: type[float] | type[int]) -> float | int | None:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return None
+    try:
+        return kind(raw)
+    except ValueError:
+        raise ValueError(f"{name}={raw!r} is not a valid {kind.__name__}") from None
+
+
 def default_part_settings(model: str | None = None) -> dict[Part, PartSettings]:
     model = model or default_model()
+    temperature = _env_number(TEMPERATURE_ENV, float)
+    seed = _env_number(SEED_ENV, int)
+    cap = _env_number(MAX_TOKENS_ENV, int)
     return {
-        part: PartSettings(model=model, temperature=temp, max_tokens=max_tokens, count=count)
+        part: PartSettings(
+            model=model,
+            temperature=temp if temperature is None else float(temperature),
+            max_tokens=max_tokens if cap is None else min(max_tokens, int(cap)),
+            count=count,
+            seed=None if seed is None else int(seed),
+        )
         for part, (count, temp, max_tokens) in _DEFAULTS.items()
     }
 
@@ -85,7 +127,7 @@ class GeneratorConfig:
     """Per-part settings plus the call policy. Frozen: derive variants with :meth:`replace`/:meth:`with_model`."""
 
     parts: Mapping[Part, PartSettings] = field(default_factory=default_part_settings)
-    call_timeout_s: float = 60.0
+    call_timeout_s: float = field(default_factory=lambda: env_call_timeout_s() or 60.0)
     deadline_s: float | None = None
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     k: int = 3
@@ -106,6 +148,25 @@ class GeneratorConfig:
 
     def with_model(self, model: str) -> GeneratorConfig:
         return self.replace(parts={p: dataclasses.replace(s, model=model) for p, s in self.parts.items()})
+
+    def with_sampling(self, temperature: float | None = None, seed: int | None = None) -> GeneratorConfig:
+        """Every part at one ``temperature`` (None keeps each part's own) and with ``seed`` (None sends none).
+
+        For measurements on a real model: temperature 0 and a fixed seed make two runs of the same prompt
+        produce (nearly) the same number of tokens, so a paired sequential/parallel comparison compares the
+        schedule, not the dice. The per-part temperatures remain the default configuration."""
+        changes: dict[str, object] = {"seed": seed}
+        if temperature is not None:
+            changes["temperature"] = float(temperature)
+        return self.replace(parts={p: dataclasses.replace(s, **changes) for p, s in self.parts.items()})  # type: ignore[arg-type]
+
+    def with_max_tokens(self, cap: int) -> GeneratorConfig:
+        """Every part's ``max_tokens`` capped at ``cap`` (a quick run on a slow model)."""
+        return self.replace(
+            parts={
+                p: dataclasses.replace(s, max_tokens=min(s.max_tokens, cap)) for p, s in self.parts.items()
+            }
+        )
 
     def replace(self, **changes: object) -> GeneratorConfig:
         return dataclasses.replace(self, **changes)  # type: ignore[arg-type]

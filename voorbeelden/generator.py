@@ -16,10 +16,11 @@ from typing import Any
 
 import openai
 
-from voorbeelden.caller import Caller, RunState
-from voorbeelden.client import make_client
+from voorbeelden.backend import make_client
+from voorbeelden.caller import DEADLINE_CUT, Caller, RunState
 from voorbeelden.config import GeneratorConfig
-from voorbeelden.strategies import RunContext, get_strategy
+from voorbeelden.strategies.context import LatencyHistory, RunContext
+from voorbeelden.strategies.registry import COMBINED_LABEL, Strategy, get_strategy
 from voorbeelden.syncrun import run_sync
 from voorbeelden.types import ALL_PARTS, CallRecord, Generation, Part, Request
 
@@ -81,11 +82,14 @@ async def generate(
     trial: int = 0,
     on_record: Callable[[CallRecord], None] | None = None,
     options: Mapping[str, Any] | None = None,
+    hedge_history: LatencyHistory | None = None,
 ) -> Generation:
     """Generate the six parts for one term.
 
     ``on_record`` sees every attempt as it ends, also when the generation is then cancelled (the returned
     Generation is lost in that case; the records are not). ``options`` goes to the strategy unchanged.
+    ``hedge_history`` is where ``hedged`` learns its percentile delay: pass one history to the generations
+    that should learn from each other (a fresh one per generation when omitted).
     """
     request = Request.coerce(request_or_fields)
     run_strategy = get_strategy(strategy)
@@ -104,20 +108,35 @@ async def generate(
     )
     async with _client_scope(client, base_url, api_key) as cl:
         caller = Caller(cl, state, retry=cfg.retry, call_timeout_s=cfg.call_timeout_s)
-        run = RunContext(request=request, config=cfg, caller=caller, k=cfg.k, options=dict(options or {}))
-        state.t0 = time.monotonic()
-        timeout = asyncio.timeout_at(deadline_at)
-        state.deadline_expired = timeout.expired
-        deadline_hit = False
-        try:
-            async with timeout:
-                await run_strategy(run, ALL_PARTS)
-        except TimeoutError:
-            if not timeout.expired():
-                raise
-            deadline_hit = True
+        run = RunContext(
+            request=request,
+            config=cfg,
+            caller=caller,
+            k=cfg.k,
+            options=dict(options or {}),
+            latencies=hedge_history if hedge_history is not None else LatencyHistory(),
+        )
+        deadline_hit = await _run_until(deadline_at, run_strategy, run, state)
         wall_s = time.monotonic() - state.t0
     return _assemble(request, strategy, cfg, state, run, wall_s, deadline_hit)
+
+
+async def _run_until(
+    deadline_at: float | None, run_strategy: Strategy, run: RunContext, state: RunState
+) -> bool:
+    """Run the strategy on all six parts until it ends or the deadline passes; whether the deadline hit.
+    Only our own deadline is swallowed: a TimeoutError from anywhere else still propagates."""
+    state.t0 = time.monotonic()
+    timeout = asyncio.timeout_at(deadline_at)
+    state.deadline_expired = timeout.expired
+    try:
+        async with timeout:
+            await run_strategy(run, ALL_PARTS)
+    except TimeoutError:
+        if not timeout.expired():
+            raise
+        return True
+    return False
 
 
 def _assemble(
@@ -132,17 +151,15 @@ def _assemble(
     parts: dict[Part, list[str] | str] = {}
     errors: dict[Part, str] = {}
     shortfalls: dict[Part, int] = {}
-    started = {r.part for r in state.records}
     for part in ALL_PARTS:
         outcome = run.outcomes.get(part)
         if outcome is None:
             parts[part] = part.empty()
-            if not deadline_hit:
-                errors[part] = "not run by the strategy"
-            elif part.value in started:
-                errors[part] = f"timeout: deadline of {cfg.deadline_s:g} s reached while the part was running"
-            else:
-                errors[part] = f"timeout: not started before the deadline of {cfg.deadline_s:g} s"
+            errors[part] = (
+                _deadline_reason(part, state.records, cfg.deadline_s)
+                if deadline_hit
+                else "not run by the strategy"
+            )
             shortfalls[part] = cfg.settings(part).count
             continue
         parts[part] = outcome.value
@@ -167,6 +184,36 @@ def _assemble(
         trial=state.trial,
         first_visible_s=min(visible, default=None),
     )
+
+
+def _deadline_reason(part: Part, records: list[CallRecord], deadline_s: float | None) -> str:
+    """Why a part without an outcome failed when the deadline hit, said as it was: its own call was running,
+    it was waiting to retry (Retry-After or backoff), the combined call that covers it was running or
+    waiting to retry, or nothing had started for it."""
+    limit = f"deadline of {deadline_s:g} s"
+    own = [r for r in records if r.part == part.value and not r.hedge]
+    combined = [r for r in records if r.part == COMBINED_LABEL]
+    for label, recs in (("the part", own), ("the combined call (all parts in one)", combined)):
+        if not recs:
+            continue
+        if any(r.error == DEADLINE_CUT for r in recs):
+            return f"timeout: {limit} reached while {label} was running"
+        last = max(recs, key=lambda r: (r.t_end, r.attempt))
+        if last.status == "ok":
+            if recs is own:  # e.g. split between rounds of one-item calls
+                return f"timeout: {limit} reached before the part's further calls started"
+            break  # the combined answer lacked this part; its own call had not started
+        wait = "Retry-After" if last.retry_after_s is not None else "backoff"
+        kind = f" ({last.error_kind})" if last.error_kind and last.error_kind != last.status else ""
+        return (
+            f"timeout: {limit} reached while {label} was waiting to retry ({wait}, {last.waited_s:.2f} s "
+            f"waited) after attempt {last.attempt} ended {last.status}{kind}"
+        )
+    if combined:
+        return (
+            f"timeout: {limit} reached; the combined answer lacked this part and its own call had not started"
+        )
+    return f"timeout: not started before the {limit}"
 
 
 def generate_sync(request_or_fields: RequestLike, strategy: str = "parallel", **kwargs: Any) -> Generation:

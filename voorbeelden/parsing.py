@@ -3,6 +3,12 @@
 Lenient about form (numbering, bullets, markdown, a preamble, a JSON list in a fence, comma-separated words),
 strict about substance: text without a usable item (empty, only punctuation, a refusal) is a parse error that
 the caller records, never an exception, so one odd answer cannot take down a generation.
+
+Given the prompt (``prompt=``), it also drops what a small real model echoes back instead of answering: lines
+that repeat the prompt's instructions ("Geef precies 3 voorbeeldzinnen ...", "Antwoord met precies 5
+regels, ..."), the term itself offered as its own synonym or antonym, and ``Term: "X"`` wrappers around a
+word. Duplicate items count once. What is left may be fewer items than asked: that shortfall is reported,
+never padded.
 """
 
 from __future__ import annotations
@@ -27,6 +33,8 @@ _PREAMBLE = re.compile(
     r"^(hier (zijn|is|volgen)|zeker|natuurlijk|graag|prima|uiteraard|oké|ok)\b", re.IGNORECASE
 )
 _WORD_PARTS = (Part.SYNONIEMEN, Part.ANTONIEMEN)
+_DATA_LABEL = re.compile(r"^\s*(definitie|context)\s*:", re.IGNORECASE)
+_ANSWER_LABEL = re.compile(r"^\s*(antwoord|answer)\s*:\s*", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -44,19 +52,66 @@ class ParseResult:
         return self.error is None
 
 
-def parse_part(text: str | None, part: Part | str, count: int) -> ParseResult:
+@dataclass(frozen=True)
+class _Echo:
+    """What the model might parrot from its prompt: the instruction lines and the term."""
+
+    instructions: tuple[tuple[str, ...], ...] = ()
+    begrip: str = ""
+
+    @classmethod
+    def from_prompt(cls, prompt: str | None) -> _Echo:
+        if not prompt:
+            return cls()
+        lines = [ln for ln in prompt.splitlines() if ln.strip()]
+        # Definitie and Context lines are data the model may legitimately reuse; the rest is instruction.
+        instructions = tuple(_words(ln) for ln in lines if not _DATA_LABEL.match(ln))
+        m = re.search(r'begrip "([^"]+)"', prompt)
+        return cls(instructions, m.group(1).casefold() if m else "")
+
+    def is_instruction(self, line: str) -> bool:
+        """The line repeats an instruction: it starts with the same three words as one, or is a run of at
+        least three words inside one (after an optional ``Label:``), or it repeats the prompt's labelled data
+        (``Definitie: ...``, ``Context: ...``)."""
+        if not self.instructions:
+            return False
+        if _DATA_LABEL.match(_BULLET.sub("", _strip_markdown(line))):
+            return True
+        candidates = [_words(line)]
+        if ":" in line:
+            candidates.append(_words(line.split(":", 1)[1]))
+        for words in candidates:
+            if len(words) < 3:
+                continue
+            for instr in self.instructions:
+                if words[:3] == instr[:3] or _contains(instr, words):
+                    return True
+        return False
+
+
+def _words(text: str) -> tuple[str, ...]:
+    return tuple(re.findall(r"\w+", text.casefold()))
+
+
+def _contains(haystack: tuple[str, ...], needle: tuple[str, ...]) -> bool:
+    n = len(needle)
+    return any(haystack[i : i + n] == needle for i in range(len(haystack) - n + 1))
+
+
+def parse_part(text: str | None, part: Part | str, count: int, prompt: str | None = None) -> ParseResult:
+    """``prompt`` (the user message the text answers) lets the parser drop echoed instructions."""
     part = Part(part)
     text = (text or "").strip()
     if not text:
         return _fail(part, "empty", "the model returned no text")
+    echo = _Echo.from_prompt(prompt)
     if part is Part.TOELICHTING:
-        return _parse_paragraph(text)
+        return _parse_paragraph(text, echo)
     items = _from_json(text)
     if items is None:
-        items = _from_lines(text, part)
-    items = [i for i in (_clean_item(x, part) for x in items) if i]
-    if part in _WORD_PARTS:
-        items = _dedupe(items)
+        items = _from_lines(text, part, echo)
+    items = [i for i in (_clean_item(x, part, echo) for x in items) if i]
+    items = _dedupe(items)
     if not items:
         if _REFUSAL.search(text):
             return _fail(part, "refusal", f"the model declined: {text[:80]!r}")
@@ -98,9 +153,9 @@ def _strip_markdown(line: str) -> str:
     return _EMPHASIS.sub(lambda m: m.group(2) or m.group(3) or "", line)
 
 
-def _from_lines(text: str, part: Part) -> list[str]:
+def _from_lines(text: str, part: Part, echo: _Echo) -> list[str]:
     lines = [ln.strip() for ln in _unfence(text).splitlines()]
-    lines = [ln for ln in lines if ln and not _REFUSAL.match(ln)]
+    lines = [ln for ln in lines if ln and not _REFUSAL.match(ln) and not echo.is_instruction(ln)]
     items: list[str] = []
     for raw in lines:
         is_heading = bool(_HEADING.match(raw))
@@ -120,10 +175,17 @@ def _from_lines(text: str, part: Part) -> list[str]:
     return items
 
 
-def _clean_item(item: str, part: Part) -> str:
+def _clean_item(item: str, part: Part, echo: _Echo) -> str:
     item = _strip_markdown(item).strip()
     item = _BULLET.sub("", item).strip()
+    item = _ANSWER_LABEL.sub("", item)  # "Antwoord: ..." announces the answer; it is not part of it
     if part in _WORD_PARTS:
+        # 'besluit: "beschikking"' (the term, then the answer): the word is the part after.
+        head, sep, tail = item.partition(": ")
+        if sep and echo.begrip and head.strip().strip(_QUOTES).casefold() == echo.begrip:
+            item = tail
+        if echo.begrip and item.strip().strip(_QUOTES).rstrip(".!").casefold() == echo.begrip:
+            return ""  # the bare term offered as its own synonym or antonym
         # "beschikking: een besluit over ..." or "beschikking - uitleg": the word is the part before.
         item = re.split(r"\s[-–—]\s|:\s|\s\(", item, maxsplit=1)[0]
         item = item.strip().rstrip(".!")
@@ -143,7 +205,7 @@ def _dedupe(items: list[str]) -> list[str]:
     return out
 
 
-def _parse_paragraph(text: str) -> ParseResult:
+def _parse_paragraph(text: str, echo: _Echo) -> ParseResult:
     data = _from_json(text)
     if data is not None:
         body = " ".join(data)
@@ -156,7 +218,7 @@ def _parse_paragraph(text: str) -> ParseResult:
                 pass
         lines = []
         for raw in candidate.splitlines():
-            if _HEADING.match(raw) or _REFUSAL.match(raw):
+            if _HEADING.match(raw) or _REFUSAL.match(raw) or echo.is_instruction(raw):
                 continue
             line = _strip_markdown(raw).strip()
             line = re.sub(r"^toelichting\s*:\s*", "", line, flags=re.IGNORECASE)

@@ -2,7 +2,7 @@
 and the result of one generation.
 
 Every analysis downstream (Gantt charts, speedups, fault matrices) is drawn from :class:`CallRecord` rows,
-so their fields are the contract of this project; DESIGN.md lists them.
+so their fields are the contract of this project; docs/CONTRACTS.md lists them.
 """
 
 from __future__ import annotations
@@ -45,7 +45,6 @@ class Part(enum.StrEnum):
 ALL_PARTS: tuple[Part, ...] = tuple(Part)
 
 Status = Literal["ok", "error", "timeout", "cancelled", "rate_limited", "parse_error"]
-STATUSES: tuple[str, ...] = ("ok", "error", "timeout", "cancelled", "rate_limited", "parse_error")
 
 
 class InvalidRequest(ValueError):
@@ -236,9 +235,30 @@ class CallRecord:
     cached: bool = False
     hedge: bool = False
     finish_reason: str | None = None
+    # Seconds spent waiting *after* this attempt before the next one (Retry-After or backoff), also when the
+    # wait was cut short by the deadline: without it "wall 8 s, calls 0.6 s" has no explanation.
+    waited_s: float = 0.0
+    # How the call went when that is not the usual way, e.g. "stream:plain_body" (asked to stream, answered
+    # with one JSON body: not streamed), "stream:one_at_a_time" (waited for the run's other streams after a
+    # server cut one off), "response_format:json_object+schema" (the llama.cpp form of a JSON schema).
+    note: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+def busy_time_s(records: list[CallRecord]) -> float:
+    """Length of the union of the records' ``[t_start, t_end]`` intervals: the time at least one of the calls
+    was in flight. For one part's retries (one after the other) it is their sum; for a split part's
+    concurrent sub-calls it is the critical path, not the sum; waits between attempts are not in it."""
+    total = 0.0
+    end = float("-inf")
+    for r in sorted(records, key=lambda r: r.t_start):
+        if r.t_end <= end:
+            continue
+        total += r.t_end - max(r.t_start, end)
+        end = r.t_end
+    return total
 
 
 @dataclass
@@ -288,12 +308,23 @@ class Generation:
 
     @property
     def max_latency_s(self) -> float:
-        """The parallel bound: the slowest part, counting all of that part's attempts."""
-        per_part: dict[str, float] = {}
+        """The parallel bound: the slowest part's critical path (its calls' busy time, see
+        :func:`busy_time_s`: retries add up, a split part's concurrent sub-calls count once)."""
+        per_part: dict[str, list[CallRecord]] = {}
         for r in self.records:
             if not r.hedge:
-                per_part[r.part] = per_part.get(r.part, 0.0) + r.latency_s
-        return max(per_part.values(), default=0.0)
+                per_part.setdefault(r.part, []).append(r)
+        return max((busy_time_s(recs) for recs in per_part.values()), default=0.0)
+
+    @property
+    def waited_s(self) -> float:
+        """Time parts spent waiting to retry (Retry-After or backoff), summed over all attempts."""
+        return sum(r.waited_s for r in self.records if not r.hedge)
+
+    @property
+    def n_short(self) -> int:
+        """Parts delivered with fewer items than asked (failed parts are counted in ``n_failed``)."""
+        return sum(1 for p in self.shortfalls if p not in self.errors)
 
     @property
     def tokens_in(self) -> int:
@@ -314,11 +345,13 @@ class Generation:
             "wall_s": self.wall_s,
             "n_ok": self.n_ok,
             "n_failed": self.n_failed,
+            "n_short": self.n_short,
             "n_calls": len(self.records),
             "sum_latency_s": self.sum_latency_s,
             "max_latency_s": self.max_latency_s,
             "tokens_in": self.tokens_in,
             "tokens_out": self.tokens_out,
+            "waited_s": self.waited_s,
             "first_visible_s": self.first_visible_s,
             "errors": {str(k): v for k, v in self.errors.items()},
         }

@@ -13,7 +13,7 @@ from voorbeelden.batch.cache import CACHE_ENV, CACHE_HEADER, ResponseCache, cach
 from voorbeelden.batch.limiter import RateLimiter
 from voorbeelden.batch.output import OutputLog, iter_results, read_results, request_key
 from voorbeelden.batch.runner import BatchSummary, generate_many, generate_many_sync, peak_rss_mb
-from voorbeelden.batch.transport import GATE_WAIT_HEADER, CallEvent, GatedTransport, GateStats, make_client
+from voorbeelden.batch.transport import GATE_WAIT_HEADER, CallEvent, GatedTransport, GateStats
 
 __all__ = [
     "CACHE_ENV",
@@ -33,7 +33,6 @@ __all__ = [
     "generate_many",
     "generate_many_sync",
     "iter_results",
-    "make_client",
     "peak_rss_mb",
     "read_results",
     "request_key",

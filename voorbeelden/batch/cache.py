@@ -85,10 +85,6 @@ class ResponseCache:
 
     def __init__(self, directory: str | os.PathLike[str] | None = None, *, size_limit: int = 2**32) -> None:
         self.directory = Path(directory) if directory is not None else default_cache_dir()
-        self.hits = 0
-        self.misses = 0
-        self.stores = 0
-        self.bad_entries = 0
         self.problem: str | None = None
         self._cache: Any = None
         try:
@@ -116,7 +112,6 @@ class ResponseCache:
 
     def get(self, key: str) -> tuple[int, str, bytes] | None:
         if self._cache is None:
-            self.misses += 1
             return None
         import sqlite3
 
@@ -131,14 +126,9 @@ class ResponseCache:
         if value is not None and not _complete_entry(value):
             value = None
             self._bad_entry(key)
-        if value is None:
-            self.misses += 1
-            return None
-        self.hits += 1
         return value  # type: ignore[no-any-return]
 
     def _bad_entry(self, key: str) -> None:
-        self.bad_entries += 1
         try:
             self._cache.delete(key)
         except Exception:
@@ -153,7 +143,6 @@ class ResponseCache:
         except Exception as err:  # full disk, read-only store, corrupt database
             self._disable(f"cannot be written ({type(err).__name__}: {err})")
             return False
-        self.stores += 1
         return True
 
     def __len__(self) -> int:

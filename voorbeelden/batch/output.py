@@ -42,8 +42,6 @@ __all__ = [
     "request_key",
 ]
 
-FINISHED = ("ok", "failed", "invalid")
-
 
 def request_key(request: Request) -> str:
     """A stable hash of what was asked (normalised begrip, definitie, context): the resume key."""

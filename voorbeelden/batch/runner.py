@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from voorbeelden.backend import make_client
 from voorbeelden.batch.adaptive import AdaptiveConcurrency
 from voorbeelden.batch.cache import ResponseCache
 from voorbeelden.batch.inputs import (
@@ -36,7 +37,8 @@ from voorbeelden.batch.memtrim import heap_trimmer
 from voorbeelden.batch.output import OutputError, OutputLog
 from voorbeelden.batch.records import RecordSink, compact_result
 from voorbeelden.batch.sketch import LogHistogram
-from voorbeelden.batch.transport import GatedTransport, make_client
+from voorbeelden.batch.transport import GatedTransport
+from voorbeelden.redact import redact_obj
 from voorbeelden.types import ALL_PARTS, CallRecord
 
 if TYPE_CHECKING:
@@ -202,9 +204,9 @@ async def generate_many(
     Memory is bounded by the work in progress plus one key per input line (to skip duplicates and resume).
     """
     from voorbeelden.generator import generate
-    from voorbeelden.strategies import get_strategy
+    from voorbeelden.strategies.registry import info
 
-    get_strategy(strategy)  # an unknown name fails here, once, not as a failed record for every term
+    strategy_info = info(strategy)  # an unknown name fails here, once, not as a failed record for every term
     check_source(requests)  # a missing or unreadable input, a directory: a message before any work
     if out is not None and is_path(requests) and same_file(requests, out):  # type: ignore[arg-type]
         raise OutputError(
@@ -237,7 +239,7 @@ async def generate_many(
             transport = GatedTransport(
                 limiter=limiter, concurrency=concurrency, cache=response_cache, record_events=record_events
             )
-        client = make_client(base_url, api_key, transport)
+        client = make_client(base_url, api_key, transport=transport)
     if config is None and model:
         from voorbeelden.config import GeneratorConfig
 
@@ -262,7 +264,7 @@ async def generate_many(
     active = 0
     room = asyncio.Event()  # set whenever a call or a term finishes; only the admission loop waits on it
 
-    width = {"sequential": 1, "bounded": (getattr(config, "k", None) or 3)}.get(strategy, CALLS_PER_TERM)
+    width = strategy_info.in_flight(getattr(config, "k", None) or 3, CALLS_PER_TERM)
     outstanding = 0  # calls the running terms still have to make (at most `width` each at a time)
 
     def has_room() -> bool:
@@ -280,6 +282,7 @@ async def generate_many(
 
     def emit(row: dict[str, Any]) -> None:
         nonlocal emitted
+        row = redact_obj(row)  # the output boundary: no key (or key-like text) reaches the file or caller
         if log is not None:
             log.append(row)
         if on_result is not None:

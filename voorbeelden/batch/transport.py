@@ -1,7 +1,7 @@
 """The HTTP-level gate every chat-completion attempt passes: cache, concurrency slot, rate limit.
 
-It sits in an :class:`httpx.AsyncBaseTransport` wrapped around the real transport of the ``AsyncOpenAI``
-client that :func:`voorbeelden.generate` uses, so the generator needs no knowledge of batches: every attempt
+It sits in an ``httpx2.AsyncBaseTransport`` (the SDK's own HTTP layer) wrapped around the real transport of
+the ``AsyncOpenAI`` client that :func:`voorbeelden.generate` uses, so the generator needs no knowledge of batches: every attempt
 (retries and hedges included) is seen here, in the order it is really sent, and the limiter's grant time is
 the send time. Order matters: the concurrency slot is taken before the rate limit, so a grant is never
 followed by more waiting (which would bunch sends and break the sliding-window guarantee).
@@ -14,16 +14,15 @@ import math
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-import httpx
-
-if TYPE_CHECKING:
-    import openai
+# The SDK's own HTTP layer (openai 3.x), under the name the code below was written with.
+import httpx2 as httpx
 
 from voorbeelden.batch.adaptive import AdaptiveConcurrency
 from voorbeelden.batch.cache import CACHE_HEADER, ResponseCache, cache_key
 from voorbeelden.batch.limiter import Grant, RateLimiter
+from voorbeelden.transport import SENT_HOOK
 
 __all__ = [
     "GATE_WAIT_HEADER",
@@ -32,12 +31,9 @@ __all__ = [
     "GateStats",
     "GatedTransport",
     "estimate_tokens",
-    "make_client",
 ]
 
 GATE_WAIT_HEADER = "x-voorbeelden-gate-ms"
-# A request extension: a callable the inner transport calls when the request has really been written.
-SENT_HOOK = "voorbeelden.on_sent"
 DEFAULT_COMPLETION_TOKENS = 1000
 
 
@@ -118,8 +114,7 @@ class GatedTransport(httpx.AsyncBaseTransport):
     rate limiter; other requests (``/models``, admin routes) pass straight through.
 
         transport = GatedTransport(limiter=RateLimiter(rpm=500), concurrency=AdaptiveConcurrency(max_limit=64))
-        client = AsyncOpenAI(base_url=url, api_key=key, max_retries=0,
-                             http_client=httpx.AsyncClient(transport=transport))
+        client = voorbeelden.backend.make_client(url, key, transport=transport)
 
     :param inner: the real transport (default: :class:`AiohttpTransport` sized to the cap; httpcore's pool
         costs O(connections) per request and dominated the CPU profile at a few hundred in flight).
@@ -145,7 +140,7 @@ class GatedTransport(httpx.AsyncBaseTransport):
         record_events: bool = False,
     ) -> None:
         if inner is None:
-            from voorbeelden.batch.aiohttp_transport import AiohttpTransport
+            from voorbeelden.transport import AiohttpTransport
 
             inner = AiohttpTransport(
                 limit=int(concurrency.max_limit) + 8 if concurrency is not None else 1000
@@ -329,32 +324,6 @@ class GatedTransport(httpx.AsyncBaseTransport):
 
     async def aclose(self) -> None:
         await self.inner.aclose()
-
-
-def make_client(
-    base_url: str | None,
-    api_key: str | None,
-    transport: GatedTransport,
-    *,
-    timeout: float | None = None,
-) -> openai.AsyncOpenAI:
-    """An ``AsyncOpenAI`` whose every call passes ``transport``; ``max_retries=0`` because the generator's
-    caller owns retries (each one recorded and, here, gated)."""
-    import openai
-
-    from voorbeelden.client import resolve
-
-    url, key = resolve(base_url, api_key)
-    kwargs: dict[str, Any] = {
-        "api_key": key,
-        "max_retries": 0,
-        "http_client": httpx.AsyncClient(transport=transport),
-    }
-    if url is not None:
-        kwargs["base_url"] = url
-    if timeout is not None:
-        kwargs["timeout"] = timeout
-    return openai.AsyncOpenAI(**kwargs)
 
 
 CACHE_BODY_FIELD = "x_voorbeelden_cache"

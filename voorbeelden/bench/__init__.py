@@ -7,15 +7,14 @@ Heavy modules are imported lazily, so ``import voorbeelden.bench`` is cheap.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from voorbeelden._lazy import lazy_exports
 
 _EXPORTS: dict[str, str] = {
     "load_begrippen": "voorbeelden.bench.data",
     "validate_params": "voorbeelden.bench.params",
-    "Backend": "voorbeelden.bench.backend",
-    "open_backend": "voorbeelden.bench.backend",
-    "resolve_backend": "voorbeelden.bench.backend",
+    "Backend": "voorbeelden.backend",
+    "open_backend": "voorbeelden.backend",
+    "resolve_backend": "voorbeelden.backend",
     "run_trials": "voorbeelden.bench.trials",
     "load_results": "voorbeelden.bench.trials",
     "TrialResults": "voorbeelden.bench.trials",
@@ -26,10 +25,4 @@ _EXPORTS: dict[str, str] = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'voorbeelden.bench' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports(globals(), _EXPORTS)

@@ -18,32 +18,21 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from voorbeelden.types import ALL_PARTS, Request
+from voorbeelden.bench.data import distinct_requests
+from voorbeelden.types import ALL_PARTS
 
-__all__ = ["CONTENDER_KINDS", "bench_terms", "run_contender_job"]
+__all__ = ["CONTENDER_KINDS", "run_contender_job"]
 
 CONTENDER_KINDS: tuple[str, ...] = ("batch", "batch-untold", "naive", "cookbook", "cookbook-status")
 
 
-def bench_terms(n: int) -> Iterator[Request]:
-    """``n`` distinct terms, lazily: the package's data set cycled with a running number (like
-    :func:`voorbeelden.bench.data.distinct_requests`, which builds a list), so no two terms share a cache
-    key or a simulator draw and a 100,000-term run never holds its input in memory."""
-    from voorbeelden.bench.data import load_begrippen
-
-    base = [r.to_dict() for r in load_begrippen()]
-    for i in range(n):
-        item = base[i % len(base)]
-        yield Request.coerce({**item, "begrip": f"{item['begrip']} {i}"})
-
-
 async def _run_batch(base_url: str, n_terms: int, told_rpm: float | None, period_s: float) -> dict[str, Any]:
+    from voorbeelden.backend import PLACEHOLDER_KEY
     from voorbeelden.batch import generate_many
-    from voorbeelden.client import PLACEHOLDER_KEY
 
     t_start = time.monotonic()
     summary = await generate_many(
-        bench_terms(n_terms),
+        distinct_requests(n_terms),
         base_url=base_url,
         api_key=PLACEHOLDER_KEY,
         rpm=told_rpm,
@@ -63,11 +52,11 @@ async def _run_batch(base_url: str, n_terms: int, told_rpm: float | None, period
 async def _run_naive(base_url: str, n_terms: int) -> dict[str, Any]:
     import asyncio
 
+    from voorbeelden.backend import PLACEHOLDER_KEY, make_client
     from voorbeelden.batch.output import request_key
-    from voorbeelden.client import PLACEHOLDER_KEY, make_client
     from voorbeelden.generator import generate
 
-    terms = list(bench_terms(n_terms))
+    terms = list(distinct_requests(n_terms))
     client = make_client(base_url, PLACEHOLDER_KEY)
     try:
         t_start = time.monotonic()
@@ -96,7 +85,7 @@ def _cookbook_requests(n_terms: int) -> Iterator[Any]:
     from voorbeelden.prompts import build_messages
 
     settings = default_part_settings()
-    for term in bench_terms(n_terms):
+    for term in distinct_requests(n_terms):
         key = request_key(term)
         for part in ALL_PARTS:
             s = settings[part]
@@ -112,8 +101,8 @@ def _cookbook_requests(n_terms: int) -> Iterator[Any]:
 async def _run_cookbook(
     base_url: str, n_terms: int, told_rpm: float, time_scale: float, detect: str
 ) -> dict[str, Any]:
+    from voorbeelden.backend import PLACEHOLDER_KEY
     from voorbeelden.bench.cookbook import process_requests
-    from voorbeelden.client import PLACEHOLDER_KEY
 
     t_start = time.monotonic()
     status = await process_requests(

@@ -9,6 +9,7 @@ and context (organisatorisch / juridisch / wettelijk; statutory definitions cite
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -47,11 +48,14 @@ def load_begrippen(n: int | None = None, path: str | Path | None = None) -> list
     return requests[:n]
 
 
-def distinct_requests(n: int) -> list[dict[str, Any]]:
-    """``n`` distinct request dicts cycling over the data set (a suffix keeps the keys, and so the
-    simulator's draws, distinct), for scale and rate-limit runs that need more terms than the set holds."""
+def distinct_requests(n: int) -> Iterator[Request]:
+    """``n`` distinct requests cycling over the data set, lazily (a 100,000-term run never holds its input in
+    memory); a running number after the begrip keeps the keys, and so the cache and the simulator's draws,
+    distinct. For scale and rate-limit runs that need more terms than the set holds."""
     base = [r.to_dict() for r in load_begrippen()]
-    return [{**base[i % len(base)], "begrip": f"{base[i % len(base)]['begrip']} {i}"} for i in range(n)]
+    for i in range(n):
+        item = base[i % len(base)]
+        yield Request.coerce({**item, "begrip": f"{item['begrip']} {i}"})
 
 
 def load_bad_inputs() -> list[dict[str, Any]]:

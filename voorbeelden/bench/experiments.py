@@ -1,8 +1,13 @@
 """The experiments behind the notebooks, as functions, so a notebook is parameters, a call and a display.
 
 Every time in an experiment is multiplied by ``time_scale`` on a simulated backend: the simulator's latencies
-(server side) and the client's call timeout and retry backoff (here), so a run at ``time_scale=0.02`` is the
-same experiment as at 1.0, fifty times faster. On a real endpoint nothing is scaled.
+(server side) and the client's call timeout and retry backoff (here, via ``Backend.clock_scale``), so a run at
+``time_scale=0.02`` is the same experiment as at 1.0, fifty times faster. On a real endpoint nothing is scaled:
+its rows are tagged ``time_scale: None`` and :func:`voorbeelden.backend.model_seconds_factor` is 1.
+
+Headlines need complete generations: when a notebook's headline figure has no complete pair the experiment
+still writes its JSON (with ``ok: false`` and the reason) and :func:`require_complete` then raises
+:class:`IncompleteHeadline`, so papermill marks the notebook failed and ``voorbeelden report`` exits non-zero.
 """
 
 from __future__ import annotations
@@ -11,38 +16,40 @@ import dataclasses
 import json
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from voorbeelden.backend import Backend, open_backend
 from voorbeelden.bench import stats
-from voorbeelden.bench.backend import Backend, open_backend
 from voorbeelden.bench.data import load_begrippen
+from voorbeelden.bench.retries import bench_config
 from voorbeelden.bench.trials import TrialResults, rows_to_frames, run_trials
+from voorbeelden.redact import redact_obj
+
+
+class IncompleteHeadline(RuntimeError):
+    """A notebook's headline measurement has no complete pair: its figure would describe failures."""
+
+
+def require_complete(exp: Any) -> None:
+    """Raise :class:`IncompleteHeadline` with the reason when ``exp.ok`` is false (a notebook's last word
+    on its headline; the JSON side file was written before, with the same reason)."""
+    if not getattr(exp, "ok", True):
+        raise IncompleteHeadline(exp.reason)
+
+
+def _reason(problems: list[str], gens: pd.DataFrame) -> str | None:
+    if not problems:
+        return None
+    errors = stats.common_errors(gens) if len(gens) else []
+    return "; ".join(problems) + (f". Most common errors: {'; '.join(errors)}" if errors else "")
+
 
 NB01 = "01_sequential_vs_parallel"
 NB02 = "02_failure_injection"
-NB03 = "03_report"
-CALL_TIMEOUT_MODEL_S = 60.0
-
-
-def bench_config(
-    time_scale: float, *, max_retries: int = 2, call_timeout_model_s: float = CALL_TIMEOUT_MODEL_S
-) -> Any:
-    """The generator's default config with its call timeout and retry backoff scaled like the simulator."""
-    from voorbeelden.config import GeneratorConfig, RetryPolicy
-
-    base = RetryPolicy()
-    retry = dataclasses.replace(
-        base,
-        max_retries=max_retries,
-        backoff_base_s=base.backoff_base_s * time_scale,
-        backoff_cap_s=base.backoff_cap_s * time_scale,
-        retry_after_cap_s=base.retry_after_cap_s * max(time_scale, 1e-3),
-    )
-    return GeneratorConfig(call_timeout_s=call_timeout_model_s * time_scale, retry=retry)
 
 
 def part_max_tokens() -> dict[str, int]:
@@ -68,7 +75,8 @@ def write_json(path: str | Path, obj: Any) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(_jsonable(obj), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    data = redact_obj(_jsonable(obj))  # every JSON side file is an output boundary: no keys in it
+    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     tmp.replace(path)
     return path
 
@@ -96,6 +104,59 @@ class SpeedupExperiment:
     expected: dict[str, dict[str, Any]]
     backend: dict[str, Any]
     seconds: float
+    ok: bool = True
+    reason: str | None = None
+
+
+def profile_labels(be: Backend, P: Mapping[str, Any]) -> list[str]:
+    """The profiles a simulator runs one after another; a real endpoint is one "profile" of its own."""
+    return list(P["profiles"]) if be.simulated else [f"{be.kind} ({be.host})"]
+
+
+def trials_per_profile(
+    be: Backend,
+    P: Mapping[str, Any],
+    begrippen: Sequence[Any],
+    jsonl: Path,
+    *,
+    strategies: Sequence[str],
+    scenario: str,
+    per_profile: Callable[[], Mapping[str, Any]] | None = None,
+    **generate_kwargs: Any,
+) -> TrialResults:
+    """Paired trials of ``strategies`` on every profile of ``P`` (the simulator reconfigured per profile),
+    tagged with the profile and time scale, with the retry config scaled to the backend's clock; all appended
+    to ``jsonl``. ``per_profile()`` gives keyword arguments that must be fresh for each profile."""
+    frames: list[TrialResults] = []
+    for label in profile_labels(be, P):
+        if be.simulated:
+            be.configure(profile=label)
+        frames.append(
+            run_trials(
+                begrippen,
+                backend=be,
+                strategies=tuple(strategies),
+                trials=P["trials"],
+                warmup=P["warmup"],
+                out=jsonl,
+                scenario=scenario,
+                tags={"profile": label, "time_scale": be.time_scale if be.simulated else None},
+                key_prefix=f"s{P['seed']}:",
+                config=bench_config(be.clock_scale),
+                **generate_kwargs,
+                **(per_profile() if per_profile is not None else {}),
+            )
+        )
+    return concat_results(frames, jsonl)
+
+
+def concat_results(frames: Sequence[TrialResults], path: Path | None) -> TrialResults:
+    """Several runs' results as one (empty frames when there were none)."""
+    if not frames:
+        return TrialResults(*rows_to_frames([]), path)
+    gens = pd.concat([f.generations for f in frames], ignore_index=True)
+    recs = pd.concat([f.records for f in frames], ignore_index=True)
+    return TrialResults(gens, recs, path)
 
 
 def speedup_experiment(P: Mapping[str, Any]) -> SpeedupExperiment:
@@ -105,40 +166,23 @@ def speedup_experiment(P: Mapping[str, Any]) -> SpeedupExperiment:
     out_dir = Path(P["out_dir"])
     jsonl = _fresh(out_dir / f"{NB01}.jsonl")
     begrippen = load_begrippen(P["n_begrippen"])
-    frames: list[TrialResults] = []
     expected: dict[str, dict[str, Any]] = {}
     caps = part_max_tokens()
     with open_backend(
         P["backend"], profile=P["profiles"][0], time_scale=P["time_scale"], seed=P["seed"]
     ) as be:
-        labels = P["profiles"] if be.simulated else [f"real ({be.host})"]
-        for label in labels:
-            ts = P["time_scale"] if be.simulated else 1.0
-            if be.simulated:
-                be.configure(profile=label)
-                expected[label] = stats.expected_bound(
-                    label, n=P["mc_samples"], seed=P["seed"], max_tokens=caps
-                )
-            frames.append(
-                run_trials(
-                    begrippen,
-                    backend=be,
-                    strategies=("sequential", "parallel"),
-                    trials=P["trials"],
-                    warmup=P["warmup"],
-                    out=jsonl,
-                    scenario="sequential-vs-parallel",
-                    tags={"profile": label, "time_scale": ts if be.simulated else None},
-                    key_prefix=f"s{P['seed']}:",
-                    config=bench_config(ts),
-                )
-            )
+        if be.simulated:
+            expected = {
+                label: stats.expected_bound(label, n=P["mc_samples"], seed=P["seed"], max_tokens=caps)
+                for label in P["profiles"]
+            }
+        results = trials_per_profile(
+            be, P, begrippen, jsonl, strategies=("sequential", "parallel"), scenario="sequential-vs-parallel"
+        )
         backend = be.describe()
         if be.simulated:
-            backend["profile"] = list(labels)
-    gens = pd.concat([f.generations for f in frames], ignore_index=True)
-    recs = pd.concat([f.records for f in frames], ignore_index=True)
-    results = TrialResults(gens, recs, jsonl)
+            backend["profile"] = list(P["profiles"])
+    gens = results.generations
     pairs = stats.paired_speedups(gens, by=("profile",))
     summary = stats.speedup_summary(
         pairs,
@@ -151,11 +195,18 @@ def speedup_experiment(P: Mapping[str, Any]) -> SpeedupExperiment:
         summary[col] = [expected.get(p, {}).get(col) for p in summary["profile"]]
     walls = stats.wall_summary(gens, by=("profile", "strategy"))
     over = stats.overhead(gens, by=("profile", "strategy"))
-    exp = SpeedupExperiment(results, summary, walls, over, expected, backend, time.monotonic() - t0)
+    reason = _reason(stats.headline_problems(summary), gens[~gens["warmup"]])
+    exp = SpeedupExperiment(
+        results, summary, walls, over, expected, backend, time.monotonic() - t0, reason is None, reason
+    )
+    measured = gens[~gens["warmup"]]
     write_json(
         out_dir / f"{NB01}.json",
         {
             "notebook": NB01,
+            "ok": exp.ok,
+            "reason": reason,
+            "n_complete_generations": int(stats.is_complete(measured).sum()),
             "backend": backend,
             "params": dict(P),
             "speedup": summary.to_dict(orient="records"),
@@ -180,6 +231,51 @@ class FaultExperiment:
     backend: dict[str, Any]
     skipped: str | None
     seconds: float
+    ok: bool = True
+    reason: str | None = None
+
+
+def _fault_trials(
+    be: Backend, P: Mapping[str, Any], begrippen: Sequence[Any], jsonl: Path
+) -> list[TrialResults]:
+    """One run of trials per (fault kind, rate), the simulator injecting that fault; faults off afterwards."""
+    frames: list[TrialResults] = []
+    for kind in P["fault_kinds"]:
+        for rate in P["fault_rates"]:
+            be.configure(fault_rate=rate, faults=[kind])
+            frames.append(
+                run_trials(
+                    begrippen,
+                    backend=be,
+                    strategies=(P["strategy"],),
+                    trials=P["trials"],
+                    warmup=P["warmup"],
+                    out=jsonl,
+                    scenario=f"faults:{kind}@{rate:g}",
+                    tags={"profile": P["profile"], "fault_kind": kind, "fault_rate": rate},
+                    key_prefix=f"s{P['seed']}:",
+                    config=bench_config(
+                        be.clock_scale,
+                        max_retries=P["max_retries"],
+                        call_timeout_model_s=P["call_timeout_s"],
+                    ),
+                )
+            )
+    be.configure(fault_rate=0.0)
+    return frames
+
+
+def _control_problems(summary: pd.DataFrame) -> list[str]:
+    """A kind whose rate-0 control has no complete generation: the backend fails without injected faults."""
+    problems = []
+    if len(summary) and "fault_rate" in summary:
+        for row in summary[summary["fault_rate"] == 0].to_dict(orient="records"):
+            if not row["n_complete"]:
+                problems.append(
+                    f"{row['fault_kind']} at rate 0 (the control): {stats.n_of(0, row['n'])} generations "
+                    "complete, so the backend fails without injected faults"
+                )
+    return problems
 
 
 def fault_experiment(P: Mapping[str, Any]) -> FaultExperiment:
@@ -200,40 +296,26 @@ def fault_experiment(P: Mapping[str, Any]) -> FaultExperiment:
                 f"backend is a real endpoint ({be.host}): faults can only be injected into the simulator"
             )
         else:
-            for kind in P["fault_kinds"]:
-                for rate in P["fault_rates"]:
-                    be.configure(fault_rate=rate, faults=[kind])
-                    frames.append(
-                        run_trials(
-                            begrippen,
-                            backend=be,
-                            strategies=(P["strategy"],),
-                            trials=P["trials"],
-                            warmup=P["warmup"],
-                            out=jsonl,
-                            scenario=f"faults:{kind}@{rate:g}",
-                            tags={"profile": P["profile"], "fault_kind": kind, "fault_rate": rate},
-                            key_prefix=f"s{P['seed']}:",
-                            config=bench_config(
-                                P["time_scale"],
-                                max_retries=P["max_retries"],
-                                call_timeout_model_s=P["call_timeout_s"],
-                            ),
-                        )
-                    )
-            be.configure(fault_rate=0.0)
-    if frames:
-        gens = pd.concat([f.generations for f in frames], ignore_index=True)
-        recs = pd.concat([f.records for f in frames], ignore_index=True)
-        summary = stats.fault_summary(gens, max_retries=P["max_retries"])
-    else:
-        gens, recs = rows_to_frames([])
-        summary = pd.DataFrame()
-    exp = FaultExperiment(TrialResults(gens, recs, jsonl), summary, backend, skipped, time.monotonic() - t0)
+            frames = _fault_trials(be, P, begrippen, jsonl)
+    results = concat_results(frames, jsonl)
+    gens = results.generations
+    summary = stats.fault_summary(gens, max_retries=P["max_retries"]) if frames else pd.DataFrame()
+    reason = _reason(_control_problems(summary), gens)
+    exp = FaultExperiment(
+        results,
+        summary,
+        backend,
+        skipped,
+        time.monotonic() - t0,
+        reason is None,
+        reason,
+    )
     write_json(
         out_dir / f"{NB02}.json",
         {
             "notebook": NB02,
+            "ok": exp.ok,
+            "reason": reason,
             "backend": backend,
             "params": dict(P),
             "skipped": skipped,
@@ -255,4 +337,11 @@ def describe_backend(backend: Backend | Mapping[str, Any]) -> str:
             f"SIMULATED backend (embedded simulator): profile {profile}, "
             f"time_scale {d.get('time_scale')}, seed {d.get('seed')}"
         )
-    return f"REAL backend: {d.get('host')}"
+    if d.get("kind") == "local":
+        return (
+            f"LOCAL model server ({d.get('server')} {d.get('server_version') or ''}) at {d.get('host')}: "
+            f"model {d.get('model')}, server concurrency {d.get('concurrency')} ({d.get('concurrency_note')}), "
+            f"interrupt_requests={d.get('interrupt_requests')}, {d.get('threads')} CPU thread(s)"
+        )
+    chosen = d.get("chosen_by")
+    return f"REAL backend: {d.get('host')}" + (f" (chosen by {chosen})" if chosen else "")

@@ -20,6 +20,8 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from voorbeelden.bench.retries import bench_config, predicted_delivery
+
 FAULT_KINDS: tuple[str, ...] = ("500", "503", "429", "hang", "malformed", "truncated", "drop")
 RATES: tuple[float, ...] = (0.0, 0.1, 0.3, 0.5, 0.9)
 STRATEGIES: tuple[str, ...] = ("sequential", "parallel")
@@ -56,6 +58,9 @@ class Cell:
 
 @dataclass
 class MatrixSettings:
+    """One matrix run: ``n`` generations per cell on ``profile`` at ``time_scale``; each generation has
+    ``deadline_s`` (wall seconds) and each call ``call_timeout_s``, with up to ``max_retries`` retries."""
+
     n: int = 5
     time_scale: float = 0.01
     deadline_s: float = 1.0
@@ -65,29 +70,15 @@ class MatrixSettings:
     seed: int = 0
 
 
-# Kinds the caller does not retry by design (a 200 whose body is not a chat completion) are predicted at
-# 1 - p; a truncated answer (finish_reason "length") is kept as a partial part, so it counts as delivered.
-NOT_RETRIED = frozenset({"malformed"})
-DELIVERED_ANYWAY = frozenset({"truncated"})
-
-
-def predicted_delivery(rate: float, retries: int, kind: str = "500") -> float:
-    if kind in DELIVERED_ANYWAY:
-        return 1.0
-    return 1.0 - rate ** (1 if kind in NOT_RETRIED else retries + 1)
-
-
 def _config(s: MatrixSettings) -> Any:
-    from voorbeelden.config import GeneratorConfig, RetryPolicy
-
     # Backoff and honoured retry-after shrunk to the simulator's time scale, so retries fit in the deadline.
-    retry = RetryPolicy(
+    return bench_config(
+        s.time_scale,
         max_retries=s.max_retries,
-        backoff_base_s=0.5 * s.time_scale,
-        backoff_cap_s=8.0 * s.time_scale,
+        call_timeout_s=s.call_timeout_s,
+        deadline_s=s.deadline_s,
         retry_after_cap_s=max(2.0 * s.time_scale, 0.01),
     )
-    return GeneratorConfig(deadline_s=s.deadline_s, call_timeout_s=s.call_timeout_s, retry=retry)
 
 
 async def _one(cell: Cell, client: Any, cfg: Any, sim_key: str, deadline_s: float) -> None:
@@ -122,7 +113,7 @@ async def _one(cell: Cell, client: Any, cfg: Any, sim_key: str, deadline_s: floa
 async def _run_async(
     kinds: Sequence[str], rates: Sequence[float], strategies: Sequence[str], s: MatrixSettings
 ) -> list[Cell]:
-    from voorbeelden.client import make_client
+    from voorbeelden.backend import PLACEHOLDER_KEY, make_client
     from voorbeelden.sim import SimConfig, running_simulator
 
     cfg = _config(s)
@@ -131,7 +122,7 @@ async def _run_async(
     # the generator under faults, not the harness building a client per generation on the same two cores.
     sim_config = SimConfig(profile=s.profile, time_scale=s.time_scale, seed=s.seed)
     with running_simulator(sim_config, process=True) as sim:
-        client = make_client(sim.base_url, "no-key-needed")
+        client = make_client(sim.base_url, PLACEHOLDER_KEY)
         warm = Cell("none", 0.0, strategies[0])
         await _one(warm, client, cfg, "fm-warmup", s.deadline_s)
         for kind in kinds:

@@ -8,7 +8,7 @@ benchmarks on the simulator measure the strategies, not the rig.
 Choices, each to keep the *client* from dominating the figure (all reported in the result):
 - the server runs in a subprocess, so it does not share the client's GIL;
 - one ``AsyncOpenAI`` client sends every request; by default its HTTP goes through
-  :mod:`voorbeelden.sim.transport` (aiohttp), because httpx's pool costs O(connections) per request and
+  :mod:`voorbeelden.transport` (aiohttp), because httpx's pool costs O(connections) per request and
   at 1,000 in flight the client spends seconds there (``transport="httpx"`` measures that pool instead);
 - the pool is warmed first (one ``GET /v1/models`` per connection): opening 1,000 TCP connections at once
   is a client cost, not a simulator one;
@@ -22,15 +22,14 @@ Choices, each to keep the *client* from dominating the figure (all reported in t
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import gc
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 
+from voorbeelden.bench.gcpause import gc_paused
 from voorbeelden.sim.config import SimConfig
 from voorbeelden.sim.server import running_simulator
 from voorbeelden.syncrun import run_sync
@@ -82,15 +81,16 @@ class _Measurement:
 
 
 def _http_client(transport: str, concurrency: int) -> Any:
+    import httpx2
     import openai
 
-    from voorbeelden.sim.transport import aiohttp_http_client, httpx_mod
+    from voorbeelden.transport import http_client
 
     if transport == "aiohttp":
-        return aiohttp_http_client(limit=concurrency)
+        return http_client(limit=concurrency)
     if transport != "httpx":
         raise ValueError(f"transport must be 'aiohttp' or 'httpx', got {transport!r}")
-    limits = httpx_mod.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    limits = httpx2.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     return openai.DefaultAsyncHttpxClient(limits=limits)
 
 
@@ -111,14 +111,10 @@ async def measure(
     ramp_s: float = 0.0,
     after_warmup: Callable[[], Any] | None = None,
 ) -> _Measurement:
-    import openai
+    from voorbeelden.backend import PLACEHOLDER_KEY, make_client
 
-    client = openai.AsyncOpenAI(
-        base_url=base_url,
-        api_key="sk-test",
-        max_retries=0,
-        http_client=_http_client(transport, concurrency),
-        timeout=600.0,
+    client = make_client(
+        base_url, PLACEHOLDER_KEY, http_client=_http_client(transport, concurrency), timeout=600.0
     )
     scheduled: list[float] = []
     observed: list[float] = []
@@ -154,7 +150,7 @@ async def measure(
                 observed.append((t1 - t0) * 1000)
 
         try:
-            with _gc_paused():
+            with gc_paused():  # a collector pause would show as client lag, not server lag
                 await asyncio.gather(*(one(i) for i in range(n)))
         finally:
             wall = time.perf_counter() - t_start
@@ -163,22 +159,6 @@ async def measure(
         return _Measurement(scheduled, observed, errors, wall, lags)
     finally:
         await client.close()
-
-
-@contextlib.contextmanager
-def _gc_paused() -> Iterator[None]:
-    """No collector pauses inside the measured round (they would show as client lag, not server lag); the
-    collector's previous state is restored, whatever it was."""
-    was_enabled = gc.isenabled()
-    gc.collect()
-    gc.freeze()
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.unfreeze()
-        if was_enabled:
-            gc.enable()
 
 
 def run_fidelity(

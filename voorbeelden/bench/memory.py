@@ -28,9 +28,9 @@ def _rss_mb() -> float:
 
 async def run_memory_job(spec: dict[str, Any]) -> dict[str, Any]:
     """One batch of ``spec["n_terms"]`` terms against ``spec["base_url"]``; RSS at each checkpoint."""
+    from voorbeelden.backend import PLACEHOLDER_KEY
     from voorbeelden.batch import generate_many
-    from voorbeelden.bench.contenders import bench_terms
-    from voorbeelden.client import PLACEHOLDER_KEY
+    from voorbeelden.bench.data import distinct_requests
 
     n = int(spec["n_terms"])
     marks = sorted({int(c) for c in spec["checkpoints"] if 0 < int(c) <= n})
@@ -48,7 +48,7 @@ async def run_memory_job(spec: dict[str, Any]) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="voorbeelden-mem-") as tmp:
         out = Path(tmp) / "out.jsonl"
         summary = await generate_many(
-            bench_terms(n),
+            distinct_requests(n),
             out=out,
             base_url=spec["base_url"],
             api_key=PLACEHOLDER_KEY,

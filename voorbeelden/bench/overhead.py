@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from voorbeelden.client import make_client
+from voorbeelden.backend import make_client
 from voorbeelden.config import GeneratorConfig
 from voorbeelden.generator import generate
 from voorbeelden.syncrun import run_sync

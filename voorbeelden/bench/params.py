@@ -80,9 +80,9 @@ def _profiles() -> tuple[str, ...]:
 
 
 def _strategies() -> tuple[str, ...]:
-    from voorbeelden.strategies import STRATEGIES
+    from voorbeelden.strategies.registry import REGISTRY
 
-    return tuple(STRATEGIES)
+    return tuple(REGISTRY)
 
 
 def _fault_kinds() -> tuple[str, ...]:
@@ -99,11 +99,17 @@ def _within_data_set(n: int) -> int:
 
 
 def _backend(value: Any) -> Any:
-    from voorbeelden.bench.backend import resolve_backend
+    from voorbeelden.backend import resolve_backend
 
     if not isinstance(value, str):
         raise ValueError(f"must be text ('sim', 'auto' or a base URL), got {value!r}")
     resolve_backend(value)  # raises ValueError with the allowed forms
+    return value
+
+
+def _with_sequential(value: list[str]) -> list[str]:
+    if "sequential" not in value:
+        raise ValueError("must include 'sequential' (the baseline every speedup is measured against)")
     return value
 
 
@@ -229,6 +235,27 @@ class StrategiesParams(NotebookParams):
     prices: dict[str, Price]
 
 
+class CalibrationParams(NotebookParams):
+    """06: measure sequential/parallel/bounded on a backend, calibrate the simulator, compare predictions."""
+
+    backend: Backend
+    profile: Profile  # the simulator's profile when backend is 'sim' (a stand-in for a real server)
+    sim_capacity: Int(1, 1000) | None  # the stand-in simulator's capacity (None: unlimited)
+    strategies: Annotated[Strategies, AfterValidator(_with_sequential)]
+    time_scale: TimeScale
+    predict_time_scale: TimeScale
+    seed: Seed
+    trials: Trials
+    warmup: Warmup
+    n_begrippen: NBegrippen
+    k: Int(1, 6)
+    temperature: Float(ge=0.0, le=2.0) | None
+    sampling_seed: Int(0) | None
+    max_tokens: Int(1, 100_000) | None
+    call_timeout_s: Float(gt=0.0, le=3600.0)
+    goal: Float(gt=0.0, le=1.0)
+
+
 # The notebook (file stem) -> its model. A notebook not listed here has no checked parameters.
 MODELS: dict[str, type[NotebookParams]] = {
     "01_sequential_vs_parallel": SpeedupParams,
@@ -236,6 +263,7 @@ MODELS: dict[str, type[NotebookParams]] = {
     "03_report": SummaryParams,
     "04_scale_and_rate_limits": ScaleParams,
     "05_strategies": StrategiesParams,
+    "06_calibration": CalibrationParams,
 }
 
 
@@ -293,7 +321,7 @@ def validate_params(notebook: str, /, *, check_backend: bool = True, **params: A
     ``backend`` is resolved (``backend_kind``, ``backend_host`` are added); a real endpoint is probed and must
     answer HTTP unless ``check_backend`` is false. ``out_dir`` is made absolute and created.
     """
-    from voorbeelden.bench.backend import probe, resolve_backend
+    from voorbeelden.backend import probe, resolve_backend
 
     model = model_for(notebook)
     if model is None:
@@ -310,9 +338,8 @@ def validate_params(notebook: str, /, *, check_backend: bool = True, **params: A
             assert spec.base_url is not None
             why = probe(spec.base_url)
             if why is not None:
-                source = "from OPENAI_BASE_URL" if out["backend"] == "auto" else "backend"
                 raise ValueError(
-                    f"backend {spec.host} ({source}) does not answer: {why}. Check the URL, or use "
+                    f"backend {spec.host} (from {spec.source}) does not answer: {why}. Check the URL, or use "
                     "backend='sim' for the embedded simulator."
                 )
     path = Path(out["out_dir"]).expanduser() if out["out_dir"].strip() else default_out_dir()

@@ -90,33 +90,8 @@ def gantt(
         parts = [p for p in PART_ORDER if p in set(df["part"])] + sorted(set(df["part"]) - set(PART_ORDER))
         ypos = {p: i for i, p in enumerate(parts)}
         for rec in df.itertuples(index=False):
-            status = str(rec.status)
-            seen.add(status)
-            y = ypos[rec.part]
-            hedge = bool(getattr(rec, "hedge", False))
-            ax.barh(
-                y,
-                max(rec.t_end - rec.t_start, xmax * 0.002),
-                left=rec.t_start,
-                height=0.62,
-                color=STATUS_COLOURS.get(status, "#555555"),
-                edgecolor="black",
-                linewidth=0.6,
-                hatch="//" if hedge else None,
-                alpha=0.9,
-            )
-            if int(rec.attempt) > 1 or hedge:
-                label = f"#{int(rec.attempt)}" if not hedge else "hedge"
-                ax.text(
-                    rec.t_start + (rec.t_end - rec.t_start) / 2,
-                    y,
-                    label,
-                    ha="center",
-                    va="center",
-                    fontsize=9,
-                    color="white",
-                    fontweight="bold",
-                )
+            seen.add(str(rec.status))
+            _attempt_bar(ax, rec, ypos[rec.part], xmax)
         ax.set_yticks(range(len(parts)), parts)
         ax.invert_yaxis()
         ax.set_xlim(0, xmax * 1.02)
@@ -136,6 +111,34 @@ def gantt(
         fig.legend(handles=handles, loc="outside upper right", ncols=len(handles), title="attempt status")
     fig.suptitle(title, x=0.01, ha="left")
     return fig
+
+
+def _attempt_bar(ax: Any, rec: Any, y: int, xmax: float) -> None:
+    """One attempt as a bar coloured by status (hedged backups hatched), labelled ``#n`` when a retry."""
+    hedge = bool(getattr(rec, "hedge", False))
+    ax.barh(
+        y,
+        max(rec.t_end - rec.t_start, xmax * 0.002),
+        left=rec.t_start,
+        height=0.62,
+        color=STATUS_COLOURS.get(str(rec.status), "#555555"),
+        edgecolor="black",
+        linewidth=0.6,
+        hatch="//" if hedge else None,
+        alpha=0.9,
+    )
+    if int(rec.attempt) > 1 or hedge:
+        label = f"#{int(rec.attempt)}" if not hedge else "hedge"
+        ax.text(
+            rec.t_start + (rec.t_end - rec.t_start) / 2,
+            y,
+            label,
+            ha="center",
+            va="center",
+            fontsize=9,
+            color="white",
+            fontweight="bold",
+        )
 
 
 def pick_pair(gens: pd.DataFrame, *, by: Mapping[str, Any] | None = None) -> str:
@@ -206,6 +209,19 @@ def latency_by_part(
 # --- speedup vs bound --------------------------------------------------------------------------------------
 
 
+def _bar_labels(ax: Any, pos: np.ndarray, vals: np.ndarray, colour: str) -> None:
+    """Each finite bar's value: inside its top (clear of error bars and reference lines), above a short one."""
+    for xi, v in zip(pos, vals, strict=True):
+        if not np.isfinite(v):
+            continue
+        if v > 0.6:
+            ax.text(
+                xi, v - 0.08, f"{v:.2f}×", ha="center", va="top", fontsize=11, fontweight="bold", color=colour
+            )
+        else:
+            ax.text(xi, v + 0.08, f"{v:.2f}×", ha="center", va="bottom", fontsize=11, fontweight="bold")
+
+
 def speedup_vs_bound(
     summary: pd.DataFrame,
     *,
@@ -218,6 +234,11 @@ def speedup_vs_bound(
     fig = _figure(10, 5.8)
     ax = fig.subplots()
     labels = [str(v) for v in summary[label]]
+    if "pairs_complete" in summary:  # every figure with the count it stands on
+        labels = [
+            f"{name}\n({done} pairs complete)"
+            for name, done in zip(labels, summary["pairs_complete"], strict=True)
+        ]
     x = np.arange(len(labels))
     w = 0.26
     series = [
@@ -241,32 +262,10 @@ def speedup_vs_bound(
         ax.bar(
             pos, np.nan_to_num(vals), w, label=name, color=colour, edgecolor="black", linewidth=0.6, **kwargs
         )
-        for xi, v in zip(pos, vals, strict=True):
-            if not np.isfinite(v):
-                continue
-            if v > 0.6:  # inside the bar's top, clear of error bars and reference lines
-                ax.text(
-                    xi,
-                    v - 0.08,
-                    f"{v:.2f}×",
-                    ha="center",
-                    va="top",
-                    fontsize=11,
-                    fontweight="bold",
-                    color="white" if k != 2 else "black",
-                )
-            else:
-                ax.text(xi, v + 0.08, f"{v:.2f}×", ha="center", va="bottom", fontsize=11, fontweight="bold")
+        _bar_labels(ax, pos, vals, "white" if k != 2 else "black")
     ax.axhline(n_calls, color="#d62828", linestyle="--", linewidth=1.5)
-    ax.text(
-        -0.55,
-        n_calls + 0.1,
-        f"naive {n_calls}×: needs {n_calls} equal calls and perfect overlap",
-        color="#d62828",
-        va="bottom",
-        ha="left",
-        fontsize=11,
-    )
+    naive = f"naive {n_calls}×: needs {n_calls} equal calls and perfect overlap"
+    ax.text(-0.55, n_calls + 0.1, naive, color="#d62828", va="bottom", ha="left", fontsize=11)
     ax.axhline(1, color="grey", linewidth=0.8)
     ax.set_xticks(x, labels)
     ax.set_xlim(-0.6, len(labels) - 0.4)
@@ -291,7 +290,7 @@ def completeness_vs_fault_rate(
 ) -> Figure:
     """Left: fraction of parts delivered vs fault rate, one line per fault kind, with the prediction
     1 - p^(retries+1) for retryable kinds. Right: wall time median (solid) and p95 (dotted) vs fault rate."""
-    from voorbeelden.bench.stats import predicted_completeness
+    from voorbeelden.bench.retries import predicted_delivery
 
     fig = _figure(13, 5.6)
     ax1, ax2 = fig.subplots(1, 2)
@@ -307,7 +306,7 @@ def completeness_vs_fault_rate(
         ax2.plot(df["fault_rate"], df["wall_p95_s"], marker=".", color=colour, linewidth=1.3, linestyle=":")
     ax1.plot(
         rates,
-        [100 * predicted_completeness(r, max_retries) for r in rates],
+        [100 * predicted_delivery(r, max_retries) for r in rates],
         color="black",
         linestyle="--",
         linewidth=1.6,
@@ -340,17 +339,12 @@ def completeness_vs_fault_rate(
     return fig
 
 
-def savefigs(figs: Mapping[str, Figure], out_dir: str | Path, dpi: int = 130) -> list[Path]:
-    return [save(fig, Path(out_dir) / name, dpi=dpi) for name, fig in figs.items()]
-
-
 __all__: Sequence[str] = (
     "completeness_vs_fault_rate",
     "gantt",
     "latency_by_part",
     "pick_pair",
     "save",
-    "savefigs",
     "speedup_vs_bound",
 )
 

@@ -9,6 +9,13 @@ Two bounds sit beside every measured speedup:
   With random latencies ``E[max of 6]`` is well above the mean, so "6x" needs six *equal* calls.
 
 ``efficiency = measured median speedup / bound``: how much of the possible overlap the client realised.
+
+Completeness: a generation is *complete* when all six parts were delivered (``n_failed == 0``). Speedups,
+wall-time percentiles and overheads are computed over complete generations (pairs: both sides complete)
+only, and every table carries the count it used beside the count it had (``n`` / ``n_total``,
+``n_pairs`` / ``n_pairs_total``), because a fast failure is not a fast generation. The fault summary is the
+one place that is explicitly over all generations (its subject is what faults do to completeness); its
+columns say so.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from voorbeelden.bench.retries import predicted_delivery
 from voorbeelden.types import ALL_PARTS
 
 ALL_PARTS_VALUES: tuple[str, ...] = tuple(p.value for p in ALL_PARTS)
@@ -31,6 +39,18 @@ RETRYABLE_KINDS: tuple[str, ...] = ("500", "503", "429", "drop", "hang")
 
 def _measured(gens: pd.DataFrame) -> pd.DataFrame:
     return gens[~gens["warmup"].astype(bool)] if "warmup" in gens else gens
+
+
+def is_complete(gens: pd.DataFrame) -> pd.Series:
+    """True for generations that delivered all six parts (no part lost)."""
+    if "n_failed" not in gens:
+        return pd.Series(True, index=gens.index)
+    return gens["n_failed"].fillna(1).astype(int) == 0
+
+
+def n_of(n: int, total: int) -> str:
+    """Completeness as it is shown beside a figure: ``"3 of 4"``."""
+    return f"{int(n)} of {int(total)}"
 
 
 def bootstrap_ci(
@@ -57,13 +77,30 @@ def bootstrap_ci(
 
 
 def wall_summary(gens: pd.DataFrame, by: Sequence[str] = ("strategy",)) -> pd.DataFrame:
-    """Median, p95 and mean wall time (s) per group, warm-up excluded."""
-    g = _measured(gens)
-    return (
-        g.groupby(list(by), sort=False)["wall_s"]
-        .agg(n="size", median_s="median", p95_s=lambda s: float(np.percentile(s, 95)), mean_s="mean")
-        .reset_index()
-    )
+    """Median, p95 and mean wall time (s) per group over complete generations (warm-up excluded); ``n`` is
+    how many were complete, ``n_total`` how many ran. A group with none complete has NaN figures."""
+    g = _measured(gens).copy()
+    g["_complete"] = is_complete(g)
+    return _complete_figures(g, by, "wall_s", "s", with_mean=True)
+
+
+def _complete_figures(
+    g: pd.DataFrame, by: Sequence[str], column: str, unit: str, *, with_mean: bool = False
+) -> pd.DataFrame:
+    """Per group of ``g`` (which has a ``_complete`` column): n complete of n_total, and the median, p95 (and
+    mean) of ``column`` over the complete rows only; NaN where none is complete."""
+    stats = ["median", "p95", *(["mean"] if with_mean else [])]
+    rows = []
+    for key, df in g.groupby(list(by), sort=False):
+        key = key if isinstance(key, tuple) else (key,)
+        done = df.loc[df["_complete"], column].astype(float)
+        row: dict[str, Any] = dict(zip(by, key, strict=True))
+        row.update(n=len(done), n_total=len(df), complete=n_of(len(done), len(df)))
+        figures = {"median": done.median, "p95": lambda d=done: np.percentile(d, 95), "mean": done.mean}
+        for name in stats:
+            row[f"{name}_{unit}"] = float(figures[name]()) if len(done) else float("nan")
+        rows.append(row)
+    return pd.DataFrame(rows, columns=[*by, "n", "n_total", "complete", *(f"{s}_{unit}" for s in stats)])
 
 
 def paired_speedups(
@@ -73,23 +110,28 @@ def paired_speedups(
     other: str = "parallel",
     by: Sequence[str] = (),
 ) -> pd.DataFrame:
-    """One row per pair (same begrip, trial and tags): both walls, ``speedup = baseline wall / other wall``
-    and the per-trial bound ``sum / max`` of the baseline's call latencies."""
-    g = _measured(gens)
+    """One row per pair (same begrip, trial and tags): both walls, ``speedup = baseline wall / other wall``,
+    the per-trial bound ``sum / max`` of the baseline's call latencies, and ``complete`` (both sides
+    delivered all six parts). Incomplete pairs are kept, marked, so their number can be reported; the
+    summary uses only complete ones."""
+    g = _measured(gens).copy()
+    g["complete"] = is_complete(g)
     keys = [*by, "pair"]
     base = g[g["strategy"] == baseline].set_index(keys)
     oth = g[g["strategy"] == other].set_index(keys)
-    left = base[["wall_s", "sum_latency_s", "max_latency_s", "begrip", "trial"]].rename(
-        columns={"wall_s": "wall_base_s"}
+    left = base[["wall_s", "sum_latency_s", "max_latency_s", "begrip", "trial", "complete"]].rename(
+        columns={"wall_s": "wall_base_s", "complete": "complete_base"}
     )
-    right = oth[["wall_s", "sum_latency_s", "max_latency_s"]].rename(
+    right = oth[["wall_s", "sum_latency_s", "max_latency_s", "complete"]].rename(
         columns={
             "wall_s": "wall_other_s",
             "sum_latency_s": "sum_latency_s_other",
             "max_latency_s": "max_latency_s_other",
+            "complete": "complete_other",
         }
     )
     joined = left.join(right, how="inner")
+    joined["complete"] = joined["complete_base"].astype(bool) & joined["complete_other"].astype(bool)
     joined["speedup"] = joined["wall_base_s"] / joined["wall_other_s"]
     joined["trial_bound"] = joined["sum_latency_s"] / joined["max_latency_s"]
     return joined.reset_index()
@@ -103,45 +145,73 @@ def speedup_summary(
     seed: int = 0,
     expected: Mapping[Any, float] | None = None,
 ) -> pd.DataFrame:
-    """Per group: median paired speedup with its bootstrap 95% CI, the median per-trial bound, the
-    expected bound (``expected[group]`` when given) and efficiency = speedup / bound."""
+    """Per group, over *complete* pairs only: median paired speedup with its bootstrap 95% CI, the median
+    per-trial bound, the expected bound (``expected[group]`` when given) and efficiency = speedup / bound.
+    ``n_pairs`` is the number of complete pairs used, ``n_pairs_total`` the number run; with no complete
+    pair every figure is NaN (never a speedup of failures)."""
     rows = []
     groups = pairs.groupby(list(by), sort=False) if by else [((), pairs)]
-    for key, df in groups:
+    for key, all_pairs in groups:
         key = key if isinstance(key, tuple) else (key,)
+        df = all_pairs[all_pairs["complete"].astype(bool)] if "complete" in all_pairs else all_pairs
         lo, hi = bootstrap_ci(df["speedup"], n_boot=n_boot, seed=seed)
         row = dict(zip(by, key, strict=True))
-        med = float(df["speedup"].median())
-        bound = float(df["trial_bound"].median())
+        med = float(df["speedup"].median()) if len(df) else float("nan")
+        bound = float(df["trial_bound"].median()) if len(df) else float("nan")
         exp = None
         if expected is not None:
             exp = expected.get(key[0] if len(key) == 1 else key)
         row.update(
             n_pairs=len(df),
+            n_pairs_total=len(all_pairs),
+            pairs_complete=n_of(len(df), len(all_pairs)),
             speedup_median=med,
             ci_low=lo,
             ci_high=hi,
             trial_bound_median=bound,
             expected_bound=float(exp) if exp is not None else float("nan"),
-            efficiency=med / bound if bound else float("nan"),
-            wall_base_median_s=float(df["wall_base_s"].median()),
-            wall_other_median_s=float(df["wall_other_s"].median()),
+            efficiency=med / bound if bound and np.isfinite(bound) else float("nan"),
+            wall_base_median_s=float(df["wall_base_s"].median()) if len(df) else float("nan"),
+            wall_other_median_s=float(df["wall_other_s"].median()) if len(df) else float("nan"),
         )
         rows.append(row)
     return pd.DataFrame(rows)
 
 
 def overhead(gens: pd.DataFrame, by: Sequence[str] = ("strategy",)) -> pd.DataFrame:
-    """Client-side cost beyond the calls themselves, per group: for a sequential run wall - sum of
-    latencies, for any concurrent one wall - max latency (median and p95, in ms)."""
+    """Client-side cost beyond the calls themselves, per group, over complete generations: for a sequential
+    run wall - sum of latencies, for any concurrent one wall - max latency (median and p95, in ms)."""
     g = _measured(gens).copy()
+    g["_complete"] = is_complete(g)
     ideal = np.where(g["strategy"] == "sequential", g["sum_latency_s"], g["max_latency_s"])
     g["overhead_ms"] = (g["wall_s"] - ideal) * 1000
-    return (
-        g.groupby(list(by), sort=False)["overhead_ms"]
-        .agg(n="size", median_ms="median", p95_ms=lambda s: float(np.percentile(s, 95)))
-        .reset_index()
-    )
+    return _complete_figures(g, by, "overhead_ms", "ms")
+
+
+def headline_problems(summary: pd.DataFrame, label: str = "profile") -> list[str]:
+    """Why a speedup table cannot be a headline: one sentence per group without a complete pair."""
+    problems = []
+    for row in summary.to_dict(orient="records"):
+        if not row.get("n_pairs"):
+            problems.append(
+                f"{row.get(label, 'all')}: no complete sequential/parallel pair "
+                f"({n_of(0, row.get('n_pairs_total', 0))} pairs complete), so no speedup"
+            )
+    if summary.empty:
+        problems.append("no sequential/parallel pair was measured")
+    return problems
+
+
+def common_errors(gens: pd.DataFrame, limit: int = 2) -> list[str]:
+    """The most frequent part errors of a set of generations, as ``"n x error"`` (for a failure's reason)."""
+    counts: dict[str, int] = {}
+    for errors in gens.get("errors", pd.Series(dtype=object)):
+        if isinstance(errors, Mapping):
+            for text in errors.values():
+                short = str(text).split(" (after ", 1)[0]
+                counts[short] = counts.get(short, 0) + 1
+    top = sorted(counts.items(), key=lambda kv: -kv[1])[:limit]
+    return [f"{n} x {text}" for text, n in top]
 
 
 def expected_bound(
@@ -181,19 +251,16 @@ def expected_bound(
     }
 
 
-def predicted_completeness(rate: float, retries: int) -> float:
-    """Chance that one part is delivered when each attempt fails independently with ``rate``."""
-    return 1.0 - float(rate) ** (int(retries) + 1)
-
-
 def fault_summary(
     gens: pd.DataFrame,
     *,
     max_retries: int,
     by: Sequence[str] = ("fault_kind", "fault_rate"),
 ) -> pd.DataFrame:
-    """Per fault kind and rate: fraction of parts delivered, complete generations, retries per generation,
-    wall median/p95, and the prediction ``1 - p**(retries+1)`` for retryable kinds (NaN otherwise)."""
+    """Per fault kind and rate: fraction of parts delivered, complete generations (``n_complete`` of ``n``),
+    retries per generation, wall median/p95 and the prediction ``1 - p**(retries+1)`` for retryable kinds
+    (NaN otherwise). Explicitly over *all* generations, incomplete ones included (``wall_over == "all"``):
+    what faults cost in wall time is part of what this table measures."""
     g = _measured(gens)
     n_parts = len(ALL_PARTS)
     rows = []
@@ -204,13 +271,17 @@ def fault_summary(
         rate = float(row.get("fault_rate", 0.0))
         row.update(
             n=len(df),
+            n_complete=int(is_complete(df).sum()),
             parts_delivered=float(df["n_ok"].sum() / (n_parts * len(df))),
-            complete=float((df["n_failed"] == 0).mean()),
+            complete=float(is_complete(df).mean()),
             retries_per_gen=float((df["n_calls"] - n_parts).clip(lower=0).mean()),
             wall_median_s=float(df["wall_s"].median()),
             wall_p95_s=float(np.percentile(df["wall_s"], 95)),
-            predicted=predicted_completeness(rate, max_retries) if kind in RETRYABLE_KINDS else float("nan"),
+            predicted=predicted_delivery(rate, max_retries, kind)
+            if kind in RETRYABLE_KINDS
+            else float("nan"),
             retryable=kind in RETRYABLE_KINDS,
+            wall_over="all",
         )
         rows.append(row)
     return pd.DataFrame(rows)

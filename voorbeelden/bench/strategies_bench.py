@@ -5,6 +5,13 @@ asked: wall time, tail latency, time until the user sees something, or token cos
 strategies as paired trials (same keys, so the simulator draws the same latencies for the same call), reduces
 them to one row per (profile, strategy), marks the latency-vs-cost Pareto front and writes a conclusion that is
 computed from those rows, never written in advance.
+
+Every figure of a row (wall p50/p95, time to first visible part, tokens, cost) is computed over the
+strategy's *complete* generations (all six parts delivered) and shown with ``complete`` = "n of N"; a row
+with none complete has no figures and is not on the Pareto front. A profile where fewer than two strategies
+(one, when only one was asked) have a complete generation has no comparison: the experiment is then not
+``ok`` and the notebook fails with the reason. Times are model seconds for the simulator and wall-clock
+seconds for a real endpoint (:func:`voorbeelden.backend.model_seconds_factor`).
 """
 
 from __future__ import annotations
@@ -19,17 +26,14 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from voorbeelden.bench.backend import open_backend
+from voorbeelden.backend import model_seconds_factor, open_backend
+from voorbeelden.bench import stats
 from voorbeelden.bench.data import load_begrippen
-from voorbeelden.bench.experiments import bench_config, write_json
+from voorbeelden.bench.experiments import trials_per_profile, write_json
 from voorbeelden.bench.plots import _figure, _style
-from voorbeelden.bench.trials import TrialResults, run_trials
+from voorbeelden.bench.trials import TrialResults
 
 NB05 = "05_strategies"
-ALL_STRATEGIES = ("sequential", "parallel", "bounded", "streaming", "split", "combined", "hedged")
-# USD per million tokens (input, output). OpenAI's list price for gpt-4.1 as published in 2025; a parameter of
-# the notebook, because the cost axis is only as true as this table.
-DEFAULT_PRICES: dict[str, dict[str, float]] = {"gpt-4.1": {"in": 2.0, "out": 8.0}}
 
 
 @dataclasses.dataclass
@@ -39,6 +43,8 @@ class StrategiesExperiment:
     conclusion: list[str]
     backend: dict[str, Any]
     seconds: float
+    ok: bool = True
+    reason: str | None = None
 
 
 def validate_params(P: Mapping[str, Any]) -> dict[str, Any]:
@@ -60,7 +66,7 @@ def _price(prices: Mapping[str, Mapping[str, float]], model: str) -> tuple[float
 def strategies_experiment(P: Mapping[str, Any]) -> StrategiesExperiment:
     """Run every strategy in ``P['strategies']`` on every profile; write ``05_strategies.{jsonl,json}``."""
     from voorbeelden.config import GeneratorConfig
-    from voorbeelden.strategies_extra import reset_latencies
+    from voorbeelden.strategies.context import LatencyHistory
 
     P = validate_params(P)
     t0 = time.monotonic()
@@ -71,49 +77,43 @@ def strategies_experiment(P: Mapping[str, Any]) -> StrategiesExperiment:
     begrippen = load_begrippen(P["n_begrippen"])
     model = GeneratorConfig().settings(next(iter(_parts()))).model
     price_in, price_out = _price(P["prices"], model)
-    options = {
-        "hedge_percentile": P.get("hedge_percentile", 90),
-        "hedge_min_samples": 3,
-        # before 3 latencies of a part are known: hedge after the uniform-2s median, scaled
-        "hedge_delay_s": 2.0 * P["time_scale"],
-    }
-    frames: list[TrialResults] = []
     with open_backend(
         P["backend"], profile=P["profiles"][0], time_scale=P["time_scale"], seed=P["seed"]
     ) as be:
-        labels = P["profiles"] if be.simulated else [f"real ({be.host})"]
-        for label in labels:
-            ts = P["time_scale"] if be.simulated else 1.0
-            if be.simulated:
-                be.configure(profile=label)
-            reset_latencies()  # the hedge percentile must be learnt per profile
-            frames.append(
-                run_trials(
-                    begrippen,
-                    backend=be,
-                    strategies=tuple(P["strategies"]),
-                    trials=P["trials"],
-                    warmup=P["warmup"],
-                    out=jsonl,
-                    scenario="strategies",
-                    tags={"profile": label, "time_scale": ts if be.simulated else None},
-                    key_prefix=f"s{P['seed']}:",
-                    config=bench_config(ts),
-                    k=P["k"],
-                    options=options,
-                )
-            )
+        options = {
+            "hedge_percentile": P.get("hedge_percentile", 90),
+            "hedge_min_samples": 3,
+            # before 3 latencies of a part are known: hedge after the uniform-2s median (in the backend's clock)
+            "hedge_delay_s": 2.0 * be.clock_scale,
+        }
+        results = trials_per_profile(
+            be,
+            P,
+            begrippen,
+            jsonl,
+            strategies=P["strategies"],
+            scenario="strategies",
+            k=P["k"],
+            options=options,
+            # the hedge percentile is learnt per profile
+            per_profile=lambda: {"hedge_history": LatencyHistory()},
+        )
         backend = be.describe()
-    gens = pd.concat([f.generations for f in frames], ignore_index=True)
-    recs = pd.concat([f.records for f in frames], ignore_index=True)
-    results = TrialResults(gens, recs, jsonl)
-    table = summarise(gens, recs, price_in=price_in, price_out=price_out, time_scale=P["time_scale"])
+    gens, recs = results.generations, results.records
+    table = summarise(gens, recs, price_in=price_in, price_out=price_out)
     conclusion = conclude(table)
+    problems = comparison_problems(table, len(P["strategies"]))
+    reason = None
+    if problems:
+        errors = stats.common_errors(gens[~gens["warmup"]])
+        reason = "; ".join(problems) + (f". Most common errors: {'; '.join(errors)}" if errors else "")
     seconds = time.monotonic() - t0
     write_json(
         out_dir / f"{NB05}.json",
         {
             "notebook": NB05,
+            "ok": reason is None,
+            "reason": reason,
             "backend": backend,
             "params": dict(P),
             "model": model,
@@ -122,7 +122,7 @@ def strategies_experiment(P: Mapping[str, Any]) -> StrategiesExperiment:
             "seconds": seconds,
         },
     )
-    return StrategiesExperiment(results, table, conclusion, backend, seconds)
+    return StrategiesExperiment(results, table, conclusion, backend, seconds, reason is None, reason)
 
 
 def _parts() -> Sequence[Any]:
@@ -131,42 +131,71 @@ def _parts() -> Sequence[Any]:
     return ALL_PARTS
 
 
-def summarise(
-    gens: pd.DataFrame, recs: pd.DataFrame, *, price_in: float, price_out: float, time_scale: float
-) -> pd.DataFrame:
-    """One row per (profile, strategy). Times are divided by ``time_scale`` so they read as model seconds."""
+def summarise(gens: pd.DataFrame, recs: pd.DataFrame, *, price_in: float, price_out: float) -> pd.DataFrame:
+    """One row per (profile, strategy); figures over complete generations only (``n_complete`` of ``n``,
+    also as the ``complete`` label), NaN when none completed. Times become model seconds through each row's
+    ``time_scale`` tag (simulator) and stay wall-clock seconds for a real endpoint (tag ``None``)."""
     g = gens[~gens["warmup"]].copy() if "warmup" in gens else gens.copy()
-    scale = 1.0 / time_scale if time_scale else 1.0
+    ts = g["time_scale"] if "time_scale" in g else pd.Series(None, index=g.index, dtype=object)
+    factor = ts.map(lambda v: model_seconds_factor(None if v is None or v != v else float(v)))
+    g["wall_model_s"] = g["wall_s"].astype(float) * factor
+    g["first_visible_model_s"] = g["first_visible_s"].astype(float) * factor
     g["cost_usd"] = (g["tokens_in"] * price_in + g["tokens_out"] * price_out) / 1e6
+    g["_complete"] = stats.is_complete(g)
     rows = []
-    for (profile, strategy), grp in g.groupby(["profile", "strategy"], sort=False):
+    for (profile, strategy), every in g.groupby(["profile", "strategy"], sort=False):
+        grp = every[every["_complete"]]
         extra = 0
         if "hedge" in recs:
             sel = recs[(recs["profile"] == profile) & (recs["strategy"] == strategy) & (recs["hedge"])]
             extra = len(sel)
+        nan = float("nan")
+        some = len(grp) > 0
         rows.append(
             {
                 "profile": profile,
                 "strategy": strategy,
-                "n": len(grp),
-                "wall_p50_s": float(np.median(grp["wall_s"])) * scale,
-                "wall_p95_s": float(np.percentile(grp["wall_s"], 95)) * scale,
-                "first_visible_p50_s": float(np.nanmedian(grp["first_visible_s"].astype(float))) * scale
-                if grp["first_visible_s"].notna().any()
+                "n": len(every),
+                "n_complete": len(grp),
+                "complete": stats.n_of(len(grp), len(every)),
+                "wall_p50_s": float(np.median(grp["wall_model_s"])) if some else nan,
+                "wall_p95_s": float(np.percentile(grp["wall_model_s"], 95)) if some else nan,
+                "first_visible_p50_s": float(np.nanmedian(grp["first_visible_model_s"]))
+                if some and grp["first_visible_model_s"].notna().any()
                 else None,
-                "calls_per_gen": float(grp["n_calls"].mean()),
+                "calls_per_gen": float(every["n_calls"].mean()),
                 "backup_calls": int(extra),
-                "tokens_in": float(grp["tokens_in"].mean()),
-                "tokens_out": float(grp["tokens_out"].mean()),
-                "cost_usd_per_gen": float(grp["cost_usd"].mean()),
-                "completeness": float((grp["n_ok"] / 6).mean()),
+                "tokens_in": float(grp["tokens_in"].mean()) if some else nan,
+                "tokens_out": float(grp["tokens_out"].mean()) if some else nan,
+                "cost_usd_per_gen": float(grp["cost_usd"].mean()) if some else nan,
+                "completeness": float((every["n_ok"] / 6).mean()),
             }
         )
     table = pd.DataFrame(rows)
     table["pareto"] = False
     for _profile, grp in table.groupby("profile"):
-        table.loc[grp.index, "pareto"] = pareto_front(grp["cost_usd_per_gen"], grp["wall_p50_s"])
+        usable = grp[grp["n_complete"] > 0]
+        if len(usable):
+            table.loc[usable.index, "pareto"] = pareto_front(usable["cost_usd_per_gen"], usable["wall_p50_s"])
     return table
+
+
+def comparison_problems(table: pd.DataFrame, n_strategies: int) -> list[str]:
+    """One sentence per profile whose strategies cannot be compared: fewer than two of them (one, when
+    only one was run) have a complete generation."""
+    need = min(2, max(1, n_strategies))
+    problems = []
+    for profile, grp in table.groupby("profile", sort=False):
+        usable = int((grp["n_complete"] > 0).sum())
+        if usable < need:
+            done = ", ".join(f"{r.strategy} {r.complete}" for r in grp.itertuples())
+            problems.append(
+                f"{profile}: {usable} of {len(grp)} strategies have a complete generation, so there is "
+                f"nothing to compare (complete generations: {done})"
+            )
+    if table.empty:
+        problems.append("no generation was measured")
+    return problems
 
 
 def pareto_front(cost: Sequence[float] | pd.Series, latency: Sequence[float] | pd.Series) -> list[bool]:
@@ -215,18 +244,26 @@ def conclude(table: pd.DataFrame) -> list[str]:
     return lines
 
 
-def plot_pareto(table: pd.DataFrame) -> Figure:
-    """Median wall time against cost per generation, one panel per profile, the Pareto front joined."""
+def _profile_panels(table: pd.DataFrame) -> tuple[Figure, list[tuple[Any, str, pd.DataFrame]]]:
+    """A figure with one panel per profile (in table order): (axes, profile, that profile's rows)."""
     profiles = list(dict.fromkeys(table["profile"]))
     fig = _figure(5.0 * len(profiles), 4.4)
     axes = fig.subplots(1, len(profiles), squeeze=False)[0]
-    for ax, profile in zip(axes, profiles, strict=True):
-        grp = table[table["profile"] == profile]
+    rows = [table[table["profile"] == p].reset_index(drop=True) for p in profiles]
+    return fig, list(zip(axes, profiles, rows, strict=True))
+
+
+def plot_pareto(table: pd.DataFrame) -> Figure:
+    """Median wall time against cost per generation, one panel per profile, the Pareto front joined."""
+    fig, panels = _profile_panels(table)
+    for ax, profile, grp in panels:
         cost = grp["cost_usd_per_gen"] * 1000
         ax.scatter(cost, grp["wall_p50_s"], s=60, color="#457b9d", zorder=3)
         for _, row in grp.iterrows():
+            if not row["n_complete"]:
+                continue  # no complete generation: no point to draw
             ax.annotate(
-                row["strategy"],
+                f"{row['strategy']} ({row['complete']})",
                 (row["cost_usd_per_gen"] * 1000, row["wall_p50_s"]),
                 textcoords="offset points",
                 xytext=(5, 4),
@@ -237,8 +274,8 @@ def plot_pareto(table: pd.DataFrame) -> Figure:
             front["cost_usd_per_gen"] * 1000, front["wall_p50_s"], "-o", color="#e63946", label="Pareto front"
         )
         ax.set_title(profile)
-        ax.set_xlabel("cost per 1,000 generations (USD)")
-        ax.set_ylabel("median wall time (model s)")
+        ax.set_xlabel("cost per 1,000 generations (USD, complete generations)")
+        ax.set_ylabel("median wall time (s, complete generations)")
         ax.legend(loc="upper right", fontsize=8)
         _style(ax)
     fig.suptitle("Latency vs cost per strategy (lower left is better)")
@@ -247,19 +284,16 @@ def plot_pareto(table: pd.DataFrame) -> Figure:
 
 def plot_axes(table: pd.DataFrame) -> Figure:
     """Wall p50/p95 and time to first visible part per strategy, one panel per profile."""
-    profiles = list(dict.fromkeys(table["profile"]))
-    fig = _figure(5.0 * len(profiles), 4.4)
-    axes = fig.subplots(1, len(profiles), squeeze=False)[0]
-    for ax, profile in zip(axes, profiles, strict=True):
-        grp = table[table["profile"] == profile].reset_index(drop=True)
+    fig, panels = _profile_panels(table)
+    for ax, profile, grp in panels:
         y = np.arange(len(grp))
         _ = ax.barh(y - 0.25, grp["wall_p50_s"], height=0.25, color="#457b9d", label="wall p50")
         _ = ax.barh(y, grp["wall_p95_s"], height=0.25, color="#a8dadc", label="wall p95")
         vis = grp["first_visible_p50_s"].astype(float).fillna(0)
         _ = ax.barh(y + 0.25, vis, height=0.25, color="#f4a261", label="first part visible p50")
-        ax.set_yticks(y, grp["strategy"])
+        ax.set_yticks(y, [f"{r.strategy}\n{r.complete} complete" for r in grp.itertuples()])
         ax.invert_yaxis()
-        ax.set_xlabel("model seconds")
+        ax.set_xlabel("seconds (model s for the simulator), complete generations")
         ax.set_title(profile)
         ax.legend(loc="lower right", fontsize=8)
         _style(ax)

@@ -10,39 +10,23 @@ records) and flushed, so a long run that dies keeps what it measured.
 
 from __future__ import annotations
 
-import asyncio
+import gc
 import json
-import threading
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pandas as pd
 
+from voorbeelden.bench.gcpause import gc_paused
+from voorbeelden.redact import redact_obj
+from voorbeelden.syncrun import run_sync
 from voorbeelden.types import Generation, Request
 
 T = TypeVar("T")
-
-GENERATION_COLUMNS = (
-    "run_id",
-    "scenario",
-    "strategy",
-    "trial",
-    "begrip",
-    "warmup",
-    "pair",
-    "order",
-    "sim_key",
-    "wall_s",
-    "n_ok",
-    "n_failed",
-    "n_calls",
-    "sum_latency_s",
-    "max_latency_s",
-)
 
 
 @dataclass
@@ -62,29 +46,6 @@ class TrialResults:
             r[~r["warmup"]].reset_index(drop=True) if len(r) else r,
             self.path,
         )
-
-
-def run_sync(make_coro: Callable[[], Awaitable[T]]) -> T:
-    """Run a coroutine to completion from sync code, also inside a running Jupyter kernel (where
-    ``asyncio.run`` raises): then it runs on a fresh event loop in a worker thread."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(make_coro())  # type: ignore[arg-type]
-    box: dict[str, Any] = {}
-
-    def target() -> None:
-        try:
-            box["value"] = asyncio.run(make_coro())  # type: ignore[arg-type]
-        except BaseException as exc:  # handed back to the caller's thread
-            box["error"] = exc
-
-    worker = threading.Thread(target=target, name="voorbeelden-trials", daemon=True)
-    worker.start()
-    worker.join()
-    if "error" in box:
-        raise box["error"]
-    return box["value"]
 
 
 def _generation_row(gen: Generation, meta: Mapping[str, Any]) -> dict[str, Any]:
@@ -121,6 +82,7 @@ _SUMMARY_ONLY = {
     "max_latency_s",
     "tokens_in",
     "tokens_out",
+    "waited_s",
     "first_visible_s",
     "errors",
     "order",
@@ -146,6 +108,103 @@ def load_results(paths: str | Path | Sequence[str | Path]) -> TrialResults:
     return TrialResults(gdf, rdf, Path(paths[0]) if len(paths) == 1 else None)
 
 
+@dataclass(frozen=True)
+class _Slot:
+    """One (begrip, trial) of the plan: every strategy runs it with the same simulator key."""
+
+    warmup: bool
+    trial: int
+    index: int
+    request: Request
+    strategies: Sequence[str]
+    key_prefix: str
+
+    @property
+    def trial_no(self) -> int:
+        return -1 - self.trial if self.warmup else self.trial
+
+    @property
+    def sim_key(self) -> str:
+        # The same key for every strategy of this pair: identical latency and fault draws.
+        return f"{self.key_prefix}{'warmup' if self.warmup else 'trial'}:{self.trial}:{self.request.begrip}"
+
+    @property
+    def pair(self) -> str:
+        return f"{'w' if self.warmup else ''}{self.trial}:{self.request.begrip}"
+
+    def meta(self, position: int) -> dict[str, Any]:
+        """The row's identifying columns for the strategy run at ``position`` of this pair."""
+        return {
+            "trial": self.trial_no,
+            "warmup": self.warmup,
+            "pair": self.pair,
+            "order": position,
+            "sim_key": self.sim_key,
+            "finished_at": time.time(),
+        }
+
+    def order(self) -> list[str]:
+        """Alternates per pair, so neither strategy always goes first."""
+        s = list(self.strategies)
+        return s if (self.trial + self.index) % 2 == 0 else s[::-1]
+
+
+def _plan(
+    requests: Sequence[Request], strategies: Sequence[str], trials: int, warmup: int, key_prefix: str
+) -> list[_Slot]:
+    """Warm-up trials over the first begrip first, then every (trial, begrip)."""
+    slots = [_Slot(True, t, 0, requests[0], strategies, key_prefix) for t in range(warmup)]
+    slots += [
+        _Slot(False, t, i, req, strategies, key_prefix)
+        for t in range(trials)
+        for i, req in enumerate(requests)
+    ]
+    return slots
+
+
+def _progress_bar(show: bool, total: int, desc: str) -> Any:
+    if not show:
+        return None
+    import sys
+
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit="gen", file=sys.stderr)
+
+
+class _Sink:
+    """The JSONL side file (if any), written between generations, never during one, so the blocking write does
+    not skew timings; flushed per line, so a run that dies keeps what it measured."""
+
+    def __init__(self, out: str | Path | None) -> None:
+        self._file = None
+        if out is not None:
+            Path(out).parent.mkdir(parents=True, exist_ok=True)
+            self._file = Path(out).open("a", encoding="utf-8")
+
+    def write(self, row: Mapping[str, Any]) -> None:
+        if self._file is not None:
+            self._file.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
+            self._file.flush()
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+
+
+def _validate(
+    begrippen: Sequence[Request | Mapping[str, Any]], strategies: Sequence[str], trials: int, warmup: int
+) -> list[Request]:
+    if trials < 1 or warmup < 0:
+        raise ValueError(f"trials must be >= 1 and warmup >= 0, got trials={trials}, warmup={warmup}")
+    if not strategies:
+        raise ValueError("strategies is empty")
+    requests = [Request.coerce(b) for b in begrippen]
+    if not requests:
+        raise ValueError("begrippen is empty")
+    return requests
+
+
 async def arun_trials(
     begrippen: Sequence[Request | Mapping[str, Any]],
     *,
@@ -163,78 +222,43 @@ async def arun_trials(
     **generate_kwargs: Any,
 ) -> TrialResults:
     """The async form of :func:`run_trials` (use it with top-level ``await`` in a notebook)."""
+    from voorbeelden.backend import make_client
     from voorbeelden.generator import generate
 
-    if trials < 1 or warmup < 0:
-        raise ValueError(f"trials must be >= 1 and warmup >= 0, got trials={trials}, warmup={warmup}")
-    if not strategies:
-        raise ValueError("strategies is empty")
-    requests = [Request.coerce(b) for b in begrippen]
-    if not requests:
-        raise ValueError("begrippen is empty")
+    requests = _validate(begrippen, strategies, trials, warmup)
     run_id = run_id or uuid.uuid4().hex[:8]
     tags = dict(tags or {})
-    plan: list[tuple[bool, int, int]] = [(True, t, 0) for t in range(warmup)]
-    plan += [(False, t, i) for t in range(trials) for i in range(len(requests))]
-
-    bar = None
-    if progress:
-        import sys
-
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=len(plan) * len(strategies), desc=scenario or "trials", unit="gen", file=sys.stderr)
-
-    from voorbeelden.client import make_client
-
+    plan = _plan(requests, strategies, trials, warmup, key_prefix)
+    bar = _progress_bar(progress, len(plan) * len(strategies), scenario or "trials")
     # One client for the whole run, created on this loop: calls reuse warm connections, as a service would.
     client = make_client(base_url, api_key)
     rows: list[dict[str, Any]] = []
-    sink = None
-    if out is not None:
-        Path(out).parent.mkdir(parents=True, exist_ok=True)
-        # Written between generations, never during one, so the blocking write does not skew timings.
-        sink = Path(out).open("a", encoding="utf-8")  # noqa: ASYNC230
+    sink = _Sink(out)
+    # The collector is frozen but not disabled: garbage is collected between generations, outside any timing.
     try:
-        for is_warmup, t, i in plan:
-            req = requests[i]
-            # The same key for every strategy of this pair: identical latency and fault draws.
-            sim_key = f"{key_prefix}{'warmup' if is_warmup else 'trial'}:{t}:{req.begrip}"
-            order = list(strategies) if (t + i) % 2 == 0 else list(reversed(strategies))
-            pair = f"{'w' if is_warmup else ''}{t}:{req.begrip}"
-            for position, strategy in enumerate(order):
-                gen = await generate(
-                    req,
-                    strategy,
-                    client=client,
-                    sim_key=sim_key,
-                    run_id=run_id,
-                    scenario=scenario,
-                    trial=-1 - t if is_warmup else t,
-                    **generate_kwargs,
-                )
-                meta = {
-                    **tags,
-                    "run_id": run_id,
-                    "scenario": scenario,
-                    "trial": -1 - t if is_warmup else t,
-                    "warmup": is_warmup,
-                    "pair": pair,
-                    "order": position,
-                    "sim_key": sim_key,
-                    "finished_at": time.time(),
-                }
-                row = _generation_row(gen, meta)
-                rows.append(row)
-                if sink is not None:
-                    sink.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
-                    sink.flush()
-                if bar is not None:
-                    bar.update(1)
+        with gc_paused(disable=False):
+            for slot in plan:
+                for position, strategy in enumerate(slot.order()):
+                    gc.collect()  # the last generation's garbage is collected here, not in this one's timing
+                    gen = await generate(
+                        slot.request,
+                        strategy,
+                        client=client,
+                        sim_key=slot.sim_key,
+                        run_id=run_id,
+                        scenario=scenario,
+                        trial=slot.trial_no,
+                        **generate_kwargs,
+                    )
+                    meta = {**tags, "run_id": run_id, "scenario": scenario, **slot.meta(position)}
+                    row = redact_obj(_generation_row(gen, meta))  # the side file is an output: no keys in it
+                    rows.append(row)
+                    sink.write(row)
+                    if bar is not None:
+                        bar.update(1)
     finally:
         await client.close()
-        if sink is not None:
-            sink.close()
+        sink.close()
         if bar is not None:
             bar.close()
     gdf, rdf = rows_to_frames(rows)
@@ -254,23 +278,21 @@ def run_trials(
 ) -> TrialResults:
     """Run paired trials of ``strategies`` over ``begrippen`` and return (generations, records) DataFrames.
 
-    The backend is, in order of preference: an open :class:`~voorbeelden.bench.backend.Backend`
+    The backend is, in order of preference: an open :class:`~voorbeelden.backend.Backend`
     (``backend=``), a ``base_url`` (with ``api_key``, default from the environment), or else an embedded
     simulator started for this call with ``profile``/``time_scale``/``seed`` as a subprocess (so the server
     does not share the client's GIL). Other keyword arguments go to :func:`arun_trials` and from there to
     ``generate`` (``call_timeout_s``, ``max_retries``, ``deadline_s``, ``k``, ...). Works in scripts and inside
     a running Jupyter kernel.
     """
-    from voorbeelden.bench.backend import api_key_from_env, open_backend
+    from voorbeelden.backend import api_key_from_env, open_backend
 
     if backend is not None:
         url, key = backend.base_url, backend.api_key
-        return run_sync(lambda: arun_trials(begrippen, base_url=url, api_key=key, **kwargs))
+        return run_sync(arun_trials(begrippen, base_url=url, api_key=key, **kwargs))
     if base_url is not None:
         key = api_key if api_key is not None else api_key_from_env()
-        return run_sync(lambda: arun_trials(begrippen, base_url=base_url, api_key=key, **kwargs))
+        return run_sync(arun_trials(begrippen, base_url=base_url, api_key=key, **kwargs))
     with open_backend("sim", profile=profile, time_scale=time_scale, seed=seed) as be:
         tags = {"profile": profile, "time_scale": time_scale, **(kwargs.pop("tags", None) or {})}
-        return run_sync(
-            lambda: arun_trials(begrippen, base_url=be.base_url, api_key=be.api_key, tags=tags, **kwargs)
-        )
+        return run_sync(arun_trials(begrippen, base_url=be.base_url, api_key=be.api_key, tags=tags, **kwargs))

@@ -70,14 +70,30 @@ at_least_one = integer(1)
 count = integer(0)
 
 
-def one_of(names: Iterable[str], what: str = "value") -> Callable[[str], str]:
-    """One of ``names``; unlike ``choices=`` the message keeps a long list readable."""
-    allowed = tuple(names)
+def one_of(names: Iterable[str] | Callable[[], Iterable[str]], what: str = "value") -> Callable[[str], str]:
+    """One of ``names``; unlike ``choices=`` the message keeps a long list readable. ``names`` may be a
+    function: it is then called when a value is checked, so ``--help`` never imports what lists the names."""
 
     def parse(text: str) -> str:
+        allowed = tuple(names() if callable(names) else names)
         if text not in allowed:
             raise argparse.ArgumentTypeError(f"unknown {what} {text!r}; use one of {', '.join(allowed)}")
         return text
 
     parse.__name__ = what
     return parse
+
+
+def profile_names() -> list[str]:
+    """The simulator's profile names, in their defined order (imports the profiles, and numpy, when called)."""
+    from voorbeelden.sim.profiles import PROFILES
+
+    return list(PROFILES)
+
+
+def add_embedded_sim_options(p: argparse._ActionsContainer, profile_help: str, time_scale_help: str) -> None:
+    """``--sim-profile`` and ``--time-scale`` of the simulator a command starts when no endpoint is set."""
+    p.add_argument(
+        "--sim-profile", type=one_of(profile_names, "profile"), default="definitie-app", help=profile_help
+    )
+    p.add_argument("--time-scale", type=positive, default=0.1, help=time_scale_help)

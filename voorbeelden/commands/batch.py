@@ -11,15 +11,56 @@ import argparse
 import asyncio
 import json
 import sys
-from contextlib import ExitStack
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from voorbeelden.consent import BATCH_CONSENT_CALLS, EXIT_NO_CONSENT
+from voorbeelden.redact import redact, redact_obj
+
+if TYPE_CHECKING:
+    from voorbeelden.backend import BackendSpec
+
+# Exit codes (also in the README), judged over the terms this run generated (terms skipped because --out
+# already has them are not re-judged). A term is "complete" when all six parts were delivered.
+EXIT_CODES_HELP = f"""exit codes:
+  0  every term of this run complete (all six parts delivered), no invalid lines
+  1  no part delivered for any term (every call failed, or every line invalid)
+  2  bad input (arguments, missing input file): nothing was sent
+  3  partial: some terms incomplete or some lines invalid (see "terms" in --json, and --out)
+  {EXIT_NO_CONSENT}  stopped before any call: over {BATCH_CONSENT_CALLS} calls to a remote (possibly paid) endpoint need --yes"""
+
+
+def term_entry(row: dict[str, Any]) -> dict[str, Any]:
+    """One term's status for the summary: complete (six parts), partial, failed (no part) or invalid."""
+    if row.get("status") == "invalid":
+        return {"line": row.get("line"), "status": "invalid", "error": row.get("error")}
+    parts = row.get("parts") or {}
+    errors = row.get("errors") or {}
+    delivered = sum(1 for name in parts if name not in errors) if parts else 0
+    status = "complete" if parts and not errors else ("partial" if delivered else "failed")
+    entry: dict[str, Any] = {
+        "line": row.get("line"),
+        "begrip": (row.get("request") or {}).get("begrip"),
+        "status": status,
+        "parts_delivered": delivered,
+        "parts_short": len(row.get("shortfalls") or {}),
+    }
+    if errors or row.get("error"):
+        entry["error"] = row.get("error") or next(iter(errors.values()))
+    return entry
+
+
+def batch_exit_code(terms: list[dict[str, Any]]) -> int:
+    if all(t["status"] == "complete" for t in terms):
+        return 0
+    if not any(t["status"] in ("complete", "partial") for t in terms):
+        return 1
+    return 3
 
 
 def register(subparsers: Any) -> None:
     from voorbeelden.commands._options import at_least_one, count, one_of, positive
-    from voorbeelden.sim.profiles import PROFILES
-    from voorbeelden.strategies import STRATEGIES
+    from voorbeelden.strategies.registry import names
 
     p = subparsers.add_parser(
         "batch",
@@ -32,6 +73,8 @@ def register(subparsers: Any) -> None:
             "only one batch at a time may write it. Exit 2: refused before any work (a bad option, an "
             "unusable input or output, --out in use by another batch)."
         ),
+        epilog=EXIT_CODES_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("input", type=Path, help="JSONL file (or /dev/stdin), one request per line")
     p.add_argument("--out", type=Path, required=True, help="JSONL results (appended; resumed when present)")
@@ -56,9 +99,9 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument(
         "--strategy",
-        type=one_of(sorted(STRATEGIES), "strategy"),
+        type=one_of(names(), "strategy"),
         default="parallel",
-        help="per-term strategy: " + ", ".join(sorted(STRATEGIES)),
+        help="per-term strategy: " + ", ".join(names()),
     )
     p.add_argument("--no-cache", action="store_true", help="do not answer identical calls from the cache")
     p.add_argument(
@@ -81,16 +124,27 @@ def register(subparsers: Any) -> None:
         help="also append every call attempt (timing, status, tokens) as a JSON line to FILE; result lines "
         "in --out stay compact (parts, status, errors, a timing summary)",
     )
+    _add_output_options(p)
+    _add_embedded_sim_options(p)
+    p.set_defaults(func=run)
+
+
+def _add_output_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--fsync", action="store_true", help="fsync after every line (survives power loss)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON on stdout; no progress bar")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--yes",
+        action="store_true",
+        help=f"consent in advance to more than {BATCH_CONSENT_CALLS} calls to a remote (possibly paid) endpoint",
+    )
+
+
+def _add_embedded_sim_options(p: argparse.ArgumentParser) -> None:
+    from voorbeelden.commands._options import add_embedded_sim_options, at_least_one, one_of, positive
+
     sim = p.add_argument_group("embedded simulator (used when no endpoint is configured)")
-    sim.add_argument(
-        "--sim-profile", type=one_of(PROFILES, "profile"), default="definitie-app", help="latency profile"
-    )
-    sim.add_argument(
-        "--time-scale", type=positive, default=0.1, help="multiply every simulated time by this (> 0)"
-    )
+    add_embedded_sim_options(sim, "latency profile", "multiply every simulated time by this (> 0)")
     sim.add_argument("--sim-rpm", type=positive, default=None, help="the simulator's own requests/min limit")
     sim.add_argument("--sim-tpm", type=positive, default=None, help="the simulator's own tokens/min limit")
     sim.add_argument(
@@ -106,19 +160,53 @@ def register(subparsers: Any) -> None:
         "--sim-charge-rejected", action="store_true", help="the simulator counts requests it answers 429"
     )
     sim.add_argument("--sim-process", action="store_true", help="run the simulator as a separate process")
-    p.set_defaults(func=run)
+
+
+def _consented(args: argparse.Namespace, spec: BackendSpec) -> bool:
+    """Above BATCH_CONSENT_CALLS calls to a remote endpoint, say what will happen and ask (voorbeelden.consent)."""
+    from voorbeelden.batch.inputs import count_lines
+    from voorbeelden.bench.plan import per_generation
+    from voorbeelden.config import default_model
+    from voorbeelden.consent import Plan, confirm, is_remote
+
+    if spec.kind != "real" or not is_remote(spec.base_url):
+        return True
+    counted = count_lines(args.input)  # None for a pipe: never read twice, so the count is unknown
+    calls, tokens_in, tokens_out = per_generation(args.strategy)
+    if counted is not None and counted * calls <= BATCH_CONSENT_CALLS:
+        return True
+    terms = counted if counted is not None else 1
+    per_term = f"{calls} calls per term ({args.strategy})"
+    plan = Plan(
+        action=f"voorbeelden batch {args.input.name}",
+        host=spec.host or "",
+        chosen_by=spec.source,
+        calls=terms * calls,
+        tokens_in=terms * tokens_in,
+        tokens_out_max=terms * tokens_out,
+        model=args.model or default_model(),
+        details=(
+            f"{terms:,} input lines x {per_term}; terms already in --out are skipped, retries come on top"
+            if counted is not None
+            else f"the input is a pipe, so the number of terms is unknown: the figures above are for ONE "
+            f"term ({per_term})",
+        ),
+    )
+    how = "To try it on a few terms first, give a shorter input file; the embedded simulator is free (unset "
+    how += "OPENAI_API_KEY and OPENAI_BASE_URL)."
+    return confirm(plan, yes=args.yes, how_to_avoid=how)
 
 
 def _fail(message: str) -> int:
-    print(f"voorbeelden batch: {message}", file=sys.stderr)
+    print(f"voorbeelden batch: {redact(message)}", file=sys.stderr)
     return 2
 
 
 def run(args: argparse.Namespace) -> int:
+    from voorbeelden.backend import endpoint_spec, open_backend
     from voorbeelden.batch import generate_many
     from voorbeelden.batch.inputs import check_source, same_file
     from voorbeelden.batch.output import check_output
-    from voorbeelden.client import PLACEHOLDER_KEY, NoBackend, has_configured_backend, resolve
 
     # Everything that can be checked is checked before a simulator starts or a file changes.
     try:
@@ -128,39 +216,21 @@ def run(args: argparse.Namespace) -> int:
         check_output(args.out)
     except ValueError as err:
         return _fail(str(err))
+    spec = endpoint_spec(args.base_url)
+    if not _consented(args, spec):
+        return EXIT_NO_CONSENT
 
-    with ExitStack() as stack:
-        period = 60.0
-        if has_configured_backend(args.base_url):
-            try:
-                base_url, api_key = resolve(args.base_url, None)
-            except NoBackend as err:
-                return _fail(str(err))
-        else:
-            from voorbeelden.sim import SimConfig, running_simulator
-
-            cfg = SimConfig(
-                profile=args.sim_profile,
-                time_scale=args.time_scale,
-                rpm=args.sim_rpm,
-                tpm=args.sim_tpm,
-                capacity=args.sim_capacity,
-                rate_limit_mode=args.sim_rate_limit_mode,
-                charge_rejected=args.sim_charge_rejected,
-            )
-            handle = stack.enter_context(running_simulator(cfg, process=args.sim_process))
-            base_url, api_key = handle.base_url, PLACEHOLDER_KEY
-            period = 60.0 * args.time_scale
-            limits = ", ".join(
-                f"{k} {v:g}" for k, v in (("rpm", args.sim_rpm), ("tpm", args.sim_tpm)) if v is not None
-            )
-            print(
-                f"no OPENAI_BASE_URL/--base-url or OPENAI_API_KEY set: using the embedded simulator at {base_url} "
-                f"(profile {args.sim_profile}, time_scale {args.time_scale:g}{', ' + limits if limits else ''}); "
-                "the text is simulated, not written by a model",
-                file=sys.stderr,
-            )
+    # Used only when no endpoint is configured: the embedded simulator, with its own limits if asked.
+    sim = {"profile": args.sim_profile, "time_scale": args.time_scale, "process": args.sim_process}
+    limits = {"rpm": args.sim_rpm, "tpm": args.sim_tpm, "capacity": args.sim_capacity}
+    limits |= {"rate_limit_mode": args.sim_rate_limit_mode, "charge_rejected": args.sim_charge_rejected}
+    with open_backend(spec, announce=sys.stderr, **sim, **limits) as backend:
+        base_url, api_key = backend.base_url, backend.api_key
+        # The simulator's clock runs time_scale times faster: the client's rate window shrinks with it, so
+        # --rpm means the same on both sides.
+        period = 60.0 * backend.clock_scale
         cache: bool | Path = False if args.no_cache else (args.cache_dir or True)
+        terms: list[dict[str, Any]] = []
         try:
             summary = asyncio.run(
                 generate_many(
@@ -182,27 +252,45 @@ def run(args: argparse.Namespace) -> int:
                     progress=False if (args.json or args.no_progress) else None,
                     fsync=args.fsync,
                     records=args.records,
+                    on_result=lambda row: terms.append(term_entry(row)),
                 )
             )
         except ValueError as err:  # refused output (not ours, in use), an unusable input, an invalid limit
             return _fail(str(err))
-    data = summary.to_dict()
+    return _report(args, summary.to_dict(), terms)
+
+
+def _report(args: argparse.Namespace, data: dict[str, Any], terms: list[dict[str, Any]]) -> int:
+    """Say how the batch went (stderr, or the whole summary as JSON on stdout) and return its exit code."""
     if data["torn_bytes_cut"]:
         print(
             f"voorbeelden batch: cut a torn last line ({data['torn_bytes_cut']} bytes, a write interrupted by a "
             f"kill) from {args.out}; that term was run again",
             file=sys.stderr,
         )
+    code = batch_exit_code(terms)
+    counts = {
+        k: sum(1 for t in terms if t["status"] == k) for k in ("complete", "partial", "failed", "invalid")
+    }
+    data.update(exit_code=code, term_status=counts, terms=sorted(terms, key=lambda t: t.get("line") or 0))
+    data = redact_obj(data)
     if args.json:
         json.dump(data, sys.stdout, ensure_ascii=False, indent=2)
         print()
     else:
         gate = data["gate"]
         print(
-            f"{data['generated']} terms generated ({data['ok']} ok, {data['failed']} failed), "
+            f"{data['generated']} terms generated ({counts['complete']} complete, {counts['partial']} partial, "
+            f"{counts['failed']} with no part), "
             f"{data['invalid']} invalid lines, {data['skipped']} already done, {data['duplicates']} duplicates; "
             f"{gate.get('sent', 0)} calls ({gate.get('cache_hits', 0)} from cache, {gate.get('throttled', 0)} "
             f"answered 429, {gate.get('retries', 0)} retries) in {data['wall_s']:.1f} s; results in {args.out}",
             file=sys.stderr,
         )
-    return 0 if data["failed"] == 0 and data["invalid"] == 0 else 1
+        incomplete = [t for t in data["terms"] if t["status"] != "complete"]
+        for t in incomplete[:20]:
+            what = t.get("begrip") or "(invalid line)"
+            print(f"  line {t['line']}: {t['status']}: {what}: {t.get('error', '')}", file=sys.stderr)
+        if len(incomplete) > 20:
+            print(f"  ... and {len(incomplete) - 20} more (--json lists every term)", file=sys.stderr)
+    return code

@@ -11,7 +11,28 @@ import json
 import sys
 from typing import Any
 
-from voorbeelden.types import Generation, InvalidRequest, Part
+from voorbeelden.redact import redact, redact_obj
+from voorbeelden.types import ALL_PARTS, Generation, InvalidRequest, Part, busy_time_s
+
+# Exit codes (also in the README). "Delivered" means the part has a value; a list part with fewer items than
+# asked is delivered but marked "short" in the table and in ``shortfalls`` of --json.
+EXIT_COMPLETE = 0  # all six parts delivered
+EXIT_NONE = 1  # no part delivered
+EXIT_BAD_INPUT = 2  # invalid arguments or request, no backend: nothing was sent
+EXIT_PARTIAL = 3  # some parts delivered, some lost (see the table and "errors")
+EXIT_CODES_HELP = """exit codes:
+  0  all six parts delivered (a list part with fewer items than asked is marked "short", not lost)
+  1  no part delivered (every call failed: see the table)
+  2  bad input (invalid arguments or request, no backend): nothing was sent
+  3  partial: some parts delivered, some lost"""
+
+
+def exit_code(gen: Generation) -> int:
+    """The exit code for a generation: see :data:`EXIT_CODES_HELP`."""
+    if gen.n_ok == len(ALL_PARTS):
+        return EXIT_COMPLETE
+    return EXIT_PARTIAL if gen.n_ok else EXIT_NONE
+
 
 HEADINGS = {
     Part.VOORBEELDZINNEN: "Voorbeeldzinnen",
@@ -24,10 +45,15 @@ HEADINGS = {
 
 
 def register(subparsers: Any) -> None:
-    from voorbeelden.commands._options import at_least_one, non_negative, one_of, positive
-    from voorbeelden.sim.profiles import PROFILES
+    from voorbeelden.commands._options import add_embedded_sim_options, at_least_one, non_negative, positive
 
-    p = subparsers.add_parser("generate", help="generate the six voorbeelden parts for one term")
+    p = subparsers.add_parser(
+        "generate",
+        help="generate the six voorbeelden parts for one term",
+        description="Generate the six voorbeelden parts for one term and print them with a per-call timing table.",
+        epilog=EXIT_CODES_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("begrip", help="the term, e.g. besluit")
     p.add_argument("--definitie", default="", help="the term's definition")
     p.add_argument(
@@ -35,9 +61,9 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("--juridisch", action="append", default=[], metavar="X", help="legal context")
     p.add_argument("--wettelijk", action="append", default=[], metavar="X", help="statutory context")
-    from voorbeelden.strategies import STRATEGIES
+    from voorbeelden.strategies.registry import names
 
-    p.add_argument("--strategy", default="parallel", choices=sorted(STRATEGIES))
+    p.add_argument("--strategy", default="parallel", choices=names())
     p.add_argument(
         "--hedge-delay",
         type=non_negative,
@@ -53,25 +79,19 @@ def register(subparsers: Any) -> None:
         "--deadline", type=positive, default=None, metavar="S", help="deadline for the generation (> 0)"
     )
     p.add_argument("--json", action="store_true", help="print the whole Generation as JSON")
-    p.add_argument(
-        "--sim-profile",
-        type=one_of(PROFILES, "profile"),
-        default="definitie-app",
-        help="profile of the embedded simulator",
-    )
-    p.add_argument(
-        "--time-scale", type=positive, default=0.1, help="time scale of the embedded simulator (> 0)"
+    add_embedded_sim_options(
+        p, "profile of the embedded simulator", "time scale of the embedded simulator (> 0)"
     )
     p.set_defaults(func=run)
 
 
 def _fail(message: str) -> int:
-    print(f"voorbeelden generate: {message}", file=sys.stderr)
-    return 2
+    print(f"voorbeelden generate: {redact(message)}", file=sys.stderr)
+    return EXIT_BAD_INPUT
 
 
 def run(args: argparse.Namespace) -> int:
-    from voorbeelden.client import NoBackend, open_backend
+    from voorbeelden.backend import NoBackend, endpoint_spec, open_backend
     from voorbeelden.config import GeneratorConfig
     from voorbeelden.generator import generate_sync
     from voorbeelden.types import Request
@@ -89,7 +109,13 @@ def run(args: argparse.Namespace) -> int:
     if args.model:
         config = config.with_model(args.model)
     try:
-        with open_backend(args.base_url, sim_profile=args.sim_profile, time_scale=args.time_scale) as backend:
+        with open_backend(
+            endpoint_spec(args.base_url),
+            profile=args.sim_profile,
+            time_scale=args.time_scale,
+            process=False,
+            announce=sys.stderr,
+        ) as backend:
             gen = generate_sync(
                 request,
                 args.strategy,
@@ -101,11 +127,11 @@ def run(args: argparse.Namespace) -> int:
     except NoBackend as err:
         return _fail(str(err))
     if args.json:
-        json.dump(gen.to_dict(), sys.stdout, ensure_ascii=False, indent=2)
+        json.dump(redact_obj(gen.to_dict()), sys.stdout, ensure_ascii=False, indent=2)
         print()
     else:
-        print(render_text(gen))
-    return 0 if gen.n_ok else 1
+        print(redact(render_text(gen)))
+    return exit_code(gen)
 
 
 def render_text(gen: Generation) -> str:
@@ -119,29 +145,75 @@ def render_text(gen: Generation) -> str:
             out.append(f"  {value}")
         else:
             out.extend(f"  {i}. {item}" for i, item in enumerate(value, 1))
+            short = gen.shortfalls.get(part, 0)
+            if short:
+                out.append(f"  (onvolledig: {len(value)} van {len(value) + short} gevraagd)")
         out.append("")
     out.append(render_timing(gen))
     return "\n".join(out)
 
 
+def part_status(gen: Generation, part: Part) -> str:
+    """The status column: derived from the part's outcome (not its last attempt), so it agrees with the
+    error shown above the table: ``ok``, ``short (2 of 3)``, or the kind of failure (``timeout``, ``auth``...)."""
+    if part in gen.errors:
+        head = gen.errors[part].split(":", 1)[0].strip()
+        return f"FAILED ({head})" if head and " " not in head else "FAILED"
+    value = gen.parts.get(part, part.empty())
+    short = gen.shortfalls.get(part, 0)
+    truncated = any(
+        r.error_kind == "truncated" for r in gen.records if r.part == part.value and r.status == "ok"
+    )
+    note = ", truncated" if truncated else ""
+    if short and isinstance(value, list):
+        return f"short ({len(value)} of {len(value) + short}{note})"
+    return f"ok{' (truncated)' if truncated else ''}"
+
+
 def render_timing(gen: Generation) -> str:
+    """One row per part (and one for a combined call): call attempts made, the part's latency as its critical path
+    (the time its calls were in flight: retries add up, concurrent split calls count once), the time spent
+    waiting to retry (Retry-After or backoff) and the part's status."""
     rows = []
-    for part in HEADINGS:
-        recs = [r for r in gen.records if r.part == str(part) and not r.hedge]
+    labels = [str(p) for p in HEADINGS]
+    extra = sorted({r.part for r in gen.records} - set(labels))  # e.g. "combined"
+    for label in [*extra, *labels]:
+        recs = [r for r in gen.records if r.part == label and not r.hedge]
+        part = Part(label) if label in labels else None
+        status = part_status(gen, part) if part is not None else _call_status(recs)
         if not recs:
-            rows.append((str(part), "0", "-", "not started"))
+            via = ", ".join(extra) if part is not None and part not in gen.errors and extra else ""
+            rows.append((label, "0", "-", "-", f"{status} (via {via})" if via else status))
             continue
-        last = max(recs, key=lambda r: r.attempt)
-        latency = sum(r.latency_s for r in recs)
-        status = last.status if not last.error_kind else f"{last.status} ({last.error_kind})"
-        rows.append((str(part), str(len(recs)), f"{latency:.2f} s", status))
-    header = ("part", "attempts", "latency", "status")
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(4)]
+        waited = sum(r.waited_s for r in recs)
+        rows.append(
+            (
+                label,
+                str(len(recs)),
+                f"{busy_time_s(recs):.2f} s",
+                f"{waited:.2f} s" if waited else "-",
+                status,
+            )
+        )
+    header = ("part", "attempts", "latency", "waited", "status")
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)).rstrip()]
     lines.append("  ".join("-" * w for w in widths))
     lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+    delivered = sum(1 for p in ALL_PARTS if p not in gen.errors)
+    short = sum(1 for p in ALL_PARTS if p not in gen.errors and gen.shortfalls.get(p))
     lines.append(
-        f"wall {gen.wall_s:.2f} s ({gen.strategy}); sum of calls {gen.sum_latency_s:.2f} s, "
-        f"slowest part {gen.max_latency_s:.2f} s"
+        f"{delivered} of {len(ALL_PARTS)} parts delivered"
+        + (f" ({short} short)" if short else "")
+        + f"; wall {gen.wall_s:.2f} s ({gen.strategy}); sum of calls {gen.sum_latency_s:.2f} s, "
+        f"slowest part {gen.max_latency_s:.2f} s (critical path)"
+        + (f"; waited {gen.waited_s:.2f} s to retry (Retry-After/backoff)" if gen.waited_s else "")
     )
     return "\n".join(lines)
+
+
+def _call_status(recs: list[Any]) -> str:
+    if not recs:
+        return "not started"
+    last = max(recs, key=lambda r: (r.t_end, r.attempt))
+    return last.status if not last.error_kind else f"{last.status} ({last.error_kind})"

@@ -25,14 +25,7 @@ def register(subparsers: Any) -> None:
 
 
 def add_sim_options(p: argparse.ArgumentParser) -> None:
-    from voorbeelden.commands._options import at_least_one, integer, number, one_of, positive
-    from voorbeelden.sim.config import (
-        DEFAULT_MAX_BODY_BYTES,
-        DEFAULT_READ_TIMEOUT_S,
-        FAULT_KINDS,
-        MIN_MAX_BODY_BYTES,
-    )
-    from voorbeelden.sim.profiles import PROFILES
+    from voorbeelden.commands._options import at_least_one, integer, one_of, positive, profile_names
 
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     p.add_argument(
@@ -42,7 +35,17 @@ def add_sim_options(p: argparse.ArgumentParser) -> None:
         "--allow-remote", action="store_true", help="allow a non-loopback --host (no authentication!)"
     )
     p.add_argument(
-        "--profile", type=one_of(sorted(PROFILES), "profile"), default="uniform-2s", help="latency profile"
+        "--profile",
+        type=one_of(lambda: sorted(profile_names()), "profile"),
+        default="uniform-2s",
+        help="latency profile",
+    )
+    p.add_argument(
+        "--profile-file",
+        default=None,
+        metavar="JSON",
+        help="serve a profile from a file (voorbeelden calibrate writes one); its capacity applies unless "
+        "--capacity is given",
     )
     p.add_argument(
         "--time-scale",
@@ -56,6 +59,19 @@ def add_sim_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--rpm", type=positive, default=None, help="requests per minute limit")
     p.add_argument("--tpm", type=positive, default=None, help="tokens per minute limit")
+    _add_fault_and_request_options(p)
+
+
+def _add_fault_and_request_options(p: argparse.ArgumentParser) -> None:
+    """Faults to inject, and the limits the server puts on each request (body size, read time)."""
+    from voorbeelden.commands._options import integer, number, one_of, positive
+    from voorbeelden.sim.config import (
+        DEFAULT_MAX_BODY_BYTES,
+        DEFAULT_READ_TIMEOUT_S,
+        FAULT_KINDS,
+        MIN_MAX_BODY_BYTES,
+    )
+
     p.add_argument(
         "--fault-rate", type=number(0, 1), default=0.0, help="probability of a random fault per request"
     )
@@ -119,11 +135,18 @@ def add_sim_options(p: argparse.ArgumentParser) -> None:
 def config_from_args(args: argparse.Namespace) -> Any:
     from voorbeelden.sim.config import DEFAULT_MAX_BODY_BYTES, SimConfig
 
+    capacity = args.capacity
+    profile_file = getattr(args, "profile_file", None)
+    if profile_file is not None and capacity is None:
+        from voorbeelden.sim.profiles import load_profile_file
+
+        capacity = load_profile_file(profile_file)[1].get("capacity")
     return SimConfig(
         profile=args.profile,
+        profile_file=profile_file,
         time_scale=args.time_scale,
         seed=args.seed,
-        capacity=args.capacity,
+        capacity=capacity,
         rpm=args.rpm,
         tpm=args.tpm,
         rate_limit_mode=args.rate_limit_mode,
@@ -181,7 +204,13 @@ def run(args: argparse.Namespace) -> int:
         if args.quiet:
             return
         print(
-            f"simulator: profile={config.profile} time_scale={config.time_scale} seed={config.seed}; "
+            f"simulator: profile={config.profile}"
+            + (
+                f" (from {config.profile_file}, capacity {config.capacity or 'unlimited'})"
+                if config.profile_file
+                else ""
+            )
+            + f" time_scale={config.time_scale} seed={config.seed}; "
             "Ctrl-C to stop",
             file=sys.stderr,
             flush=True,

@@ -14,14 +14,20 @@ def register(subparsers: Any) -> None:
         help="measure the simulator's scheduled-vs-observed latency error under load",
         description="Send N requests at once to a simulator subprocess and report the latency error.",
     )
-    from voorbeelden.commands._options import at_least_one, integer, non_negative, one_of, positive
-    from voorbeelden.sim.profiles import PROFILES
+    from voorbeelden.commands._options import (
+        at_least_one,
+        integer,
+        non_negative,
+        one_of,
+        positive,
+        profile_names,
+    )
 
     p.add_argument("--requests", type=at_least_one, default=1000, help="number of requests (default 1000)")
     p.add_argument("--concurrency", type=at_least_one, default=None, help="in flight at once (default: all)")
     p.add_argument(
         "--profile",
-        type=one_of(PROFILES, "profile"),
+        type=one_of(profile_names, "profile"),
         default="uniform-2s",
         help="latency profile (default uniform-2s)",
     )

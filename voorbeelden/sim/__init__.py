@@ -22,20 +22,25 @@ at run time; host and port are fixed); ``POST /admin/reset`` (zero the counters)
 
 from __future__ import annotations
 
-from voorbeelden.sim.config import FAULT_KINDS, FaultRule, SimConfig
-from voorbeelden.sim.profiles import PROFILES, LogNormal, PartProfile, Profile, Sample
-from voorbeelden.sim.server import SimHandle, running_simulator, serve
+from voorbeelden._lazy import lazy_exports
 
-__all__ = [
-    "FAULT_KINDS",
-    "PROFILES",
-    "FaultRule",
-    "LogNormal",
-    "PartProfile",
-    "Profile",
-    "Sample",
-    "SimConfig",
-    "SimHandle",
-    "running_simulator",
-    "serve",
-]
+# Imported on first access (PEP 562), so ``voorbeelden.sim.config`` or ``.profiles`` can be imported (by the
+# CLI's option parsing, say) without starting on the server's aiohttp and numpy imports.
+_EXPORTS: dict[str, str] = {
+    "FAULT_KINDS": "voorbeelden.sim.config",
+    "FaultRule": "voorbeelden.sim.config",
+    "SimConfig": "voorbeelden.sim.config",
+    "PROFILES": "voorbeelden.sim.profiles",
+    "LogNormal": "voorbeelden.sim.profiles",
+    "PartProfile": "voorbeelden.sim.profiles",
+    "Profile": "voorbeelden.sim.profiles",
+    "Sample": "voorbeelden.sim.profiles",
+    "SimHandle": "voorbeelden.sim.server",
+    "running_simulator": "voorbeelden.sim.server",
+    "serve": "voorbeelden.sim.server",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+__getattr__ = lazy_exports(globals(), _EXPORTS)

@@ -21,7 +21,7 @@ from voorbeelden.sim import content
 from voorbeelden.sim.config import SimConfig
 from voorbeelden.sim.faults import decide_fault
 from voorbeelden.sim.latency import keyed_rng
-from voorbeelden.sim.profiles import PROFILES, Sample
+from voorbeelden.sim.profiles import PROFILES, Profile, Sample
 from voorbeelden.sim.protocol import (
     BadRequest,
     ChatParams,
@@ -137,26 +137,11 @@ async def _chat(request: web.Request, st: SimState, loop: asyncio.AbstractEventL
     key = request.headers.get("x-sim-key") or f"req-{st.seq}"
     call = _Call(st, params, ask, key, attempt)
     st.counters.by_part[ask.part] += 1
-    profile = PROFILES[cfg.profile]
+    profile = cfg.resolved_profile()
 
-    limiter = st.limiter
-    if limiter.active:
-        est = content.estimate_prompt_tokens(params.messages) + (
-            params.max_tokens or round(profile.part_profile(ask.part).tokens.median)
-        )
-        decision = limiter.check(est)
-        call.headers.update(decision.headers)
-        if not decision.allowed:
-            st.counters.rate_limited += 1
-            call.headers.update(retry_after_headers(decision.retry_after_s))
-            which = decision.which
-            return error_response(
-                429,
-                f"Rate limit reached for {which} (simulated). Please try again in {decision.retry_after_s:.3f}s.",
-                type_=which,
-                code="rate_limit_exceeded",
-                headers=call.headers,
-            )
+    refused = _rate_limit(st, call, profile)
+    if refused is not None:
+        return refused
     st.counters.accepted_times.append(time.monotonic())
 
     fault = decide_fault(cfg, ask.part, attempt, call.rng("fault"))
@@ -188,78 +173,122 @@ async def _chat(request: web.Request, st: SimState, loop: asyncio.AbstractEventL
     try:
         t0 = loop.time()
         call.headers["x-sim-queue-ms"] = f"{(t0 - t_queue) * 1000:.3f}"
-        sample = profile.sample(ask.part, call.rng("latency"), params.max_tokens)
-        # A profile's token counts are for the part's usual item count; asking for fewer (or more) items
-        # costs proportionally fewer (more) output tokens. Without this, splitting a long part into one-item
-        # calls could never shorten the slowest call.
-        usual = content.DEFAULT_COUNTS.get(ask.part)
-        if usual and ask.part != "toelichting" and ask.count and ask.count != usual:
-            needed = max(1, round(sample.tokens_needed * ask.count / usual))
-            out = needed if params.max_tokens is None else max(1, min(needed, int(params.max_tokens)))
-            sample = Sample(sample.ttft_s, needed, out, sample.tokens_per_s)
-        if fault == "truncated":
-            needed = max(2, sample.tokens_needed)
-            out = max(1, min(sample.tokens_out, needed // 2))
-            sample = Sample(sample.ttft_s, needed, out, sample.tokens_per_s)
-        full = content.render(ask, call.rng("content"))
-        text = content.cut(full, sample.tokens_out, sample.tokens_needed)
-        finish = "length" if sample.truncated else "stop"
-        usage = {
-            "prompt_tokens": content.estimate_prompt_tokens(params.messages),
-            "completion_tokens": sample.tokens_out,
-        }
-        usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
-        ttft_at = t0 + sample.ttft_s * call.scale
-        end_at = t0 + sample.service_s * call.scale
-
-        if fault in ("500", "503"):
-            call.headers["x-sim-service-ms"] = f"{sample.ttft_s * call.scale * 1000:.3f}"
-            await _sleep_until(loop, ttft_at)
-            if fault == "500":
-                return error_response(
-                    500,
-                    "The server had an error while processing your request (simulated).",
-                    type_="server_error",
-                    headers=call.headers,
-                )
-            return error_response(
-                503,
-                "The server is overloaded or not ready yet (simulated).",
-                type_="server_error",
-                headers=call.headers,
-            )
-
-        call.headers["x-sim-service-ms"] = f"{sample.service_s * call.scale * 1000:.3f}"
-        if params.stream:
-            return await _stream(request, call, text, finish, usage, ttft_at, end_at, fault, loop)
-        await _sleep_until(loop, ttft_at if fault == "drop" else end_at)
-        payload = {
-            "id": call.id,
-            "object": "chat.completion",
-            "created": call.created,
-            "model": params.model,
-            "system_fingerprint": "fp_voorbeelden_sim",
-            "choices": [
-                {
-                    "index": 0,
-                    "message": {"role": "assistant", "content": text, "refusal": None},
-                    "logprobs": None,
-                    "finish_reason": finish,
-                }
-            ],
-            "usage": usage,
-        }
-        raw = json.dumps(payload, ensure_ascii=False).encode()
-        if fault == "malformed":
-            return web.Response(
-                body=raw[: len(raw) // 2], status=200, content_type="application/json", headers=call.headers
-            )
-        if fault == "drop":
-            return await _drop(request, call, raw)
-        return web.Response(body=raw, status=200, content_type="application/json", headers=call.headers)
+        return await _serve(request, call, _sample(call, profile, fault), fault, t0, loop)
     finally:
         st.leave("in_flight")
         st.gate.release()
+
+
+def _rate_limit(st: SimState, call: _Call, profile: Profile) -> web.Response | None:
+    """The 429 of the configured rate limits (None when the call may go ahead); the limit headers are set
+    on the call either way, as a real server sends them on every answer."""
+    limiter = st.limiter
+    if not limiter.active:
+        return None
+    params, part = call.params, call.ask.part
+    est = content.estimate_prompt_tokens(params.messages) + (
+        params.max_tokens or round(profile.part_profile(part).tokens.median)
+    )
+    decision = limiter.check(est)
+    call.headers.update(decision.headers)
+    if decision.allowed:
+        return None
+    st.counters.rate_limited += 1
+    call.headers.update(retry_after_headers(decision.retry_after_s))
+    which = decision.which
+    return error_response(
+        429,
+        f"Rate limit reached for {which} (simulated). Please try again in {decision.retry_after_s:.3f}s.",
+        type_=which,
+        code="rate_limit_exceeded",
+        headers=call.headers,
+    )
+
+
+def _sample(call: _Call, profile: Profile, fault: str | None) -> Sample:
+    """This call's latency and token draw, adjusted for the item count asked and a truncation fault."""
+    params, ask = call.params, call.ask
+    sample = profile.sample(ask.part, call.rng("latency"), params.max_tokens)
+    # A profile's token counts are for the part's usual item count; asking for fewer (or more) items
+    # costs proportionally fewer (more) output tokens. Without this, splitting a long part into one-item
+    # calls could never shorten the slowest call.
+    usual = content.DEFAULT_COUNTS.get(ask.part)
+    if usual and ask.part != "toelichting" and ask.count and ask.count != usual:
+        needed = max(1, round(sample.tokens_needed * ask.count / usual))
+        out = needed if params.max_tokens is None else max(1, min(needed, int(params.max_tokens)))
+        sample = Sample(sample.ttft_s, needed, out, sample.tokens_per_s)
+    if fault == "truncated":
+        needed = max(2, sample.tokens_needed)
+        out = max(1, min(sample.tokens_out, needed // 2))
+        sample = Sample(sample.ttft_s, needed, out, sample.tokens_per_s)
+    return sample
+
+
+_SERVER_ERRORS = {
+    "500": "The server had an error while processing your request (simulated).",
+    "503": "The server is overloaded or not ready yet (simulated).",
+}
+
+
+async def _serve(
+    request: web.Request,
+    call: _Call,
+    sample: Sample,
+    fault: str | None,
+    t0: float,
+    loop: asyncio.AbstractEventLoop,
+) -> web.StreamResponse:
+    """Answer an admitted call (holding a capacity slot) at the times its sample says: a server error after the
+    first-token time, a stream, or one JSON body (possibly malformed or dropped)."""
+    params = call.params
+    full = content.render(call.ask, call.rng("content"))
+    text = content.cut(full, sample.tokens_out, sample.tokens_needed)
+    finish = "length" if sample.truncated else "stop"
+    usage = {
+        "prompt_tokens": content.estimate_prompt_tokens(params.messages),
+        "completion_tokens": sample.tokens_out,
+    }
+    usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
+    ttft_at = t0 + sample.ttft_s * call.scale
+    end_at = t0 + sample.service_s * call.scale
+
+    if fault in _SERVER_ERRORS:
+        call.headers["x-sim-service-ms"] = f"{sample.ttft_s * call.scale * 1000:.3f}"
+        await _sleep_until(loop, ttft_at)
+        return error_response(int(fault), _SERVER_ERRORS[fault], type_="server_error", headers=call.headers)
+
+    call.headers["x-sim-service-ms"] = f"{sample.service_s * call.scale * 1000:.3f}"
+    if params.stream:
+        return await _stream(request, call, text, finish, usage, ttft_at, end_at, fault, loop)
+    await _sleep_until(loop, ttft_at if fault == "drop" else end_at)
+    raw = json.dumps(_completion(call, text, finish, usage), ensure_ascii=False).encode()
+    if fault == "malformed":
+        return web.Response(
+            body=raw[: len(raw) // 2], status=200, content_type="application/json", headers=call.headers
+        )
+    if fault == "drop":
+        return await _drop(request, call, raw)
+    return web.Response(body=raw, status=200, content_type="application/json", headers=call.headers)
+
+
+def _completion(call: _Call, text: str, finish: str, usage: dict[str, int]) -> dict[str, Any]:
+    """A ``chat.completion`` body as the OpenAI API sends it."""
+    return {
+        "id": call.id,
+        "object": "chat.completion",
+        "created": call.created,
+        "model": call.params.model,
+        "system_fingerprint": "fp_voorbeelden_sim",
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": text, "refusal": None},
+                "logprobs": None,
+                "finish_reason": finish,
+            }
+        ],
+        "usage": usage,
+    }
 
 
 def _attempt(request: web.Request) -> int:

@@ -48,6 +48,7 @@ RUNTIME_FIELDS: frozenset[str] = frozenset(
         "faults",
         "schedule",
         "max_body_bytes",
+        "profile_file",
         "read_timeout_s",
     }
 )
@@ -130,11 +131,19 @@ class SimConfig:
     allow_remote: bool = False
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     read_timeout_s: float = DEFAULT_READ_TIMEOUT_S
+    # A JSON profile (``voorbeelden calibrate`` writes one); when set it replaces ``profile``, whose value
+    # becomes the file's profile name.
+    profile_file: str | None = None
 
     def __post_init__(self) -> None:
-        from voorbeelden.sim.profiles import PROFILES
+        from voorbeelden.sim.profiles import PROFILES, load_profile_file
 
-        if self.profile not in PROFILES:
+        if self.profile_file is not None:
+            loaded, _ = load_profile_file(self.profile_file)
+            object.__setattr__(self, "profile_file", str(self.profile_file))
+            object.__setattr__(self, "profile", loaded.name)
+            object.__setattr__(self, "_loaded_profile", loaded)
+        elif self.profile not in PROFILES:
             raise ValueError(f"profile {self.profile!r} is unknown; use one of {', '.join(PROFILES)}")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int):
             raise ValueError(f"seed must be an integer, got {self.seed!r}")
@@ -190,6 +199,13 @@ class SimConfig:
         if isinstance(rt, bool) or not isinstance(rt, int | float) or not math.isfinite(rt) or rt <= 0:
             raise ValueError(f"read_timeout_s must be a finite number of seconds > 0, got {rt!r}")
 
+    def resolved_profile(self) -> Any:
+        """The :class:`~voorbeelden.sim.profiles.Profile` to serve: the file's (loaded once) or a built-in."""
+        from voorbeelden.sim.profiles import PROFILES
+
+        loaded = self.__dict__.get("_loaded_profile")
+        return loaded if loaded is not None else PROFILES[self.profile]
+
     @property
     def rules(self) -> tuple[FaultRule, ...]:
         return tuple(FaultRule.parse(r) for r in self.schedule)
@@ -205,6 +221,8 @@ class SimConfig:
             if fixed:
                 raise ValueError(f"field(s) {', '.join(sorted(fixed))} cannot change while the server runs")
         values = dict(changes)
+        if "profile" in values and "profile_file" not in values:
+            values["profile_file"] = None  # naming a built-in profile leaves the file's
         for name in ("faults", "schedule"):
             if name in values and isinstance(values[name], list):
                 values[name] = tuple(values[name])

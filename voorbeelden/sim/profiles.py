@@ -9,8 +9,10 @@ the field saw with praktijkvoorbeelden. All figures are unscaled seconds; the se
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -116,8 +118,76 @@ class Profile:
         return self.sample(part, rng, max_tokens).service_s
 
 
-def _same_for_all(pp: PartProfile) -> dict[str, PartProfile]:
-    return {p.value: pp for p in ALL_PARTS}
+def _lognormal(data: Any, where: str) -> LogNormal:
+    if not isinstance(data, dict) or "median" not in data:
+        raise ValueError(f"{where} must be an object with 'median' (and 'sigma')")
+    median, sigma = data["median"], data.get("sigma", 0.0)
+    for name, v in (("median", median), ("sigma", sigma)):
+        if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
+            raise ValueError(f"{where}.{name} must be a finite number, got {v!r}")
+    if median <= 0 or sigma < 0:
+        raise ValueError(f"{where} needs median > 0 and sigma >= 0, got {median!r}, {sigma!r}")
+    return LogNormal(float(median), float(sigma))
+
+
+def _part_profile(data: Any, where: str) -> PartProfile:
+    if not isinstance(data, dict):
+        raise ValueError(f"{where} must be an object with ttft_s, tokens and tokens_per_s")
+    return PartProfile(
+        _lognormal(data.get("ttft_s"), f"{where}.ttft_s"),
+        _lognormal(data.get("tokens"), f"{where}.tokens"),
+        _lognormal(data.get("tokens_per_s"), f"{where}.tokens_per_s"),
+    )
+
+
+def profile_from_dict(data: Any) -> Profile:
+    """A profile from its JSON form (``voorbeelden calibrate`` writes it; see
+    :func:`voorbeelden.bench.calibrate.profile_to_dict`). Every part must be present; errors name the field."""
+    if not isinstance(data, dict):
+        raise ValueError("a profile file holds one JSON object")
+    name = data.get("name")
+    if not isinstance(name, str) or not name.strip():
+        raise ValueError("the profile needs a non-empty 'name'")
+    if name in PROFILES:
+        raise ValueError(f"profile name {name!r} is a built-in profile's; give the file another name")
+    parts = data.get("parts")
+    if not isinstance(parts, dict):
+        raise ValueError("the profile needs 'parts': one entry per part")
+    missing = [p.value for p in ALL_PARTS if p.value not in parts]
+    if missing:
+        raise ValueError(f"the profile lacks part(s) {', '.join(missing)}")
+    extra = data.get("extra") or {}
+    return Profile(
+        name=name,
+        description=str(data.get("description", "")),
+        source=str(data.get("source", "")),
+        parts={p: _part_profile(v, f"parts.{p}") for p, v in parts.items()},
+        generic=_part_profile(data.get("generic", parts[ALL_PARTS[0].value]), "generic"),
+        extra={p: _part_profile(v, f"extra.{p}") for p, v in dict(extra).items()},
+    )
+
+
+def load_profile_file(path: str | Path) -> tuple[Profile, dict[str, Any]]:
+    """The profile in a JSON file and the file's whole content (which may carry ``capacity`` and ``fit``).
+    Raises ValueError with the file name for a missing or malformed file."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as e:
+        raise ValueError(f"cannot read profile file {path}: {e.strerror or e}") from None
+    except ValueError as e:
+        raise ValueError(f"profile file {path} is not JSON: {e}") from None
+    try:
+        return profile_from_dict(data), data
+    except ValueError as e:
+        raise ValueError(f"profile file {path}: {e}") from None
+
+
+def _one_for_all(name: str, description: str, source: str, pp: PartProfile) -> Profile:
+    """A profile in which every part (and any other) takes the same draw distribution."""
+    return Profile(
+        name=name, description=description, source=source, parts={p.value: pp for p in ALL_PARTS}, generic=pp
+    )
 
 
 def _by_tokens(
@@ -130,42 +200,47 @@ def _by_tokens(
 # Source: the seed project's claim that the six calls are equal, ~2 s each (so parallel gives 6x).
 # A deliberately optimistic baseline: 0.3 s TTFT + 170 tokens at 100 tokens/s, with a tiny spread.
 _UNIFORM = PartProfile(LogNormal(0.3, 0.02), LogNormal(170, 0.02), LogNormal(100.0, 0.02))
-UNIFORM_2S = Profile(
-    name="uniform-2s",
-    description="six equal ~2 s calls with a tiny spread (the optimistic 6x case)",
-    source="the seed project's claim (six equal ~2 s calls); not a measurement",
-    parts=_same_for_all(_UNIFORM),
-    generic=_UNIFORM,
+UNIFORM_2S = _one_for_all(
+    "uniform-2s",
+    "six equal ~2 s calls with a tiny spread (the optimistic 6x case)",
+    "the seed project's claim (six equal ~2 s calls); not a measurement",
+    _UNIFORM,
 )
 
 # --- definitie-app -------------------------------------------------------------------------------------
-# Source: DESIGN.md "What is known from the field": a Dutch term tool on gpt-4.1, all six calls started at
+# Source: a field observation of a Dutch term tool on gpt-4.1 (reported in the project's design notes, which are
+# not part of this repository; the figures are all here), all six calls started at
 # once, observed antoniemen ~2 s, synoniemen ~2 s, voorbeeldzinnen ~3 s, toelichting ~5 s,
 # tegenvoorbeelden ~9 s, praktijkvoorbeelden > 30 s, the latter needing ~1,830-1,850 output tokens and cut
 # at max_tokens=1,500. Modelled as TTFT 0.5 s + tokens / 50 tokens/s, with 50 tokens/s chosen so that
 # 1,500 tokens take ~30 s; the other parts' token counts are back-solved from their observed seconds.
 _DA_TTFT = LogNormal(0.5, 0.25)
 _DA_TPS = LogNormal(50.0, 0.08)
-DEFINITIE_APP = Profile(
-    name="definitie-app",
-    description="per-part latencies of a real term tool (gpt-4.1): 2, 2, 3, 5, 9 and >30 s",
-    source="DESIGN.md, 'What is known from the field' (observed per-part latencies, gpt-4.1)",
-    parts={
-        **_by_tokens(
-            _DA_TTFT,
-            _DA_TPS,
-            {
-                "antoniemen": 75,
-                "synoniemen": 75,
-                "voorbeeldzinnen": 125,
-                "toelichting": 225,
-                "tegenvoorbeelden": 425,
-            },
-            0.12,
-        ),
-        "praktijkvoorbeelden": PartProfile(_DA_TTFT, LogNormal(1840, 0.006), _DA_TPS),
-    },
-    generic=PartProfile(_DA_TTFT, LogNormal(150, 0.12), _DA_TPS),
+_DA_TOKENS = {
+    "antoniemen": 75,
+    "synoniemen": 75,
+    "voorbeeldzinnen": 125,
+    "toelichting": 225,
+    "tegenvoorbeelden": 425,
+}
+
+
+def _term_tool(name: str, description: str, source: str, ttft: LogNormal, tps: LogNormal) -> Profile:
+    """The term tool's per-part output token counts at a given TTFT and token rate."""
+    parts = {
+        **_by_tokens(ttft, tps, _DA_TOKENS, 0.12),
+        "praktijkvoorbeelden": PartProfile(ttft, LogNormal(1840, 0.006), tps),
+    }
+    generic = PartProfile(ttft, LogNormal(150, 0.12), tps)
+    return Profile(name=name, description=description, source=source, parts=parts, generic=generic)
+
+
+DEFINITIE_APP = _term_tool(
+    "definitie-app",
+    "per-part latencies of a real term tool (gpt-4.1): 2, 2, 3, 5, 9 and >30 s",
+    "field observation of a Dutch term tool (observed per-part latencies, gpt-4.1)",
+    _DA_TTFT,
+    _DA_TPS,
 )
 
 # --- gpt-4o-aa-2026 ------------------------------------------------------------------------------------
@@ -176,26 +251,12 @@ DEFINITIE_APP = Profile(
 # counts above) are ASSUMPTIONS of this project.
 _AA_TTFT = LogNormal(0.45, 0.3)
 _AA_TPS = LogNormal(131.0, 0.15)
-GPT_4O_AA = Profile(
-    name="gpt-4o-aa-2026",
-    description="GPT-4o published medians: TTFT 0.45 s, 131 tokens/s (Artificial Analysis, 2026-06-24)",
-    source="Artificial Analysis medians via induwara.lk/tools/ai-llm-speed-comparison (verified 2026-06-24)",
-    parts={
-        **_by_tokens(
-            _AA_TTFT,
-            _AA_TPS,
-            {
-                "antoniemen": 75,
-                "synoniemen": 75,
-                "voorbeeldzinnen": 125,
-                "toelichting": 225,
-                "tegenvoorbeelden": 425,
-            },
-            0.12,
-        ),
-        "praktijkvoorbeelden": PartProfile(_AA_TTFT, LogNormal(1840, 0.006), _AA_TPS),
-    },
-    generic=PartProfile(_AA_TTFT, LogNormal(150, 0.12), _AA_TPS),
+GPT_4O_AA = _term_tool(
+    "gpt-4o-aa-2026",
+    "GPT-4o published medians: TTFT 0.45 s, 131 tokens/s (Artificial Analysis, 2026-06-24)",
+    "Artificial Analysis medians via induwara.lk/tools/ai-llm-speed-comparison (verified 2026-06-24)",
+    _AA_TTFT,
+    _AA_TPS,
 )
 
 # --- heavy-tail ----------------------------------------------------------------------------------------
@@ -203,12 +264,11 @@ GPT_4O_AA = Profile(
 # median 1.1 s and sigma 1.1 (mean ~2.0 s) plus 100 tokens at 100 tokens/s: mean ~3 s, p99 ~15 s and
 # p99.9 ~34 s, i.e. occasional 5-10x stragglers.
 _HT = PartProfile(LogNormal(1.1, 1.1), LogNormal(100, 0.1), LogNormal(100.0, 0.05))
-HEAVY_TAIL = Profile(
-    name="heavy-tail",
-    description="log-normal, mean ~3 s, occasional 5-10x stragglers",
-    source="assumption (stress profile for hedging and timeouts)",
-    parts=_same_for_all(_HT),
-    generic=_HT,
+HEAVY_TAIL = _one_for_all(
+    "heavy-tail",
+    "log-normal, mean ~3 s, occasional 5-10x stragglers",
+    "assumption (stress profile for hedging and timeouts)",
+    _HT,
 )
 
 PROFILES: dict[str, Profile] = {p.name: p for p in (UNIFORM_2S, DEFINITIE_APP, GPT_4O_AA, HEAVY_TAIL)}

@@ -223,6 +223,9 @@ def cli_args(config: SimConfig) -> list[str]:
         "--fault-rate", repr(config.fault_rate), "--faults", ",".join(config.faults),
         "--max-body-bytes", str(config.max_body_bytes), "--read-timeout", repr(config.read_timeout_s),
     ]  # fmt: skip
+    if config.profile_file is not None:  # the file names its own profile
+        at = args.index("--profile")
+        args[at : at + 2] = ["--profile-file", config.profile_file]
     if config.capacity is not None:
         args += ["--capacity", str(config.capacity)]
     if config.rpm is not None:
@@ -281,6 +284,10 @@ def _stop_process(proc: subprocess.Popen[str]) -> None:
     if proc.stdin is not None:
         with contextlib.suppress(OSError):
             proc.stdin.close()  # end of file: the child's signal to stop
+        # Give the child its graceful stop before any signal: a SIGTERM that lands while it is already
+        # exiting (its handlers gone) would kill it with -15 instead of a clean exit 0.
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=SHUTDOWN_TIMEOUT_S + 5)
     if proc.poll() is None:
         proc.terminate()
         try:

@@ -1,0 +1,27 @@
+"""Lazy package exports (PEP 562): a name is imported from its module on first access.
+
+Why: ``import voorbeelden`` (and ``voorbeelden.sim``, ``.bench``, ``.strategies``) must stay cheap, so the CLI
+and the simulator process do not pay for openai, pandas or matplotlib they never use.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Mapping
+from typing import Any
+
+
+def lazy_exports(namespace: dict[str, Any], exports: Mapping[str, str]) -> Callable[[str], Any]:
+    """A module ``__getattr__`` for ``namespace`` (the package's ``globals()``) that imports
+    ``exports[name]`` on first access and keeps the value in the namespace, so later access is direct."""
+    package = namespace["__name__"]
+
+    def __getattr__(name: str) -> Any:
+        module = exports.get(name)
+        if module is None:
+            raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        value = getattr(importlib.import_module(module), name)
+        namespace[name] = value
+        return value
+
+    return __getattr__

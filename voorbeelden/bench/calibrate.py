@@ -1,0 +1,511 @@
+"""Calibrate a simulator profile from measured call records, so the simulator can predict a real backend.
+
+From the :class:`~voorbeelden.types.CallRecord` rows of any backend (trials JSONL, a report's
+``results.jsonl``) this fits, per part, the three things the simulator draws: time to first token, output
+tokens and tokens per second; and the server's effective concurrency. Model and method:
+
+* **Service time** of one call = TTFT(part) + tokens_out / tokens_per_s. Only calls that ran *alone* (no
+  other call of their generation overlapped them, e.g. every call of a sequential run) are used for it, so
+  queueing at the server does not inflate the fit. A least-squares fit of latency on the prompt tokens and
+  the output tokens (shared coefficients: one prompt reader, one decoder) gives each part's TTFT (fixed part
+  + its prompt) and the token rate; when streamed calls measured their TTFT, that is used instead.
+  Spreads are log-normal sigmas: of the output tokens per part, and of the residuals (given to the token
+  rate, the part of a call that varies most).
+* **Effective concurrency** from the generations whose calls overlapped (parallel, bounded, ...): their calls
+  are replayed, with their observed start times and fitted service times (each slot count with the scale
+  factor, 0.5x-2x, that suits it best), on a first-come-first-served server with 1, 2, ... slots; the slot
+  count whose end times match the observed ones best is that
+  generation's estimate (the fewest slots within 5% of the best match: more would change nothing measurable),
+  and the (lower) median over generations is the capacity. When fewer than a fifth of the overlapping calls took
+  noticeably longer than their service time (1.25x), nothing queued: no limit was observed (``None``). The mean number of
+  requests in service (fitted service time / time the calls took) is reported beside it.
+
+What it cannot see: queueing *between* generations (trials run one generation at a time, so none), and a
+server that slows each request down as it serves more at once (then the fitted concurrency is the
+throughput-equivalent number of slots).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from voorbeelden.sim.profiles import LogNormal, PartProfile, Profile
+from voorbeelden.types import ALL_PARTS
+
+PROFILE_FORMAT = "voorbeelden-profile/1"
+PARTS = tuple(p.value for p in ALL_PARTS)
+# Extra calls a profile can carry beside the six parts (the combined strategy's one call for all six).
+EXTRA_LABELS = ("combined",)
+DEFAULT_TTFT_SIGMA = 0.1  # not identifiable without streamed calls; a small spread, stated in the fit
+_GEN_KEYS = ("run_id", "scenario", "strategy", "trial", "begrip", "pair")
+
+
+class CalibrationError(ValueError):
+    """The records cannot support a fit (none usable, a part missing); the message says which."""
+
+
+@dataclass(frozen=True)
+class PartFit:
+    """The fitted distributions of one part, and what they rest on."""
+
+    part: str
+    n: int
+    n_solo: int
+    ttft: LogNormal
+    tokens: LogNormal
+    tokens_per_s: LogNormal
+    ttft_source: str  # "streamed" (measured TTFT) or "regression" (intercept of latency on tokens)
+
+    def profile(self) -> PartProfile:
+        return PartProfile(self.ttft, self.tokens, self.tokens_per_s)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "n": self.n,
+            "n_solo": self.n_solo,
+            "ttft_source": self.ttft_source,
+            "ttft_median_s": self.ttft.median,
+            "tokens_median": self.tokens.median,
+            "tokens_per_s_median": self.tokens_per_s.median,
+        }
+
+
+@dataclass(frozen=True)
+class Concurrency:
+    """The server's effective concurrency: ``capacity`` (None = no limit observed) and the evidence."""
+
+    capacity: int | None
+    busy_median: float | None  # mean requests in service at once, median over overlapping generations
+    in_flight_median: float | None  # most calls the client had open at once, median over those generations
+    n_generations: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "capacity": self.capacity,
+            "busy_median": self.busy_median,
+            "in_flight_median": self.in_flight_median,
+            "n_generations": self.n_generations,
+        }
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """A fitted profile, the concurrency and the fit's diagnostics; :meth:`to_dict` is the profile file."""
+
+    name: str
+    source: str
+    parts: dict[str, PartFit]
+    extra: dict[str, PartFit]
+    generic: PartFit
+    concurrency: Concurrency
+    seconds_per_token: float
+    residual_sigma: float
+    n_records: int
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def capacity(self) -> int | None:
+        return self.concurrency.capacity
+
+    def profile(self) -> Profile:
+        return Profile(
+            name=self.name,
+            description=f"calibrated from {self.n_records} call records ({self.source})",
+            source=self.source,
+            parts={p: f.profile() for p, f in self.parts.items()},
+            generic=self.generic.profile(),
+            extra={p: f.profile() for p, f in self.extra.items()},
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        data = profile_to_dict(self.profile())
+        data["capacity"] = self.capacity
+        data["fit"] = {
+            "n_records": self.n_records,
+            "seconds_per_token": self.seconds_per_token,
+            "residual_sigma": self.residual_sigma,
+            "concurrency": self.concurrency.to_dict(),
+            "parts": {p: f.to_dict() for p, f in {**self.parts, **self.extra}.items()},
+            "notes": list(self.notes),
+        }
+        return data
+
+    def table(self) -> pd.DataFrame:
+        """One row per fitted part: what the simulator will draw (medians) and how many records back it."""
+        rows = []
+        for p, f in {**self.parts, **self.extra}.items():
+            rows.append(
+                {
+                    "part": p,
+                    "records": f.n,
+                    "solo": f.n_solo,
+                    "ttft_s": f.ttft.median,
+                    "ttft_source": f.ttft_source,
+                    "tokens": f.tokens.median,
+                    "tokens_sigma": f.tokens.sigma,
+                    "tokens_per_s": f.tokens_per_s.median,
+                    "service_s": f.ttft.median + f.tokens.median / f.tokens_per_s.median,
+                }
+            )
+        return pd.DataFrame(rows)
+
+
+# ---- profile files ----------------------------------------------------------------------------------------
+
+
+def _ln(d: LogNormal) -> dict[str, float]:
+    return {"median": float(d.median), "sigma": float(d.sigma)}
+
+
+def _pp(p: PartProfile) -> dict[str, Any]:
+    return {"ttft_s": _ln(p.ttft_s), "tokens": _ln(p.tokens), "tokens_per_s": _ln(p.tokens_per_s)}
+
+
+def profile_to_dict(profile: Profile) -> dict[str, Any]:
+    return {
+        "format": PROFILE_FORMAT,
+        "name": profile.name,
+        "description": profile.description,
+        "source": profile.source,
+        "parts": {name: _pp(pp) for name, pp in profile.parts.items()},
+        "generic": _pp(profile.generic),
+        "extra": {name: _pp(pp) for name, pp in profile.extra.items()},
+    }
+
+
+def write_profile(calibration: Calibration, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(calibration.to_dict(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    tmp.replace(path)
+    return path
+
+
+# ---- reading records --------------------------------------------------------------------------------------
+
+
+def read_records(paths: str | Path | Sequence[str | Path]) -> pd.DataFrame:
+    """Call records from JSONL files: generation rows with a ``records`` list (trials, reports) or one record
+    per line. Warm-up generations are dropped. Raises :class:`CalibrationError` for a missing file or a line
+    that is not JSON (a torn last line of a killed run is skipped)."""
+    if isinstance(paths, str | Path):
+        paths = [paths]
+    rows: list[dict[str, Any]] = []
+    for path in map(Path, paths):
+        if not path.is_file():
+            raise CalibrationError(f"{path} does not exist")
+        lines = path.read_text(encoding="utf-8").splitlines()
+        for i, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                if i == len(lines):
+                    continue
+                raise CalibrationError(f"{path}:{i} is not a JSON line") from None
+            if not isinstance(row, dict):
+                raise CalibrationError(f"{path}:{i} is not a JSON object")
+            rows.extend(_expand(row))
+    return pd.DataFrame(rows)
+
+
+def _expand(row: Mapping[str, Any]) -> Iterable[dict[str, Any]]:
+    if isinstance(row.get("records"), list):
+        if row.get("warmup"):
+            return []
+        carry = {k: row.get(k) for k in _GEN_KEYS if k in row}
+        return [{**carry, **rec} for rec in row["records"] if isinstance(rec, dict)]
+    if "part" in row and "latency_s" in row:
+        return [] if row.get("warmup") else [dict(row)]
+    return []
+
+
+# ---- fitting ----------------------------------------------------------------------------------------------
+
+
+def _robust_sigma(values: Iterable[float]) -> float:
+    """Sigma of log values by the median absolute deviation (1.4826 x MAD): one odd call does not widen it."""
+    x = np.log(np.asarray([v for v in values if v > 0], dtype=float))
+    if x.size < 2:
+        return 0.0
+    return float(1.4826 * np.median(np.abs(x - np.median(x))))
+
+
+def _usable(records: pd.DataFrame) -> pd.DataFrame:
+    if records.empty:
+        return records
+    df = records.copy()
+    for col, default in (("hedge", False), ("cached", False), ("ttft_s", np.nan), ("strategy", "")):
+        if col not in df:
+            df[col] = default
+    df = df[(df["status"] == "ok") & ~df["hedge"].fillna(False).astype(bool)]
+    df = df[~df["cached"].fillna(False).astype(bool)]
+    df = df[pd.to_numeric(df["tokens_out"], errors="coerce").fillna(0) > 0]
+    df = df[pd.to_numeric(df["latency_s"], errors="coerce").fillna(0) > 0]
+    df["tokens_out"] = df["tokens_out"].astype(float)
+    df["latency_s"] = df["latency_s"].astype(float)
+    df["ttft_s"] = pd.to_numeric(df["ttft_s"], errors="coerce")
+    return df
+
+
+def _generation_ids(df: pd.DataFrame) -> pd.Series:
+    keys = [k for k in _GEN_KEYS if k in df]
+    if not keys:
+        return pd.Series(range(len(df)), index=df.index).astype(str)
+    return df[keys].astype(str).agg("|".join, axis=1)
+
+
+def _mark_solo(all_records: pd.DataFrame) -> pd.DataFrame:
+    """``solo``: no other call of the same generation overlapped this one; ``in_flight``: the most calls of
+    its generation open at once while it ran (itself included)."""
+    df = all_records.copy()
+    df["gen"] = _generation_ids(df)
+    solo = pd.Series(True, index=df.index)
+    in_flight = pd.Series(1, index=df.index)
+    for _, grp in df.groupby("gen", sort=False):
+        starts = grp["t_start"].to_numpy(float)
+        ends = grp["t_end"].to_numpy(float)
+        for pos, idx in enumerate(grp.index):
+            overlap = (starts < ends[pos]) & (ends > starts[pos])
+            overlap[pos] = False
+            solo[idx] = not overlap.any()
+            in_flight[idx] = 1 + int(overlap.sum())
+    df["solo"] = solo
+    df["in_flight"] = in_flight
+    return df
+
+
+@dataclass(frozen=True)
+class ServiceFit:
+    """latency = base_s + s_per_prompt_token x tokens_in + s_per_token x tokens_out (least squares)."""
+
+    base_s: float
+    s_per_prompt_token: float
+    s_per_token: float
+    residual_sigma: float
+
+    def ttft(self, tokens_in: float) -> float:
+        return max(0.001, self.base_s + self.s_per_prompt_token * tokens_in)
+
+
+def _fit_service(df: pd.DataFrame) -> ServiceFit:
+    """One decoder, one prompt reader: the time to first token grows with the prompt (``tokens_in``), the rest
+    with the output (``tokens_out``). Shared coefficients, so the slope is learnt from the spread between
+    parts (tens to thousands of tokens), not from the little spread within one. A coefficient that comes out
+    negative (too little spread to tell) is dropped and the rest refitted."""
+    y = df["latency_s"].to_numpy(float)
+    cols = {
+        "base": np.ones(len(df)),
+        "in": pd.to_numeric(df.get("tokens_in"), errors="coerce").fillna(0).to_numpy(float)
+        if "tokens_in" in df
+        else np.zeros(len(df)),
+        "out": df["tokens_out"].to_numpy(float),
+    }
+    use = [k for k in ("base", "in", "out") if cols[k].any()]
+    coef: dict[str, float] = {}
+    while use:
+        x = np.column_stack([cols[k] for k in use])
+        sol, *_ = np.linalg.lstsq(x, y, rcond=None)
+        coef = dict(zip(use, map(float, sol), strict=True))
+        negative = [k for k in use if coef[k] < 0 and k != "out"]
+        if not negative:
+            break
+        use.remove(negative[0])
+    slope = coef.get("out", 0.0)
+    if not math.isfinite(slope) or slope <= 0:  # no usable spread at all: seconds per token, no fixed part
+        coef = {"out": float(np.median(y / cols["out"]))}
+        slope = coef["out"]
+    fit = ServiceFit(coef.get("base", 0.0), coef.get("in", 0.0), slope, 0.0)
+    pred = np.array([fit.ttft(t) for t in cols["in"]]) + slope * cols["out"]
+    resid = np.log(y) - np.log(np.maximum(pred, 1e-6))
+    sigma = float(1.4826 * np.median(np.abs(resid - np.median(resid)))) if len(resid) > 1 else 0.0
+    return dataclasses.replace(fit, residual_sigma=sigma)
+
+
+def fifo_ends(
+    starts: Sequence[float], services: Sequence[float], slots: int, order: Sequence[int] | None = None
+) -> np.ndarray:
+    """When each call would end on a server with ``slots`` slots taking calls in ``order`` (default: by
+    start time)."""
+    if order is None:
+        order = np.argsort(np.asarray(starts, float), kind="stable")
+    free = [0.0] * slots
+    ends = np.zeros(len(order))
+    for i in order:
+        k = int(np.argmin(free))
+        begin = max(float(starts[i]), free[k])
+        free[k] = begin + float(services[i])
+        ends[i] = free[k]
+    return ends
+
+
+_SCALES = np.geomspace(0.5, 2.0, 25)
+
+
+def _concurrency(df: pd.DataFrame, service: Mapping[str, float], slope: float) -> Concurrency:
+    """For each generation whose calls overlapped: replay its calls (their start times, their fitted service
+    times) on a first-come-first-served server with 1, 2, ... slots and keep the slot count whose end times
+    match the observed ones best. The median of those is the capacity; when the best match is as many slots
+    as the client had calls in flight, nothing queued and no limit was observed (None)."""
+    best: list[int] = []
+    busy: list[float] = []
+    flight: list[float] = []
+    waited: list[bool] = []
+    for _, grp in df[~df["solo"]].groupby("gen", sort=False):
+        if len(grp) < 2:
+            continue
+        starts = grp["t_start"].to_numpy(float)
+        ends = grp["t_end"].to_numpy(float)
+        services = np.array(
+            [service.get(p, 0.0) + slope * t for p, t in zip(grp["part"], grp["tokens_out"], strict=True)]
+        )
+        # A call that took well over its service time waited for the server.
+        waited += list(grp["latency_s"].to_numpy(float) > 1.25 * services + 0.005)
+        most = int(grp["in_flight"].max())
+        # Taken in the order they were sent, or in the order they ended: calls sent within a millisecond
+        # reach the server in any order, and a server that takes one call at a time finishes them in the
+        # order it took them. Each slot count gets the better of the two.
+        # Each slot count also gets the service times scaled by the factor that fits it best (0.5x to 2x):
+        # a service-time fit from few calls, or a machine busier than when the solo calls ran, must not
+        # pass for a different number of slots.
+        orders = (np.argsort(starts, kind="stable"), np.argsort(ends, kind="stable"))
+        errors = np.array(
+            [
+                min(
+                    np.abs(fifo_ends(starts, services * a, c, o) - ends).sum()
+                    for o in orders
+                    for a in _SCALES
+                )
+                for c in range(1, most + 1)
+            ]
+        )
+        # The fewest slots that explain the timings (within 5% of the work): more slots than that change
+        # nothing a client could measure.
+        good = np.flatnonzero(errors <= errors.min() + 0.05 * services.sum())
+        best.append(1 + int(good[0]))
+        flight.append(float(most))
+        span = float(ends.max() - starts.min())
+        if span > 0:
+            busy.append(float(services.sum()) / span)
+    if not best:
+        return Concurrency(capacity=None, busy_median=None, in_flight_median=None, n_generations=0)
+    c = sorted(best)[(len(best) - 1) // 2]  # the lower median: two generations that disagree give the fewer
+    f = float(np.median(flight))
+    # Hardly any overlapping call waited: the server served everything the client had open at once.
+    capacity = None if (c >= f or float(np.mean(waited)) < 0.2) else max(1, c)
+    return Concurrency(
+        capacity=capacity,
+        busy_median=float(np.median(busy)) if busy else None,
+        in_flight_median=f,
+        n_generations=len(best),
+    )
+
+
+def calibrate(
+    records: pd.DataFrame, *, name: str = "calibrated", source: str = "call records"
+) -> Calibration:
+    """Fit a :class:`Calibration` from call-record rows (see the module docstring for the method)."""
+    if records is None or records.empty or "part" not in records:
+        raise CalibrationError("no call records found (expected trials/report JSONL with 'records')")
+    need = {"status", "latency_s", "tokens_out", "t_start", "t_end"} - set(records.columns)
+    if need:
+        raise CalibrationError(f"the records lack {sorted(need)}; they do not come from voorbeelden")
+    # Overlap is judged among all of a generation's calls (failed ones occupied the server too).
+    marked = _mark_solo(
+        records.assign(t_start=records["t_start"].astype(float), t_end=records["t_end"].astype(float))
+    )
+    df = _usable(marked)
+    notes: list[str] = []
+    if df.empty:
+        raise CalibrationError(
+            "no usable call records: none is ok with output tokens (status ok, tokens_out > 0, not a hedge)"
+        )
+    labels = [p for p in (*PARTS, *EXTRA_LABELS) if (df["part"] == p).any()]
+    missing = [p for p in PARTS if p not in labels]
+    if missing:
+        raise CalibrationError(f"no usable records for part(s) {', '.join(missing)}: cannot fit them")
+    df = df[df["part"].isin(labels)]
+    solo = df[df["solo"]]
+    fit_on = solo
+    if solo["part"].nunique() < len(labels):
+        notes.append("some parts never ran alone; their service time is fitted on overlapping calls")
+        fit_on = pd.concat([solo, df[~df["solo"] & ~df["part"].isin(solo["part"].unique())]])
+    service_fit = _fit_service(fit_on)
+    slope, resid_sigma = service_fit.s_per_token, service_fit.residual_sigma
+    tps_median = 1.0 / slope
+    fits: dict[str, PartFit] = {}
+    for label in labels:
+        rows = df[df["part"] == label]
+        srows = fit_on[fit_on["part"] == label]
+        streamed = srows[srows["ttft_s"].notna() & (srows["ttft_s"] > 0)]
+        if len(streamed):
+            ttft = LogNormal(float(streamed["ttft_s"].median()), _robust_sigma(streamed["ttft_s"]))
+            src = "streamed"
+        else:
+            tokens_in = (
+                pd.to_numeric(rows.get("tokens_in"), errors="coerce").median() if "tokens_in" in rows else 0
+            )
+            ttft = LogNormal(
+                service_fit.ttft(0.0 if tokens_in != tokens_in else float(tokens_in)), DEFAULT_TTFT_SIGMA
+            )
+            src = "regression"
+        tokens = LogNormal(float(rows["tokens_out"].median()), _robust_sigma(rows["tokens_out"]))
+        fits[label] = PartFit(
+            part=label,
+            n=len(rows),
+            n_solo=int(rows["solo"].sum()),
+            ttft=ttft,
+            tokens=tokens,
+            tokens_per_s=LogNormal(tps_median, resid_sigma),
+            ttft_source=src,
+        )
+    if not any(f.ttft_source == "streamed" for f in fits.values()):
+        notes.append(
+            f"no streamed calls: TTFT is the fitted fixed time plus prompt reading (sigma "
+            f"{DEFAULT_TTFT_SIGMA} assumed)"
+        )
+    service = {label: fits[label].ttft.median for label in labels}
+    concurrency = _concurrency(df, service, slope)
+    if concurrency.n_generations == 0:
+        notes.append("no generation ran calls concurrently: the server's concurrency is not observed (None)")
+    part_fits = {p: fits[p] for p in PARTS}
+    all_rows = df[df["part"].isin(PARTS)]
+    generic = PartFit(
+        part="generic",
+        n=len(all_rows),
+        n_solo=int(all_rows["solo"].sum()),
+        ttft=LogNormal(float(np.median([f.ttft.median for f in part_fits.values()])), DEFAULT_TTFT_SIGMA),
+        tokens=LogNormal(float(all_rows["tokens_out"].median()), _robust_sigma(all_rows["tokens_out"])),
+        tokens_per_s=LogNormal(tps_median, resid_sigma),
+        ttft_source="pooled",
+    )
+    return Calibration(
+        name=name,
+        source=source,
+        parts=part_fits,
+        extra={p: fits[p] for p in labels if p in EXTRA_LABELS},
+        generic=generic,
+        concurrency=concurrency,
+        seconds_per_token=slope,
+        residual_sigma=resid_sigma,
+        n_records=len(df),
+        notes=notes,
+    )
+
+
+def calibrate_files(paths: str | Path | Sequence[str | Path], *, name: str | None = None) -> Calibration:
+    """:func:`calibrate` over JSONL files (warm-up generations excluded)."""
+    paths = [paths] if isinstance(paths, str | Path) else list(paths)
+    source = ", ".join(Path(p).name for p in paths)
+    return calibrate(read_records(paths), name=name or f"calibrated-{Path(paths[0]).stem}", source=source)

@@ -128,5 +128,3 @@ def test_declared_runtime_dependencies_are_the_ones_voorbeelden_imports() -> Non
     assert not unused, f"declared runtime dependencies nothing in voorbeelden/ imports: {unused}"
     stale = sorted(set(NEEDED_WITHOUT_IMPORT) - runtime)
     assert not stale, f"NEEDED_WITHOUT_IMPORT names undeclared packages: {stale}"
-    test_only = {"psutil"} & runtime
-    assert not test_only, f"only the tests use {sorted(test_only)}: it belongs in the test extra"

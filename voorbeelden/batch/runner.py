@@ -329,6 +329,7 @@ async def generate_many(
                         "key": item.key,
                         "status": "failed",
                         "line": item.n,
+                        "begrip": item.request.begrip,
                         "error": f"{type(err).__name__}: {err}",
                     }
                 )

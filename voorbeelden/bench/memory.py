@@ -134,7 +134,11 @@ def measure_memory(
         failed=raw["failed"],
         calls=raw["calls"],
         line_bytes=raw["line_bytes"],
-        peak_rss_mb=raw.get("peak_rss_mb"),
+        # VmHWM is a lower bound: the kernel does not raise it for pages later given back with madvise (as
+        # malloc_trim does), so a sampled RSS can exceed it; the peak is the larger of the two.
+        peak_rss_mb=max([raw["peak_rss_mb"], *(s[1] for s in raw["samples"])])
+        if raw.get("peak_rss_mb")
+        else None,
         time_scale=time_scale,
     )
 

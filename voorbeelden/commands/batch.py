@@ -40,7 +40,7 @@ def term_entry(row: dict[str, Any]) -> dict[str, Any]:
     status = "complete" if parts and not errors else ("partial" if delivered else "failed")
     entry: dict[str, Any] = {
         "line": row.get("line"),
-        "begrip": (row.get("request") or {}).get("begrip"),
+        "begrip": row.get("begrip"),
         "status": status,
         "parts_delivered": delivered,
         "parts_short": len(row.get("shortfalls") or {}),

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from voorbeelden.batch import AdaptiveConcurrency, OutputLog, cache_key, read_results
-from voorbeelden.batch.transport import estimate_tokens
 from voorbeelden.http_headers import parse_duration
+from voorbeelden.tokens import estimate_call_tokens
 
 
 def test_aimd_grows_when_saturated_and_halves_once_per_round_trip_on_429() -> None:
@@ -106,7 +106,7 @@ def test_cache_key_ignores_what_does_not_change_the_answer() -> None:
 
 
 def test_token_estimate_and_reset_durations_match_the_api_formats() -> None:
-    assert estimate_tokens({"messages": [{"content": "abcdefgh"}], "max_tokens": 10}) == 12
+    assert estimate_call_tokens({"messages": [{"content": "abcdefgh"}], "max_tokens": 10}) == 12
     assert parse_duration("20ms") == pytest.approx(0.02)
     assert parse_duration("6m0s") == pytest.approx(360)
     assert parse_duration("1h2m3.5s") == pytest.approx(3723.5)

@@ -22,6 +22,7 @@ import httpx2 as httpx
 from voorbeelden.batch.adaptive import AdaptiveConcurrency
 from voorbeelden.batch.cache import CACHE_HEADER, ResponseCache, cache_key
 from voorbeelden.batch.limiter import Grant, RateLimiter
+from voorbeelden.tokens import estimate_call_tokens
 from voorbeelden.transport import SENT_HOOK
 
 __all__ = [
@@ -30,27 +31,9 @@ __all__ = [
     "CallEvent",
     "GateStats",
     "GatedTransport",
-    "estimate_tokens",
 ]
 
 GATE_WAIT_HEADER = "x-voorbeelden-gate-ms"
-DEFAULT_COMPLETION_TOKENS = 1000
-
-
-def estimate_tokens(body: dict[str, Any] | None) -> float:
-    """Tokens a call will be charged before it runs: prompt characters / 4 plus ``max_tokens``, the way
-    OpenAI (and the simulator) count against a tokens-per-minute limit at admission."""
-    if not body:
-        return float(DEFAULT_COMPLETION_TOKENS)
-    chars = 0
-    for m in body.get("messages") or ():
-        content = m.get("content") if isinstance(m, dict) else None
-        if isinstance(content, str):
-            chars += len(content)
-        elif isinstance(content, list):
-            chars += sum(len(str(p.get("text", ""))) for p in content if isinstance(p, dict))
-    max_tokens = body.get("max_tokens") or body.get("max_completion_tokens") or DEFAULT_COMPLETION_TOKENS
-    return float(max(1, -(-chars // 4)) + int(max_tokens))
 
 
 @dataclass(frozen=True)
@@ -190,7 +173,7 @@ class GatedTransport(httpx.AsyncBaseTransport):
                     request=request,
                 )
 
-        tokens = estimate_tokens(body)
+        tokens = estimate_call_tokens(body)
         kind = f"{body.get('model')}/{body.get('max_tokens')}" if body else ""
         self._tokens = tokens if self._tokens is None else 0.95 * self._tokens + 0.05 * tokens
         ticket = await self.concurrency.acquire() if self.concurrency is not None else 0

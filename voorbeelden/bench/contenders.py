@@ -79,10 +79,10 @@ async def _run_naive(base_url: str, n_terms: int) -> dict[str, Any]:
 
 def _cookbook_requests(n_terms: int) -> Iterator[Any]:
     from voorbeelden.batch.output import request_key
-    from voorbeelden.batch.transport import estimate_tokens
     from voorbeelden.bench.cookbook import CookbookRequest
     from voorbeelden.config import default_part_settings
     from voorbeelden.prompts import build_messages
+    from voorbeelden.tokens import estimate_call_tokens
 
     settings = default_part_settings()
     for term in distinct_requests(n_terms):
@@ -95,7 +95,7 @@ def _cookbook_requests(n_terms: int) -> Iterator[Any]:
                 "temperature": s.temperature,
                 "max_tokens": s.max_tokens,
             }
-            yield CookbookRequest(body, estimate_tokens(body), headers={"x-sim-key": key})
+            yield CookbookRequest(body, estimate_call_tokens(body), headers={"x-sim-key": key})
 
 
 async def _run_cookbook(

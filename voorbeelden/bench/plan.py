@@ -17,8 +17,7 @@ from typing import Any
 
 from voorbeelden.backend import resolve_backend
 from voorbeelden.consent import Plan, is_remote
-
-CHARS_PER_TOKEN = 4
+from voorbeelden.tokens import estimate_prompt_tokens
 
 
 def per_generation(strategy: str) -> tuple[int, int, int]:
@@ -34,9 +33,6 @@ def per_generation(strategy: str) -> tuple[int, int, int]:
     request = load_begrippen(1)[0]
     counts = {p: cfg.settings(p).count for p in ALL_PARTS}
 
-    def tokens(messages: list[dict[str, str]]) -> int:
-        return sum(len(m["content"]) for m in messages) // CHARS_PER_TOKEN + 1
-
     calls = tokens_in = tokens_out = 0
     for label, n in info(strategy).call_plan(counts).items():
         if label == COMBINED_LABEL:
@@ -46,7 +42,7 @@ def per_generation(strategy: str) -> tuple[int, int, int]:
             s = cfg.settings(Part(label))
             messages, cap = build_messages(request, Part(label), s), s.max_tokens
         calls += n
-        tokens_in += n * tokens(messages)
+        tokens_in += n * estimate_prompt_tokens(messages)
         tokens_out += n * cap
     return calls, tokens_in, tokens_out
 

@@ -32,6 +32,7 @@ from voorbeelden.sim.protocol import (
 )
 from voorbeelden.sim.ratelimit import retry_after_headers
 from voorbeelden.sim.state import SimState
+from voorbeelden.tokens import estimate_prompt_tokens
 
 MAX_STREAM_CHUNKS = 40  # enough to see TTFT and a token rate; more only costs CPU at 1,000 in flight
 STATE_KEY: web.AppKey[SimState] = web.AppKey("sim_state")
@@ -186,7 +187,7 @@ def _rate_limit(st: SimState, call: _Call, profile: Profile) -> web.Response | N
     if not limiter.active:
         return None
     params, part = call.params, call.ask.part
-    est = content.estimate_prompt_tokens(params.messages) + (
+    est = estimate_prompt_tokens(params.messages) + (
         params.max_tokens or round(profile.part_profile(part).tokens.median)
     )
     decision = limiter.check(est)
@@ -245,7 +246,7 @@ async def _serve(
     text = content.cut(full, sample.tokens_out, sample.tokens_needed)
     finish = "length" if sample.truncated else "stop"
     usage = {
-        "prompt_tokens": content.estimate_prompt_tokens(params.messages),
+        "prompt_tokens": estimate_prompt_tokens(params.messages),
         "completion_tokens": sample.tokens_out,
     }
     usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]

@@ -252,14 +252,3 @@ def cut(text: str, tokens_out: int, tokens_needed: int) -> str:
         return text
     keep = max(1, int(len(text) * tokens_out / tokens_needed))
     return text[:keep].rstrip()
-
-
-def estimate_prompt_tokens(messages: list[dict[str, Any]]) -> int:
-    chars = 0
-    for m in messages:
-        c = m.get("content")
-        if isinstance(c, str):
-            chars += len(c)
-        elif isinstance(c, list):
-            chars += sum(len(str(p.get("text", ""))) for p in c if isinstance(p, dict))
-    return max(1, -(-chars // 4))

@@ -89,12 +89,7 @@ class Concurrency:
     n_generations: int
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "capacity": self.capacity,
-            "busy_median": self.busy_median,
-            "in_flight_median": self.in_flight_median,
-            "n_generations": self.n_generations,
-        }
+        return dataclasses.asdict(self)
 
 
 @dataclass(frozen=True)
@@ -353,6 +348,34 @@ def fifo_ends(
 _SCALES = np.geomspace(0.5, 2.0, 25)
 
 
+def _replay(grp: pd.DataFrame, service: Mapping[str, float], slope: float) -> tuple[int, np.ndarray]:
+    """The fewest slots whose replay explains one generation's end times, and its calls' fitted service
+    times."""
+    starts = grp["t_start"].to_numpy(float)
+    ends = grp["t_end"].to_numpy(float)
+    services = np.array(
+        [service.get(p, 0.0) + slope * t for p, t in zip(grp["part"], grp["tokens_out"], strict=True)]
+    )
+    most = int(grp["in_flight"].max())
+    # Taken in the order they were sent, or in the order they ended: calls sent within a millisecond
+    # reach the server in any order, and a server that takes one call at a time finishes them in the
+    # order it took them. Each slot count gets the better of the two.
+    # Each slot count also gets the service times scaled by the factor that fits it best (0.5x to 2x):
+    # a service-time fit from few calls, or a machine busier than when the solo calls ran, must not
+    # pass for a different number of slots.
+    orders = (np.argsort(starts, kind="stable"), np.argsort(ends, kind="stable"))
+    errors = np.array(
+        [
+            min(np.abs(fifo_ends(starts, services * a, c, o) - ends).sum() for o in orders for a in _SCALES)
+            for c in range(1, most + 1)
+        ]
+    )
+    # The fewest slots that explain the timings (within 5% of the work): more slots than that change
+    # nothing a client could measure.
+    good = np.flatnonzero(errors <= errors.min() + 0.05 * services.sum())
+    return 1 + int(good[0]), services
+
+
 def _concurrency(df: pd.DataFrame, service: Mapping[str, float], slope: float) -> Concurrency:
     """For each generation whose calls overlapped: replay its calls (their start times, their fitted service
     times) on a first-come-first-served server with 1, 2, ... slots and keep the slot count whose end times
@@ -365,37 +388,12 @@ def _concurrency(df: pd.DataFrame, service: Mapping[str, float], slope: float) -
     for _, grp in df[~df["solo"]].groupby("gen", sort=False):
         if len(grp) < 2:
             continue
-        starts = grp["t_start"].to_numpy(float)
-        ends = grp["t_end"].to_numpy(float)
-        services = np.array(
-            [service.get(p, 0.0) + slope * t for p, t in zip(grp["part"], grp["tokens_out"], strict=True)]
-        )
+        slots, services = _replay(grp, service, slope)
         # A call that took well over its service time waited for the server.
         waited += list(grp["latency_s"].to_numpy(float) > 1.25 * services + 0.005)
-        most = int(grp["in_flight"].max())
-        # Taken in the order they were sent, or in the order they ended: calls sent within a millisecond
-        # reach the server in any order, and a server that takes one call at a time finishes them in the
-        # order it took them. Each slot count gets the better of the two.
-        # Each slot count also gets the service times scaled by the factor that fits it best (0.5x to 2x):
-        # a service-time fit from few calls, or a machine busier than when the solo calls ran, must not
-        # pass for a different number of slots.
-        orders = (np.argsort(starts, kind="stable"), np.argsort(ends, kind="stable"))
-        errors = np.array(
-            [
-                min(
-                    np.abs(fifo_ends(starts, services * a, c, o) - ends).sum()
-                    for o in orders
-                    for a in _SCALES
-                )
-                for c in range(1, most + 1)
-            ]
-        )
-        # The fewest slots that explain the timings (within 5% of the work): more slots than that change
-        # nothing a client could measure.
-        good = np.flatnonzero(errors <= errors.min() + 0.05 * services.sum())
-        best.append(1 + int(good[0]))
-        flight.append(float(most))
-        span = float(ends.max() - starts.min())
+        best.append(slots)
+        flight.append(float(grp["in_flight"].max()))
+        span = float(grp["t_end"].to_numpy(float).max() - grp["t_start"].to_numpy(float).min())
         if span > 0:
             busy.append(float(services.sum()) / span)
     if not best:
@@ -412,10 +410,9 @@ def _concurrency(df: pd.DataFrame, service: Mapping[str, float], slope: float) -
     )
 
 
-def calibrate(
-    records: pd.DataFrame, *, name: str = "calibrated", source: str = "call records"
-) -> Calibration:
-    """Fit a :class:`Calibration` from call-record rows (see the module docstring for the method)."""
+def _usable_records(records: pd.DataFrame) -> pd.DataFrame:
+    """The records a fit can use, marked ``solo``/``in_flight``; a :class:`CalibrationError` says why there
+    are none."""
     if records is None or records.empty or "part" not in records:
         raise CalibrationError("no call records found (expected trials/report JSONL with 'records')")
     need = {"status", "latency_s", "tokens_out", "t_start", "t_end"} - set(records.columns)
@@ -426,79 +423,103 @@ def calibrate(
         records.assign(t_start=records["t_start"].astype(float), t_end=records["t_end"].astype(float))
     )
     df = _usable(marked)
-    notes: list[str] = []
     if df.empty:
         raise CalibrationError(
             "no usable call records: none is ok with output tokens (status ok, tokens_out > 0, not a hedge)"
         )
+    return df
+
+
+def _labels(df: pd.DataFrame) -> list[str]:
+    """The parts (and extra calls) the records hold, in profile order; every one of the six must be there."""
     labels = [p for p in (*PARTS, *EXTRA_LABELS) if (df["part"] == p).any()]
     missing = [p for p in PARTS if p not in labels]
     if missing:
         raise CalibrationError(f"no usable records for part(s) {', '.join(missing)}: cannot fit them")
-    df = df[df["part"].isin(labels)]
+    return labels
+
+
+def _service_rows(df: pd.DataFrame, labels: Sequence[str], notes: list[str]) -> pd.DataFrame:
+    """The calls that ran alone, plus the overlapping ones of a part that never ran alone (said in ``notes``)."""
     solo = df[df["solo"]]
-    fit_on = solo
-    if solo["part"].nunique() < len(labels):
-        notes.append("some parts never ran alone; their service time is fitted on overlapping calls")
-        fit_on = pd.concat([solo, df[~df["solo"] & ~df["part"].isin(solo["part"].unique())]])
-    service_fit = _fit_service(fit_on)
-    slope, resid_sigma = service_fit.s_per_token, service_fit.residual_sigma
-    tps_median = 1.0 / slope
-    fits: dict[str, PartFit] = {}
-    for label in labels:
-        rows = df[df["part"] == label]
-        srows = fit_on[fit_on["part"] == label]
-        streamed = srows[srows["ttft_s"].notna() & (srows["ttft_s"] > 0)]
-        if len(streamed):
-            ttft = LogNormal(float(streamed["ttft_s"].median()), _robust_sigma(streamed["ttft_s"]))
-            src = "streamed"
-        else:
-            tokens_in = (
-                pd.to_numeric(rows.get("tokens_in"), errors="coerce").median() if "tokens_in" in rows else 0
-            )
-            ttft = LogNormal(
-                service_fit.ttft(0.0 if tokens_in != tokens_in else float(tokens_in)), DEFAULT_TTFT_SIGMA
-            )
-            src = "regression"
-        tokens = LogNormal(float(rows["tokens_out"].median()), _robust_sigma(rows["tokens_out"]))
-        fits[label] = PartFit(
-            part=label,
-            n=len(rows),
-            n_solo=int(rows["solo"].sum()),
-            ttft=ttft,
-            tokens=tokens,
-            tokens_per_s=LogNormal(tps_median, resid_sigma),
-            ttft_source=src,
+    if solo["part"].nunique() >= len(labels):
+        return solo
+    notes.append("some parts never ran alone; their service time is fitted on overlapping calls")
+    return pd.concat([solo, df[~df["solo"] & ~df["part"].isin(solo["part"].unique())]])
+
+
+def _fit_part(label: str, rows: pd.DataFrame, srows: pd.DataFrame, service_fit: ServiceFit) -> PartFit:
+    """One part's fit from its ``rows`` (all usable) and ``srows`` (those its service time rests on)."""
+    streamed = srows[srows["ttft_s"].notna() & (srows["ttft_s"] > 0)]
+    if len(streamed):
+        ttft = LogNormal(float(streamed["ttft_s"].median()), _robust_sigma(streamed["ttft_s"]))
+        src = "streamed"
+    else:
+        tokens_in = (
+            pd.to_numeric(rows.get("tokens_in"), errors="coerce").median() if "tokens_in" in rows else 0
         )
+        ttft = LogNormal(
+            service_fit.ttft(0.0 if tokens_in != tokens_in else float(tokens_in)), DEFAULT_TTFT_SIGMA
+        )
+        src = "regression"
+    return PartFit(
+        part=label,
+        n=len(rows),
+        n_solo=int(rows["solo"].sum()),
+        ttft=ttft,
+        tokens=LogNormal(float(rows["tokens_out"].median()), _robust_sigma(rows["tokens_out"])),
+        tokens_per_s=LogNormal(1.0 / service_fit.s_per_token, service_fit.residual_sigma),
+        ttft_source=src,
+    )
+
+
+def _generic_fit(df: pd.DataFrame, part_fits: Mapping[str, PartFit], service_fit: ServiceFit) -> PartFit:
+    """The pooled fit of the six parts, for a call the profile does not name."""
+    all_rows = df[df["part"].isin(PARTS)]
+    return PartFit(
+        part="generic",
+        n=len(all_rows),
+        n_solo=int(all_rows["solo"].sum()),
+        ttft=LogNormal(float(np.median([f.ttft.median for f in part_fits.values()])), DEFAULT_TTFT_SIGMA),
+        tokens=LogNormal(float(all_rows["tokens_out"].median()), _robust_sigma(all_rows["tokens_out"])),
+        tokens_per_s=LogNormal(1.0 / service_fit.s_per_token, service_fit.residual_sigma),
+        ttft_source="pooled",
+    )
+
+
+def calibrate(
+    records: pd.DataFrame, *, name: str = "calibrated", source: str = "call records"
+) -> Calibration:
+    """Fit a :class:`Calibration` from call-record rows (see the module docstring for the method)."""
+    df = _usable_records(records)
+    notes: list[str] = []
+    labels = _labels(df)
+    df = df[df["part"].isin(labels)]
+    fit_on = _service_rows(df, labels, notes)
+    service_fit = _fit_service(fit_on)
+    fits = {
+        label: _fit_part(label, df[df["part"] == label], fit_on[fit_on["part"] == label], service_fit)
+        for label in labels
+    }
     if not any(f.ttft_source == "streamed" for f in fits.values()):
         notes.append(
             f"no streamed calls: TTFT is the fitted fixed time plus prompt reading (sigma "
             f"{DEFAULT_TTFT_SIGMA} assumed)"
         )
     service = {label: fits[label].ttft.median for label in labels}
-    concurrency = _concurrency(df, service, slope)
+    concurrency = _concurrency(df, service, service_fit.s_per_token)
     if concurrency.n_generations == 0:
         notes.append("no generation ran calls concurrently: the server's concurrency is not observed (None)")
     part_fits = {p: fits[p] for p in PARTS}
-    all_rows = df[df["part"].isin(PARTS)]
-    generic = PartFit(
-        part="generic",
-        n=len(all_rows),
-        n_solo=int(all_rows["solo"].sum()),
-        ttft=LogNormal(float(np.median([f.ttft.median for f in part_fits.values()])), DEFAULT_TTFT_SIGMA),
-        tokens=LogNormal(float(all_rows["tokens_out"].median()), _robust_sigma(all_rows["tokens_out"])),
-        tokens_per_s=LogNormal(tps_median, resid_sigma),
-        ttft_source="pooled",
-    )
     return Calibration(
         name=name,
         source=source,
         parts=part_fits,
         extra={p: fits[p] for p in labels if p in EXTRA_LABELS},
-        generic=generic,
+        generic=_generic_fit(df, part_fits, service_fit),
         concurrency=concurrency,
-        seconds_per_token=slope,
-        residual_sigma=resid_sigma,
+        seconds_per_token=service_fit.s_per_token,
+        residual_sigma=service_fit.residual_sigma,
         n_records=len(df),
         notes=notes,
     )

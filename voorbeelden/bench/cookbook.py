@@ -107,6 +107,78 @@ async def _call_api(
         status.num_tasks_succeeded += 1
 
 
+@dataclass
+class _Capacity:
+    """The published two capacity counters: refilled continuously up to one minute's worth (so a run starts
+    with a whole minute's burst), charged one request and the request's tokens per send."""
+
+    max_requests_per_minute: float
+    max_tokens_per_minute: float
+    minute_s: float
+    available_request_capacity: float = 0.0
+    available_token_capacity: float = 0.0
+    last_update_time: float = field(default_factory=time.monotonic)
+
+    def __post_init__(self) -> None:
+        self.available_request_capacity = self.max_requests_per_minute
+        self.available_token_capacity = self.max_tokens_per_minute
+
+    def refill(self) -> None:
+        current_time = time.monotonic()
+        seconds_since_update = current_time - self.last_update_time
+        self.available_request_capacity = min(
+            self.available_request_capacity
+            + self.max_requests_per_minute * seconds_since_update / self.minute_s,
+            self.max_requests_per_minute,
+        )
+        self.available_token_capacity = min(
+            self.available_token_capacity + self.max_tokens_per_minute * seconds_since_update / self.minute_s,
+            self.max_tokens_per_minute,
+        )
+        self.last_update_time = current_time
+
+    def take(self, next_request_tokens: float) -> bool:
+        """Charge one request of ``next_request_tokens`` if both counters have room; False (nothing charged)
+        otherwise."""
+        if self.available_request_capacity >= 1 and self.available_token_capacity >= next_request_tokens:
+            self.available_request_capacity -= 1
+            self.available_token_capacity -= next_request_tokens
+            return True
+        return False
+
+
+@dataclass
+class _Requests:
+    """Where the next request comes from, as published: a retry first, else the next new one."""
+
+    source: Iterator[CookbookRequest]
+    retry_queue: asyncio.Queue[CookbookRequest]
+    status: CookbookStatus
+    max_attempts: int
+    file_not_finished: bool = True
+
+    def next(self) -> CookbookRequest | None:
+        if not self.retry_queue.empty():
+            return self.retry_queue.get_nowait()
+        if self.file_not_finished:
+            try:
+                next_request = next(self.source)
+                next_request.attempts_left = self.max_attempts
+                self.status.num_tasks_started += 1
+                self.status.num_tasks_in_progress += 1
+                return next_request
+            except StopIteration:
+                self.file_not_finished = False
+        return None
+
+
+async def _pause_after_rate_limit(status: CookbookStatus, pause_s: float) -> None:
+    """As published: after a rate-limit error, no request is sent until ``pause_s`` has passed since it."""
+    seconds_since_rate_limit_error = time.monotonic() - status.time_of_last_rate_limit_error
+    if seconds_since_rate_limit_error < pause_s:
+        await asyncio.sleep(pause_s - seconds_since_rate_limit_error)
+
+
 async def process_requests(
     requests: Iterable[CookbookRequest],
     *,
@@ -130,63 +202,27 @@ async def process_requests(
     if detect not in DETECTIONS:
         raise ValueError(f"detect must be one of {', '.join(DETECTIONS)}, got {detect!r}")
     pause_s = seconds_to_pause_after_rate_limit_error * time_scale
-    minute_s = 60.0 * time_scale
     seconds_to_sleep_each_loop = 0.001
     request_header = {"Authorization": f"Bearer {api_key}"}
     retry_queue: asyncio.Queue[CookbookRequest] = asyncio.Queue()
     status = CookbookStatus()
+    pending = _Requests(iter(requests), retry_queue, status, max_attempts)
     next_request: CookbookRequest | None = None
-    available_request_capacity = max_requests_per_minute
-    available_token_capacity = max_tokens_per_minute
-    last_update_time = time.monotonic()
-    source: Iterator[CookbookRequest] = iter(requests)
-    file_not_finished = True
+    capacity = _Capacity(max_requests_per_minute, max_tokens_per_minute, minute_s=60.0 * time_scale)
     # As published: a default session (aiohttp's pool of 100 connections, so a burst above 100 queues here).
     async with aiohttp.ClientSession() as session, asyncio.TaskGroup() as tg:
         while True:
             if next_request is None:
-                if not retry_queue.empty():
-                    next_request = retry_queue.get_nowait()
-                elif file_not_finished:
-                    try:
-                        next_request = next(source)
-                        next_request.attempts_left = max_attempts
-                        status.num_tasks_started += 1
-                        status.num_tasks_in_progress += 1
-                    except StopIteration:
-                        file_not_finished = False
-
-            current_time = time.monotonic()
-            seconds_since_update = current_time - last_update_time
-            available_request_capacity = min(
-                available_request_capacity + max_requests_per_minute * seconds_since_update / minute_s,
-                max_requests_per_minute,
-            )
-            available_token_capacity = min(
-                available_token_capacity + max_tokens_per_minute * seconds_since_update / minute_s,
-                max_tokens_per_minute,
-            )
-            last_update_time = current_time
-
-            if next_request is not None:
-                next_request_tokens = next_request.token_consumption
-                if available_request_capacity >= 1 and available_token_capacity >= next_request_tokens:
-                    available_request_capacity -= 1
-                    available_token_capacity -= next_request_tokens
-                    next_request.attempts_left -= 1
-                    tg.create_task(
-                        _call_api(
-                            session, next_request, request_url, request_header, retry_queue, status, detect
-                        )
-                    )
-                    next_request = None
-
+                next_request = pending.next()
+            capacity.refill()
+            if next_request is not None and capacity.take(next_request.token_consumption):
+                next_request.attempts_left -= 1
+                tg.create_task(
+                    _call_api(session, next_request, request_url, request_header, retry_queue, status, detect)
+                )
+                next_request = None
             if status.num_tasks_in_progress == 0:
                 break
-
             await asyncio.sleep(seconds_to_sleep_each_loop)
-
-            seconds_since_rate_limit_error = time.monotonic() - status.time_of_last_rate_limit_error
-            if seconds_since_rate_limit_error < pause_s:
-                await asyncio.sleep(pause_s - seconds_since_rate_limit_error)
+            await _pause_after_rate_limit(status, pause_s)
     return status

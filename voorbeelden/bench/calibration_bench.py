@@ -61,26 +61,10 @@ def _config(P: Mapping[str, Any], time_scale: float, *, real: bool) -> Any:
     return cfg
 
 
-def calibration_experiment(P: Mapping[str, Any]) -> CalibrationExperiment:
-    """Run the four steps (see the module docstring) and write ``06_calibration.json``."""
-    from voorbeelden.sim import SimConfig, running_simulator
-
-    t0 = time.monotonic()
-    out_dir = Path(P["out_dir"])
-    out_dir.mkdir(parents=True, exist_ok=True)
-    measured_path = out_dir / f"{NB06}.jsonl"
-    predicted_path = out_dir / PREDICTED_JSONL
-    for path in (measured_path, predicted_path):
-        path.unlink(missing_ok=True)
-    begrippen = load_begrippen(P["n_begrippen"])
-    strategies = tuple(P["strategies"])
-    common = {
-        "strategies": strategies,
-        "trials": P["trials"],
-        "warmup": P["warmup"],
-        "key_prefix": f"s{P['seed']}:",
-        "k": P["k"],
-    }
+def _measure(
+    P: Mapping[str, Any], begrippen: Any, common: Mapping[str, Any], out: Path
+) -> tuple[TrialResults, dict[str, Any]]:
+    """Step 1: the paired trials on the backend; returns them and the backend's description."""
     sim_overrides = {"capacity": P["sim_capacity"]} if P.get("sim_capacity") else {}
     with open_backend(
         P["backend"], profile=P["profile"], time_scale=P["time_scale"], seed=P["seed"], **sim_overrides
@@ -92,16 +76,25 @@ def calibration_experiment(P: Mapping[str, Any]) -> CalibrationExperiment:
         measured = run_trials(
             begrippen,
             backend=be,
-            out=measured_path,
+            out=out,
             scenario="calibration:measured",
             tags={"role": "measured"},
             config=_config(P, ts, real=not be.simulated),
             **common,
         )
-    calibration = calibrate(
-        read_records(measured_path), name=f"calibrated-{backend.get('kind')}", source=measured_path.name
-    )
-    profile_path = write_profile(calibration, out_dir / f"{NB06}_profile.json")
+    return measured, backend
+
+
+def _predict(
+    P: Mapping[str, Any],
+    begrippen: Any,
+    common: Mapping[str, Any],
+    calibration: Calibration,
+    profile_path: Path,
+) -> TrialResults:
+    """Step 3: the same trials against the simulator serving the fitted profile and concurrency."""
+    from voorbeelden.sim import SimConfig, running_simulator
+
     # The fitted profile is in the measured run's seconds; the prediction may run it faster (speedups are
     # ratios; the client's few milliseconds per call stay small beside the scaled calls).
     pts = P["predict_time_scale"]
@@ -109,18 +102,47 @@ def calibration_experiment(P: Mapping[str, Any]) -> CalibrationExperiment:
         profile_file=str(profile_path), time_scale=pts, seed=P["seed"], capacity=calibration.capacity
     )
     with running_simulator(sim_config, process=True) as sim:
-        predicted = run_trials(
+        return run_trials(
             begrippen,
             base_url=sim.base_url,
             api_key=PLACEHOLDER_KEY,
-            out=predicted_path,
+            out=Path(P["out_dir"]) / PREDICTED_JSONL,
             scenario="calibration:predicted",
             tags={"role": "predicted"},
             config=_config(P, pts, real=False),
             **common,
         )
+
+
+def calibration_experiment(P: Mapping[str, Any]) -> CalibrationExperiment:
+    """Run the four steps (see the module docstring) and write ``06_calibration.json``."""
+    t0 = time.monotonic()
+    out_dir = Path(P["out_dir"])
+    out_dir.mkdir(parents=True, exist_ok=True)
+    measured_path = out_dir / f"{NB06}.jsonl"
+    for path in (measured_path, out_dir / PREDICTED_JSONL):
+        path.unlink(missing_ok=True)
+    begrippen = load_begrippen(P["n_begrippen"])
+    strategies = tuple(P["strategies"])
+    common = {
+        "strategies": strategies,
+        "trials": P["trials"],
+        "warmup": P["warmup"],
+        "key_prefix": f"s{P['seed']}:",
+        "k": P["k"],
+    }
+    measured, backend = _measure(P, begrippen, common, measured_path)
+    calibration = calibrate(
+        read_records(measured_path), name=f"calibrated-{backend.get('kind')}", source=measured_path.name
+    )
+    profile_path = write_profile(calibration, out_dir / f"{NB06}_profile.json")
+    predicted = _predict(P, begrippen, common, calibration, profile_path)
     table = compare(
-        measured.generations, predicted.generations, strategies, goal=P["goal"], predicted_time_scale=pts
+        measured.generations,
+        predicted.generations,
+        strategies,
+        goal=P["goal"],
+        predicted_time_scale=P["predict_time_scale"],
     )
     conclusion = conclude(table, calibration, backend, goal=P["goal"])
     seconds = time.monotonic() - t0

@@ -136,15 +136,29 @@ class SimConfig:
     profile_file: str | None = None
 
     def __post_init__(self) -> None:
+        # Checked group by group, in field order, so the first bad value is the one reported.
+        self._check_profile()
+        self._check_scale_and_limits()
+        self._check_rate_limit_mode()
+        self._check_faults()
+        self._check_server()
+
+    def _set(self, name: str, value: Any) -> None:
+        """Normalise a field of this frozen config (only while it is being validated)."""
+        object.__setattr__(self, name, value)
+
+    def _check_profile(self) -> None:
         from voorbeelden.sim.profiles import PROFILES, load_profile_file
 
         if self.profile_file is not None:
             loaded, _ = load_profile_file(self.profile_file)
-            object.__setattr__(self, "profile_file", str(self.profile_file))
-            object.__setattr__(self, "profile", loaded.name)
-            object.__setattr__(self, "_loaded_profile", loaded)
+            self._set("profile_file", str(self.profile_file))
+            self._set("profile", loaded.name)
+            self._set("_loaded_profile", loaded)
         elif self.profile not in PROFILES:
             raise ValueError(f"profile {self.profile!r} is unknown; use one of {', '.join(PROFILES)}")
+
+    def _check_scale_and_limits(self) -> None:
         if isinstance(self.seed, bool) or not isinstance(self.seed, int):
             raise ValueError(f"seed must be an integer, got {self.seed!r}")
         if not (
@@ -160,6 +174,8 @@ class SimConfig:
             v = getattr(self, name)
             if v is not None and (not isinstance(v, int | float) or not math.isfinite(v) or v <= 0):
                 raise ValueError(f"{name} must be None (no limit) or a number > 0, got {v!r}")
+
+    def _check_rate_limit_mode(self) -> None:
         from voorbeelden.sim.ratelimit import RATE_LIMIT_MODES
 
         if self.rate_limit_mode not in RATE_LIMIT_MODES:
@@ -171,6 +187,8 @@ class SimConfig:
             raise ValueError(f"rate_limit_quantum_s must be a number in (0, 60] simulated seconds, got {q!r}")
         if not isinstance(self.charge_rejected, bool):
             raise ValueError(f"charge_rejected must be true or false, got {self.charge_rejected!r}")
+
+    def _check_faults(self) -> None:
         if not (isinstance(self.fault_rate, int | float) and 0.0 <= self.fault_rate <= 1.0):
             raise ValueError(f"fault_rate must be between 0 and 1, got {self.fault_rate!r}")
         faults = _split(self.faults)
@@ -179,11 +197,13 @@ class SimConfig:
                 raise ValueError(f"fault kind {kind!r} is unknown; use one of {', '.join(FAULT_KINDS)}")
         if self.fault_rate > 0 and not faults:
             raise ValueError("fault_rate > 0 needs at least one fault kind in faults")
-        object.__setattr__(self, "faults", faults)
+        self._set("faults", faults)
         schedule = (self.schedule,) if isinstance(self.schedule, str) else tuple(self.schedule)
         for rule in schedule:
             FaultRule.parse(rule)
-        object.__setattr__(self, "schedule", schedule)
+        self._set("schedule", schedule)
+
+    def _check_server(self) -> None:
         if not isinstance(self.port, int) or not 0 <= self.port <= 65535:
             raise ValueError(f"port must be 0..65535 (0 picks a free port), got {self.port!r}")
         if not is_loopback(self.host) and not self.allow_remote:

@@ -38,6 +38,9 @@ class LogNormal:
 
 @dataclass(frozen=True)
 class PartProfile:
+    """What one part's call draws: time to first token, output tokens and the token rate, each on its own so
+    that ``max_tokens`` can cut the tokens without changing the rate."""
+
     ttft_s: LogNormal
     tokens: LogNormal
     tokens_per_s: LogNormal
@@ -183,29 +186,44 @@ def load_profile_file(path: str | Path) -> tuple[Profile, dict[str, Any]]:
         raise ValueError(f"profile file {path}: {e}") from None
 
 
-def _one_for_all(name: str, description: str, source: str, pp: PartProfile) -> Profile:
-    """A profile in which every part (and any other) takes the same draw distribution."""
-    return Profile(
-        name=name, description=description, source=source, parts={p.value: pp for p in ALL_PARTS}, generic=pp
-    )
-
-
 def _by_tokens(
     ttft: LogNormal, tps: LogNormal, tokens: dict[str, float], sigma: float
 ) -> dict[str, PartProfile]:
     return {part: PartProfile(ttft, LogNormal(n, sigma), tps) for part, n in tokens.items()}
 
 
-# --- uniform-2s ----------------------------------------------------------------------------------------
-# Source: the seed project's claim that the six calls are equal, ~2 s each (so parallel gives 6x).
-# A deliberately optimistic baseline: 0.3 s TTFT + 170 tokens at 100 tokens/s, with a tiny spread.
-_UNIFORM = PartProfile(LogNormal(0.3, 0.02), LogNormal(170, 0.02), LogNormal(100.0, 0.02))
-UNIFORM_2S = _one_for_all(
-    "uniform-2s",
-    "six equal ~2 s calls with a tiny spread (the optimistic 6x case)",
-    "the seed project's claim (six equal ~2 s calls); not a measurement",
-    _UNIFORM,
-)
+# Profiles in which every part (and any other) takes the same draw distribution:
+# name -> (description, source, the distribution).
+_ONE_FOR_ALL: dict[str, tuple[str, str, PartProfile]] = {
+    # --- uniform-2s ------------------------------------------------------------------------------------
+    # Source: the seed project's claim that the six calls are equal, ~2 s each (so parallel gives 6x).
+    # A deliberately optimistic baseline: 0.3 s TTFT + 170 tokens at 100 tokens/s, with a tiny spread.
+    "uniform-2s": (
+        "six equal ~2 s calls with a tiny spread (the optimistic 6x case)",
+        "the seed project's claim (six equal ~2 s calls); not a measurement",
+        PartProfile(LogNormal(0.3, 0.02), LogNormal(170, 0.02), LogNormal(100.0, 0.02)),
+    ),
+    # --- heavy-tail ------------------------------------------------------------------------------------
+    # Source: an assumption to stress strategies (hedging, timeouts), not a measurement. TTFT log-normal with
+    # median 1.1 s and sigma 1.1 (mean ~2.0 s) plus 100 tokens at 100 tokens/s: mean ~3 s, p99 ~15 s and
+    # p99.9 ~34 s, i.e. occasional 5-10x stragglers.
+    "heavy-tail": (
+        "log-normal, mean ~3 s, occasional 5-10x stragglers",
+        "assumption (stress profile for hedging and timeouts)",
+        PartProfile(LogNormal(1.1, 1.1), LogNormal(100, 0.1), LogNormal(100.0, 0.05)),
+    ),
+}
+
+
+def _one_for_all(name: str) -> Profile:
+    description, source, pp = _ONE_FOR_ALL[name]
+    return Profile(
+        name=name, description=description, source=source, parts={p.value: pp for p in ALL_PARTS}, generic=pp
+    )
+
+
+UNIFORM_2S = _one_for_all("uniform-2s")
+HEAVY_TAIL = _one_for_all("heavy-tail")
 
 # --- definitie-app -------------------------------------------------------------------------------------
 # Source: a field observation of a Dutch term tool on gpt-4.1 (reported in the project's design notes, which are
@@ -257,18 +275,6 @@ GPT_4O_AA = _term_tool(
     "Artificial Analysis medians via induwara.lk/tools/ai-llm-speed-comparison (verified 2026-06-24)",
     _AA_TTFT,
     _AA_TPS,
-)
-
-# --- heavy-tail ----------------------------------------------------------------------------------------
-# Source: an assumption to stress strategies (hedging, timeouts), not a measurement. TTFT log-normal with
-# median 1.1 s and sigma 1.1 (mean ~2.0 s) plus 100 tokens at 100 tokens/s: mean ~3 s, p99 ~15 s and
-# p99.9 ~34 s, i.e. occasional 5-10x stragglers.
-_HT = PartProfile(LogNormal(1.1, 1.1), LogNormal(100, 0.1), LogNormal(100.0, 0.05))
-HEAVY_TAIL = _one_for_all(
-    "heavy-tail",
-    "log-normal, mean ~3 s, occasional 5-10x stragglers",
-    "assumption (stress profile for hedging and timeouts)",
-    _HT,
 )
 
 PROFILES: dict[str, Profile] = {p.name: p for p in (UNIFORM_2S, DEFINITIE_APP, GPT_4O_AA, HEAVY_TAIL)}

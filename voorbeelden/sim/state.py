@@ -15,6 +15,8 @@ from voorbeelden.sim.config import SimConfig
 from voorbeelden.sim.ratelimit import RateLimiter
 
 MAX_ACCEPTED_TIMES = 100_000
+# The counters a request enters and leaves (SimState.enter/leave), each with its peak_ twin.
+GAUGES = ("open", "queued", "in_flight")
 
 
 class CapacityGate(FifoSemaphore):
@@ -107,15 +109,10 @@ class SimState:
             self.limiter = _limiter(config)
 
     def reset_counters(self) -> None:
-        c = self.counters  # requests still running will decrement the new counters when they finish
-        self.counters = Counters(
-            open=c.open,
-            peak_open=c.open,
-            queued=c.queued,
-            peak_queued=c.queued,
-            in_flight=c.in_flight,
-            peak_in_flight=c.in_flight,
-        )
+        """Fresh counters that keep the gauges: requests still running will decrement the new counters when
+        they finish, and each peak starts from what is open now."""
+        live = {name: getattr(self.counters, name) for name in GAUGES}
+        self.counters = Counters(**live, **{f"peak_{name}": value for name, value in live.items()})
 
     def enter(self, what: str) -> None:
         c = self.counters

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from voorbeelden.local.model import MODEL_ALIAS, LocalLLMUnavailable, find_model_path, missing_extra
+from voorbeelden.server_url import ServerURL
 
 HOST = "127.0.0.1"
 # llama-cpp-python's server runs one request at a time: a request holds its model lock from start to end.
@@ -91,7 +92,7 @@ class LocalLLMConfig:
 
 
 @dataclass
-class LocalLLMHandle:
+class LocalLLMHandle(ServerURL):
     """What :func:`running_local_llm` yields, shaped like the simulator's handle where it matters."""
 
     base_url: str
@@ -101,14 +102,6 @@ class LocalLLMHandle:
     log_path: str
     process: subprocess.Popen[bytes] = field(repr=False)
     concurrency: int = SERVER_CONCURRENCY
-
-    @property
-    def root_url(self) -> str:
-        return self.base_url.removesuffix("/v1")
-
-    @property
-    def port(self) -> int:
-        return int(self.root_url.rsplit(":", 1)[1])
 
     @property
     def pid(self) -> int:

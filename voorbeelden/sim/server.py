@@ -30,6 +30,7 @@ from typing import Any
 
 from aiohttp import web
 
+from voorbeelden.server_url import ServerURL
 from voorbeelden.sim.app import STATE_KEY, build_app
 from voorbeelden.sim.config import SimConfig
 from voorbeelden.sim.guard import GuardedAppRunner
@@ -120,7 +121,7 @@ def _post_json(url: str, body: dict[str, Any] | None, timeout: float = 10.0) -> 
         return json.loads(resp.read())
 
 
-class SimHandle:
+class SimHandle(ServerURL):
     """What ``running_simulator`` yields: the base URL and the admin routes as methods. The methods use
     blocking HTTP, which is safe even inside an async test because the server runs on another loop."""
 
@@ -130,14 +131,6 @@ class SimHandle:
         self.base_url = base_url
         self.config = config
         self.process = process
-
-    @property
-    def root_url(self) -> str:
-        return self.base_url.removesuffix("/v1")
-
-    @property
-    def port(self) -> int:
-        return int(self.root_url.rsplit(":", 1)[1])
 
     def counters(self) -> dict[str, Any]:
         return _post_json(self.root_url + "/admin/counters", None)

@@ -186,6 +186,51 @@ def _stop(proc: subprocess.Popen[bytes], write_fd: int | None) -> None:
         proc.wait(timeout=10)
 
 
+def _launch(
+    config: LocalLLMConfig, model: Path, port: int, log_path: Path
+) -> tuple[subprocess.Popen[bytes], int]:
+    """Start the server behind :mod:`voorbeelden.local.child`; returns the process and the write end of the
+    pipe the child watches (closing it stops the child)."""
+    read_fd, write_fd = os.pipe()  # both non-inheritable: only pass_fds hands the read end over
+    main_thread = threading.current_thread() is threading.main_thread()
+    cmd = [
+        sys.executable, "-m", "voorbeelden.local.child",
+        "--watch-fd", str(read_fd), "--parent-pid", str(os.getpid()),
+        *(["--pdeathsig"] if main_thread else []),
+        "--", *config.server_args(model, port),
+    ]  # fmt: skip
+    with log_path.open("ab") as log:
+        proc = subprocess.Popen(
+            cmd,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            pass_fds=(read_fd,),
+            start_new_session=True,  # a terminal's Ctrl-C reaches the parent only; the parent stops us
+            env=dict(os.environ, PYTHONUNBUFFERED="1"),
+        )
+    os.close(read_fd)
+    return proc, write_fd
+
+
+def _await_model(proc: subprocess.Popen[bytes], write_fd: int, root: str, timeout_s: float) -> str | None:
+    """The served model id once the server answers, or None when it exited or did not answer in time. An
+    interrupt (Ctrl-C) while waiting stops the server before it propagates."""
+    deadline = time.monotonic() + timeout_s
+    try:
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                return None
+            model_id = _probe(root)
+            if model_id is not None:
+                return model_id
+            time.sleep(0.1)
+    except BaseException:
+        _stop(proc, write_fd)
+        raise
+    return None
+
+
 def start_local_llm(config: LocalLLMConfig, log_path: Path) -> tuple[LocalLLMHandle, int]:
     """Start the server and wait until it answers; returns the handle and the pipe's write end (close it
     to stop the child). Raises :class:`LocalLLMUnavailable` with the reason and the server log's tail."""
@@ -197,39 +242,9 @@ def start_local_llm(config: LocalLLMConfig, log_path: Path) -> tuple[LocalLLMHan
     last_error = ""
     for _ in range(attempts):
         port = config.port or _free_port()
-        read_fd, write_fd = os.pipe()  # both non-inheritable: only pass_fds hands the read end over
-        main_thread = threading.current_thread() is threading.main_thread()
-        cmd = [
-            sys.executable, "-m", "voorbeelden.local.child",
-            "--watch-fd", str(read_fd), "--parent-pid", str(os.getpid()),
-            *(["--pdeathsig"] if main_thread else []),
-            "--", *config.server_args(model, port),
-        ]  # fmt: skip
-        with log_path.open("ab") as log:
-            proc = subprocess.Popen(
-                cmd,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                pass_fds=(read_fd,),
-                start_new_session=True,  # a terminal's Ctrl-C reaches the parent only; the parent stops us
-                env=dict(os.environ, PYTHONUNBUFFERED="1"),
-            )
-        os.close(read_fd)
+        proc, write_fd = _launch(config, model, port, log_path)
         root = f"http://{HOST}:{port}"
-        deadline = time.monotonic() + config.startup_timeout_s
-        model_id: str | None = None
-        try:
-            while time.monotonic() < deadline:
-                if proc.poll() is not None:
-                    break
-                model_id = _probe(root)
-                if model_id is not None:
-                    break
-                time.sleep(0.1)
-        except BaseException:
-            _stop(proc, write_fd)
-            raise
+        model_id = _await_model(proc, write_fd, root, config.startup_timeout_s)
         if model_id is not None:
             handle = LocalLLMHandle(
                 base_url=root + "/v1",

@@ -7,7 +7,7 @@ and the simulator process do not pay for openai, pandas or matplotlib they never
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 
@@ -25,3 +25,9 @@ def lazy_exports(namespace: dict[str, Any], exports: Mapping[str, str]) -> Calla
         return value
 
     return __getattr__
+
+
+def by_module(modules: Mapping[str, Iterable[str]]) -> dict[str, str]:
+    """The ``exports`` of :func:`lazy_exports` written module by module (``{module: names}``), so a package
+    that takes several names from one module names that module once."""
+    return {name: module for module, names in modules.items() for name in names}

@@ -7,20 +7,18 @@ Heavy modules are imported lazily, so ``import voorbeelden.bench`` is cheap.
 
 from __future__ import annotations
 
-from voorbeelden._lazy import lazy_exports
+from voorbeelden._lazy import by_module, lazy_exports
 
-_EXPORTS: dict[str, str] = {
-    "load_begrippen": "voorbeelden.bench.data",
-    "validate_params": "voorbeelden.bench.params",
-    "Backend": "voorbeelden.backend",
-    "open_backend": "voorbeelden.backend",
-    "resolve_backend": "voorbeelden.backend",
-    "run_trials": "voorbeelden.bench.trials",
-    "load_results": "voorbeelden.bench.trials",
-    "TrialResults": "voorbeelden.bench.trials",
-    "collect_environment": "voorbeelden.bench.environment",
-    "run_report": "voorbeelden.bench.report",
-}
+_EXPORTS = by_module(
+    {
+        "voorbeelden.bench.data": ("load_begrippen",),
+        "voorbeelden.bench.params": ("validate_params",),
+        "voorbeelden.backend": ("Backend", "open_backend", "resolve_backend"),
+        "voorbeelden.bench.trials": ("run_trials", "load_results", "TrialResults"),
+        "voorbeelden.bench.environment": ("collect_environment",),
+        "voorbeelden.bench.report": ("run_report",),
+    }
+)
 
 __all__ = sorted(_EXPORTS)
 

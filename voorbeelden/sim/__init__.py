@@ -22,23 +22,17 @@ at run time; host and port are fixed); ``POST /admin/reset`` (zero the counters)
 
 from __future__ import annotations
 
-from voorbeelden._lazy import lazy_exports
+from voorbeelden._lazy import by_module, lazy_exports
 
 # Imported on first access (PEP 562), so ``voorbeelden.sim.config`` or ``.profiles`` can be imported (by the
 # CLI's option parsing, say) without starting on the server's aiohttp and numpy imports.
-_EXPORTS: dict[str, str] = {
-    "FAULT_KINDS": "voorbeelden.sim.config",
-    "FaultRule": "voorbeelden.sim.config",
-    "SimConfig": "voorbeelden.sim.config",
-    "PROFILES": "voorbeelden.sim.profiles",
-    "LogNormal": "voorbeelden.sim.profiles",
-    "PartProfile": "voorbeelden.sim.profiles",
-    "Profile": "voorbeelden.sim.profiles",
-    "Sample": "voorbeelden.sim.profiles",
-    "SimHandle": "voorbeelden.sim.server",
-    "running_simulator": "voorbeelden.sim.server",
-    "serve": "voorbeelden.sim.server",
-}
+_EXPORTS = by_module(
+    {
+        "voorbeelden.sim.config": ("FAULT_KINDS", "FaultRule", "SimConfig"),
+        "voorbeelden.sim.profiles": ("PROFILES", "LogNormal", "PartProfile", "Profile", "Sample"),
+        "voorbeelden.sim.server": ("SimHandle", "running_simulator", "serve"),
+    }
+)
 
 __all__ = sorted(_EXPORTS)
 

@@ -142,31 +142,31 @@ class NotebookParams(BaseModel):
     out_dir: str
 
 
-class SpeedupParams(NotebookParams):
-    """01: paired sequential vs parallel trials per profile."""
+class TrialParams(NotebookParams):
+    """What every notebook of paired trials (01, 02, 05, 06) sets: the backend, its time scale, the seed, and
+    how many trials (and warm-ups) over how many begrippen."""
 
     backend: Backend
-    profiles: Profiles
     time_scale: TimeScale
     seed: Seed
     trials: Trials
     warmup: Warmup
     n_begrippen: NBegrippen
+
+
+class SpeedupParams(TrialParams):
+    """01: paired sequential vs parallel trials per profile."""
+
+    profiles: Profiles
     n_boot: Int(100, 1_000_000)
     mc_samples: Int(100, 10_000_000)
 
 
-class FaultParams(NotebookParams):
+class FaultParams(TrialParams):
     """02: fault kinds x rates on the simulator."""
 
-    backend: Backend
     profile: Profile
     strategy: Strategy
-    time_scale: TimeScale
-    seed: Seed
-    trials: Trials
-    warmup: Warmup
-    n_begrippen: NBegrippen
     max_retries: Int(0, 10)
     call_timeout_s: Float(gt=0.0, le=3600.0)
     fault_kinds: Annotated[
@@ -219,35 +219,23 @@ class Price(BaseModel):
     out: Float(ge=0.0)
 
 
-class StrategiesParams(NotebookParams):
+class StrategiesParams(TrialParams):
     """05: every strategy on every profile: wall, tail, first visible part, tokens, cost."""
 
-    backend: Backend
     profiles: Profiles
     strategies: Strategies
-    time_scale: TimeScale
-    seed: Seed
-    trials: Trials
-    warmup: Warmup
-    n_begrippen: NBegrippen
     k: Int(1, 6)
     hedge_percentile: Float(gt=0.0, le=99.9)
     prices: dict[str, Price]
 
 
-class CalibrationParams(NotebookParams):
+class CalibrationParams(TrialParams):
     """06: measure sequential/parallel/bounded on a backend, calibrate the simulator, compare predictions."""
 
-    backend: Backend
     profile: Profile  # the simulator's profile when backend is 'sim' (a stand-in for a real server)
     sim_capacity: Int(1, 1000) | None  # the stand-in simulator's capacity (None: unlimited)
     strategies: Annotated[Strategies, AfterValidator(_with_sequential)]
-    time_scale: TimeScale
     predict_time_scale: TimeScale
-    seed: Seed
-    trials: Trials
-    warmup: Warmup
-    n_begrippen: NBegrippen
     k: Int(1, 6)
     temperature: Float(ge=0.0, le=2.0) | None
     sampling_seed: Int(0) | None

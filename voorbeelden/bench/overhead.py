@@ -18,8 +18,10 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, StrictBool
 
 from voorbeelden.backend import make_client
+from voorbeelden.bench.params import Float, Int
 from voorbeelden.config import GeneratorConfig
 from voorbeelden.generator import generate
 from voorbeelden.syncrun import run_sync
@@ -107,32 +109,43 @@ def _paired(
     return [(d["sequential"], d["parallel"]) for d in by_key.values()]
 
 
-def run_benchmark(
-    generations: int = 30,
-    time_scale: float = 0.1,
-    pairs: int = 8,
-    speedup_time_scale: float = 0.05,
-    warmup: int = 2,
-    process: bool = True,
-) -> OverheadResult:
+class OverheadParams(BaseModel):
+    """The benchmark's settings, checked once (the CLI reports the problems of bad ones)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    generations: Int(1) = 30  # parallel generations for the overhead
+    time_scale: Float(gt=0.0) = 0.1  # of the overhead runs (uniform-2s)
+    pairs: Int(1) = 8  # paired generations per profile for the speedups
+    speedup_time_scale: Float(gt=0.0) = 0.05
+    warmup: Int(0) = 2  # generations run first and excluded
+    process: StrictBool = True  # the simulator in its own process (False: shares this one's GIL)
+
+
+def run_benchmark(params: OverheadParams | None = None, /, **changes: Any) -> OverheadResult:
+    """Run the benchmark with ``params`` (default :class:`OverheadParams`), any field changed by keyword."""
     from voorbeelden.sim import SimConfig, running_simulator
 
+    P = OverheadParams.model_validate({**(params or OverheadParams()).model_dump(), **changes})
+
     config = GeneratorConfig(call_timeout_s=120.0)
-    with running_simulator(SimConfig(profile="uniform-2s", time_scale=time_scale), process=process) as sim:
-        gens = _overhead(sim.base_url, generations, warmup, config)
+    with running_simulator(
+        SimConfig(profile="uniform-2s", time_scale=P.time_scale), process=P.process
+    ) as sim:
+        gens = _overhead(sim.base_url, P.generations, P.warmup, config)
         bad = [g for g in gens if not g.complete]
         if bad:
             raise RuntimeError(f"{len(bad)} overhead generations failed: {bad[0].errors}")
         speedups = []
         for profile in ("uniform-2s", "definitie-app"):
-            sim.configure(profile=profile, time_scale=speedup_time_scale)
-            paired = _paired(sim.base_url, pairs, 1, config)
+            sim.configure(profile=profile, time_scale=P.speedup_time_scale)
+            paired = _paired(sim.base_url, P.pairs, 1, config)
             speed = [s.wall_s / p.wall_s for s, p in paired]
             bound = [s.sum_latency_s / s.max_latency_s for s, _ in paired]
             speedups.append(
                 SpeedupResult(
                     profile=profile,
-                    time_scale=speedup_time_scale,
+                    time_scale=P.speedup_time_scale,
                     speedup=Summary.of(speed),
                     bound=Summary.of(bound),
                     efficiency=Summary.of([a / b for a, b in zip(speed, bound, strict=True)]),
@@ -142,7 +155,7 @@ def run_benchmark(
             )
     return OverheadResult(
         profile="uniform-2s",
-        time_scale=time_scale,
+        time_scale=P.time_scale,
         overhead=Summary.of([g.wall_s / g.max_latency_s for g in gens]),
         excess_ms=Summary.of([(g.wall_s - g.max_latency_s) * 1000 for g in gens]),
         start_spread_ms=Summary.of([_start_spread_s(g) * 1000 for g in gens]),

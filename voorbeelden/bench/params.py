@@ -260,7 +260,7 @@ def model_for(notebook: str) -> type[NotebookParams] | None:
     return MODELS.get(Path(notebook).name.removesuffix(".ipynb"))
 
 
-def problems_of(model: type[NotebookParams], values: Mapping[str, Any]) -> list[str]:
+def problems_of(model: type[BaseModel], values: Mapping[str, Any]) -> list[str]:
     """Every problem with ``values`` as ``key: message (got value)`` lines; empty when they are valid."""
     try:
         model.model_validate(dict(values))

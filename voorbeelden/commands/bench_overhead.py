@@ -28,18 +28,21 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from voorbeelden.bench.overhead import render, run_benchmark
+    from voorbeelden.bench.overhead import OverheadParams, render, run_benchmark
+    from voorbeelden.bench.params import problems_of
 
-    if args.generations < 1 or args.pairs < 1 or args.time_scale <= 0 or args.speedup_time_scale <= 0:
-        print("voorbeelden bench-overhead: counts must be >= 1 and time scales > 0", file=sys.stderr)
+    values = {
+        "generations": args.generations,
+        "time_scale": args.time_scale,
+        "pairs": args.pairs,
+        "speedup_time_scale": args.speedup_time_scale,
+        "process": not args.in_process,
+    }
+    problems = problems_of(OverheadParams, values)
+    if problems:
+        print("voorbeelden bench-overhead: " + "; ".join(problems), file=sys.stderr)
         return 2
-    result = run_benchmark(
-        generations=args.generations,
-        time_scale=args.time_scale,
-        pairs=args.pairs,
-        speedup_time_scale=args.speedup_time_scale,
-        process=not args.in_process,
-    )
+    result = run_benchmark(OverheadParams(**values))
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))
     else:

@@ -41,7 +41,9 @@ def require_complete(exp: Any) -> None:
         raise IncompleteHeadline(exp.reason)
 
 
-def _reason(problems: list[str], gens: pd.DataFrame) -> str | None:
+def failure_reason(problems: list[str], gens: pd.DataFrame) -> str | None:
+    """Why an experiment's result does not stand (None when it does): its problems and the most common errors
+    among ``gens``."""
     if not problems:
         return None
     errors = stats.common_errors(gens) if len(gens) else []
@@ -159,6 +161,15 @@ def concat_results(frames: Sequence[TrialResults], path: Path | None) -> TrialRe
     return TrialResults(gens, recs, path)
 
 
+def _expected_bounds(P: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """Per simulated profile, the expected speedup bound E[sum]/E[max] (Monte Carlo, the parts' token caps)."""
+    caps = part_max_tokens()
+    return {
+        label: stats.expected_bound(label, n=P["mc_samples"], seed=P["seed"], max_tokens=caps)
+        for label in P["profiles"]
+    }
+
+
 def speedup_experiment(P: Mapping[str, Any]) -> SpeedupExperiment:
     """Paired sequential/parallel trials per profile (one simulator, reconfigured per profile), written to
     ``<out_dir>/01_sequential_vs_parallel.jsonl``, with the summary in ``...json``."""
@@ -166,16 +177,10 @@ def speedup_experiment(P: Mapping[str, Any]) -> SpeedupExperiment:
     out_dir = Path(P["out_dir"])
     jsonl = _fresh(out_dir / f"{NB01}.jsonl")
     begrippen = load_begrippen(P["n_begrippen"])
-    expected: dict[str, dict[str, Any]] = {}
-    caps = part_max_tokens()
     with open_backend(
         P["backend"], profile=P["profiles"][0], time_scale=P["time_scale"], seed=P["seed"]
     ) as be:
-        if be.simulated:
-            expected = {
-                label: stats.expected_bound(label, n=P["mc_samples"], seed=P["seed"], max_tokens=caps)
-                for label in P["profiles"]
-            }
+        expected = _expected_bounds(P) if be.simulated else {}
         results = trials_per_profile(
             be, P, begrippen, jsonl, strategies=("sequential", "parallel"), scenario="sequential-vs-parallel"
         )
@@ -195,7 +200,7 @@ def speedup_experiment(P: Mapping[str, Any]) -> SpeedupExperiment:
         summary[col] = [expected.get(p, {}).get(col) for p in summary["profile"]]
     walls = stats.wall_summary(gens, by=("profile", "strategy"))
     over = stats.overhead(gens, by=("profile", "strategy"))
-    reason = _reason(stats.headline_problems(summary), gens[~gens["warmup"]])
+    reason = failure_reason(stats.headline_problems(summary), gens[~gens["warmup"]])
     exp = SpeedupExperiment(
         results, summary, walls, over, expected, backend, time.monotonic() - t0, reason is None, reason
     )
@@ -300,7 +305,7 @@ def fault_experiment(P: Mapping[str, Any]) -> FaultExperiment:
     results = concat_results(frames, jsonl)
     gens = results.generations
     summary = stats.fault_summary(gens, max_retries=P["max_retries"]) if frames else pd.DataFrame()
-    reason = _reason(_control_problems(summary), gens)
+    reason = failure_reason(_control_problems(summary), gens)
     exp = FaultExperiment(
         results,
         summary,

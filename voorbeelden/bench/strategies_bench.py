@@ -29,7 +29,7 @@ from matplotlib.figure import Figure
 from voorbeelden.backend import model_seconds_factor, open_backend
 from voorbeelden.bench import stats
 from voorbeelden.bench.data import load_begrippen
-from voorbeelden.bench.experiments import trials_per_profile, write_json
+from voorbeelden.bench.experiments import failure_reason, trials_per_profile, write_json
 from voorbeelden.bench.plots import _figure, _style
 from voorbeelden.bench.trials import TrialResults
 
@@ -102,11 +102,7 @@ def strategies_experiment(P: Mapping[str, Any]) -> StrategiesExperiment:
     gens, recs = results.generations, results.records
     table = summarise(gens, recs, price_in=price_in, price_out=price_out)
     conclusion = conclude(table)
-    problems = comparison_problems(table, len(P["strategies"]))
-    reason = None
-    if problems:
-        errors = stats.common_errors(gens[~gens["warmup"]])
-        reason = "; ".join(problems) + (f". Most common errors: {'; '.join(errors)}" if errors else "")
+    reason = failure_reason(comparison_problems(table, len(P["strategies"])), gens[~gens["warmup"]])
     seconds = time.monotonic() - t0
     write_json(
         out_dir / f"{NB05}.json",

@@ -8,7 +8,6 @@ rate window is then scaled by the same ``--time-scale`` so that ``--rpm`` means 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import sys
 from pathlib import Path
@@ -212,6 +211,7 @@ def run(args: argparse.Namespace) -> int:
     from voorbeelden.batch import generate_many
     from voorbeelden.batch.inputs import check_source, same_file
     from voorbeelden.batch.output import check_output
+    from voorbeelden.syncrun import run_sync
 
     # Everything that can be checked is checked before a simulator starts or a file changes.
     try:
@@ -237,7 +237,7 @@ def run(args: argparse.Namespace) -> int:
         cache: bool | Path = False if args.no_cache else (args.cache_dir or True)
         terms: list[dict[str, Any]] = []
         try:
-            summary = asyncio.run(
+            summary = run_sync(
                 generate_many(
                     args.input,
                     out=args.out,

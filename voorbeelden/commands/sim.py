@@ -232,7 +232,7 @@ def run(args: argparse.Namespace) -> int:
         await serve(config, stop, ready, manage_gc=True)
 
     try:
-        asyncio.run(main())
+        asyncio.run(main())  # not syncrun.run_sync: the signal handlers need the main thread's loop
     except OSError as e:  # port in use, address not available
         print(f"error: cannot start the simulator on {config.host}:{config.port}: {e}", file=sys.stderr)
         return 1

@@ -141,7 +141,7 @@ class _Progress:
         if self.transport is not None and now - self._last > 0.5:
             self._last = now
             s = self.transport.stats
-            post = {"calls/s": f"{s.sent / max(now - self.t0, 1e-9):.1f}", "429s": s.throttled}
+            post = {"calls/s": f"{s.sent / max(now - self.t0, 1e-9):.1f}", "429s": s.answers.throttled}
             if s.cache_hits:
                 post["cached"] = s.cache_hits
             if self.transport.concurrency is not None:

@@ -23,6 +23,7 @@ from voorbeelden.backend import make_client
 from voorbeelden.batch.adaptive import AdaptiveConcurrency
 from voorbeelden.batch.cache import ResponseCache
 from voorbeelden.batch.inputs import (
+    BadLine,
     Item,
     RequestSource,
     check_source,
@@ -294,7 +295,6 @@ async def generate_many(
 
     async def run_term(item: Item) -> None:
         nonlocal active, outstanding
-        assert item.request is not None
         mine = min(width, CALLS_PER_TERM)  # already counted in `outstanding` at admission
         remaining = CALLS_PER_TERM
 
@@ -350,7 +350,7 @@ async def generate_many(
             active -= 1
             room.set()
 
-    async def items() -> AsyncIterator[Item]:
+    async def items() -> AsyncIterator[Item | BadLine]:
         for item in iter_items(requests):
             n = item.n
             summary.lines += 1
@@ -359,7 +359,7 @@ async def generate_many(
                 bar.update()
                 continue
             if log is not None and not log.should_run(
-                item.key, retry_failed=retry_failed and item.error is None
+                item.key, retry_failed=retry_failed and isinstance(item, Item)
             ):
                 summary.skipped += 1
                 bar.update()
@@ -372,7 +372,7 @@ async def generate_many(
     try:
         async with asyncio.TaskGroup() as tg:
             async for item in items():
-                if item.error is not None:
+                if isinstance(item, BadLine):
                     summary.invalid += 1
                     emit(
                         {

@@ -20,13 +20,15 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Any, TextIO
 from urllib.parse import urlsplit
 
 if TYPE_CHECKING:
     import httpx2
     import openai
+
+    from voorbeelden.sim import SimConfig
 
 DEFAULT_REAL_BASE_URL = "https://api.openai.com/v1"
 # Local OpenAI-compatible servers (the simulator, llama.cpp, vLLM, Ollama) ignore the key but the SDK insists
@@ -151,16 +153,17 @@ def make_client(
 
 @dataclass
 class Backend:
-    """An open backend. ``configure`` changes the simulator's settings at run time (simulator only)."""
+    """An open backend. ``configure`` changes the simulator's settings at run time (simulator only).
+
+    A simulated backend carries the simulator's whole :class:`~voorbeelden.sim.SimConfig` (``sim``), kept in
+    step by ``configure``, so what a report says about it is what the simulator runs with."""
 
     kind: str
     base_url: str
-    profile: str | None = None
-    time_scale: float | None = None
-    seed: int | None = None
     chosen_by: str = ""
+    sim: SimConfig | None = None
     _handle: Any = field(default=None, repr=False)
-    _api_key: str = field(default="", repr=False)
+    _api_key: str = field(default=PLACEHOLDER_KEY, repr=False)
     info: dict[str, Any] | None = None  # the local server's description (model, concurrency, ...)
 
     @property
@@ -170,6 +173,18 @@ class Backend:
     @property
     def simulated(self) -> bool:
         return self.kind == "simulated"
+
+    @property
+    def profile(self) -> str | None:
+        return self.sim.profile if self.sim else None
+
+    @property
+    def time_scale(self) -> float | None:
+        return self.sim.time_scale if self.sim else None
+
+    @property
+    def seed(self) -> int | None:
+        return self.sim.seed if self.sim else None
 
     @property
     def host(self) -> str:
@@ -187,8 +202,9 @@ class Backend:
                 "only the embedded simulator can be reconfigured; this backend is a real endpoint"
             )
         self._handle.configure(**changes)
-        if "profile" in changes:
-            self.profile = changes["profile"]
+        if self.sim is not None:
+            known = {f.name for f in fields(self.sim)}
+            self.sim = replace(self.sim, **{k: v for k, v in changes.items() if k in known})
 
     def counters(self) -> dict[str, Any]:
         return self._handle.counters() if self._handle is not None else {}
@@ -253,14 +269,7 @@ def open_backend(
                 file=announce,
             )
         yield Backend(
-            kind="simulated",
-            base_url=handle.base_url,
-            profile=profile,
-            time_scale=time_scale,
-            seed=seed,
-            chosen_by=spec.source,
-            _handle=handle,
-            _api_key=PLACEHOLDER_KEY,
+            kind="simulated", base_url=handle.base_url, chosen_by=spec.source, sim=config, _handle=handle
         )
 
 
@@ -274,12 +283,12 @@ def _open_local(spec: BackendSpec) -> Iterator[Backend]:
         except ValueError:
             info = {}
         info = {"kind": "local", "host": url_host(spec.base_url), **info}
-        yield Backend(kind="local", base_url=spec.base_url, _api_key=PLACEHOLDER_KEY, info=info)
+        yield Backend(kind="local", base_url=spec.base_url, info=info)
         return
     from voorbeelden.local import running_local_llm
 
     with running_local_llm() as llm:
-        yield Backend(kind="local", base_url=llm.base_url, _api_key=PLACEHOLDER_KEY, info=llm.describe())
+        yield Backend(kind="local", base_url=llm.base_url, info=llm.describe())
 
 
 def model_seconds_factor(time_scale: float | None) -> float:

@@ -9,7 +9,6 @@ the deadline, which is appended before the cancellation propagates.
 from __future__ import annotations
 
 import asyncio
-import collections
 import random
 import time
 from collections.abc import Callable, Mapping
@@ -20,6 +19,7 @@ import openai
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
 from voorbeelden.config import PartSettings, RetryPolicy
+from voorbeelden.fifo import FifoSemaphore
 from voorbeelden.http_headers import parse_retry_after
 from voorbeelden.parsing import ParseResult, parse_part
 from voorbeelden.prompts import build_messages
@@ -33,44 +33,6 @@ _ERROR_KINDS = {400: "bad_request", 401: "auth", 403: "forbidden", 404: "not_fou
 # uses for that (llama-cpp-python answers "json_schema" with a 500 validation error): not retryable.
 UNSUPPORTED_FORMAT = "unsupported_response_format"
 STREAM_CUT = "stream_cut"
-
-
-class StreamGate:
-    """The streams of one generation: any number at once, until a server cuts one off; from then on one at
-    a time (waiting for those already running), so retries stop cutting each other.
-
-    Why: llama-cpp-python's server (``interrupt_requests``, on by default) ends a running stream as soon as
-    another request arrives; six parallel streams leave one alive, and retries sent while a stream runs cut
-    it again. A client that has seen a cut can only get whole streams by sending one at a time."""
-
-    def __init__(self) -> None:
-        self.limit: int | None = None
-        self.active = 0
-        self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
-
-    def one_at_a_time(self) -> None:
-        self.limit = 1
-
-    async def acquire(self) -> bool:
-        """Take a slot; True when the gate was limiting (the caller notes that it waited its turn)."""
-        limited = self.limit is not None
-        while self.limit is not None and self.active >= self.limit:
-            fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-            self._waiters.append(fut)
-            try:
-                await fut
-            finally:
-                if fut in self._waiters:
-                    self._waiters.remove(fut)
-        self.active += 1
-        return limited
-
-    def release(self) -> None:
-        self.active -= 1
-        while self._waiters:  # wake everyone; each re-checks the limit
-            fut = self._waiters.popleft()
-            if not fut.done():
-                fut.set_result(None)
 
 
 class _StreamCut(Exception):
@@ -98,7 +60,12 @@ class RunState:
     on_record: Callable[[CallRecord], None] | None = None
     deadline_expired: Callable[[], bool] = lambda: False
     first_visible_s: float | None = None  # set by streaming calls: when the first complete item arrived
-    streams: StreamGate = field(default_factory=StreamGate)
+    # The streams of one generation: any number at once, until a server cuts one off; from then on one at a
+    # time (waiting for those already running), so retries stop cutting each other. Why: llama-cpp-python's
+    # server (``interrupt_requests``, on by default) ends a running stream as soon as another request
+    # arrives; six parallel streams leave one alive, and retries sent while a stream runs cut it again. A
+    # client that has seen a cut can only get whole streams by sending one at a time.
+    streams: FifoSemaphore = field(default_factory=lambda: FifoSemaphore(None))
 
     def mark_visible(self) -> None:
         """Note that some part has shown its first complete item (the earliest call wins)."""
@@ -138,9 +105,10 @@ class RunState:
 
 @dataclass
 class PartOutcome:
-    """The final word on one part after all attempts; ``error`` set means the part degraded to empty."""
+    """The final word on one part after all attempts; ``error`` set means the part degraded to empty.
+    ``part`` is None for a call that is not one part (:meth:`Caller.call`)."""
 
-    part: Part
+    part: Part | None
     value: list[str] | str
     error: str | None = None
     error_kind: str | None = None
@@ -150,9 +118,10 @@ class PartOutcome:
 
 @dataclass(frozen=True)
 class _Ask:
-    """What every attempt at one part sends and how its answer is read (the options of :meth:`call_part`)."""
+    """What every attempt at one call sends and how its answer is read (the options of :meth:`call_part`);
+    ``part`` is None for a call that is not one part, which then brings its own ``parse`` and ``label``."""
 
-    part: Part
+    part: Part | None
     settings: PartSettings
     messages: list[dict[str, str]]
     hedge: bool
@@ -240,6 +209,27 @@ class Caller:
             label,
             note,
         )
+        return await self._call(ask, attempt_offset)
+
+    async def call(
+        self,
+        label: str,
+        settings: PartSettings,
+        messages: list[dict[str, str]],
+        parse: Callable[[str | None], ParseResult],
+        *,
+        extra_body: Mapping[str, Any] | None = None,
+        note: str | None = None,
+        attempt_offset: int = 0,
+    ) -> PartOutcome:
+        """A call that is not one part (the combined call asks for all six): its records are labelled
+        ``label``, ``parse`` reads its answer, and the outcome's ``part`` is None. Retries, timeouts and
+        records as for :meth:`call_part`; never raises except ``CancelledError``."""
+        ask = _Ask(None, settings, messages, False, False, extra_body, None, parse, label, note)
+        return await self._call(ask, attempt_offset)
+
+    async def _call(self, ask: _Ask, attempt_offset: int) -> PartOutcome:
+        """Every attempt at one call, under the retry policy; the last failure becomes an empty outcome."""
         failed: list[CallRecord] = []
         attempts = 0
 
@@ -255,7 +245,7 @@ class Caller:
         try:
             outcome = await self._retrying(failed)(one)
         except AttemptFailed as exc:
-            return _gave_up(part, settings, exc.record, attempts)
+            return _gave_up(ask.part, ask.settings, exc.record, attempts)
         outcome.attempts = attempts
         return outcome
 
@@ -290,7 +280,8 @@ class Caller:
         """One attempt; a stream waits its turn when this run streams one call at a time."""
         if not ask.stream:
             return await self._attempt_once(ask, attempt, ask.note)
-        waited = await self.state.streams.acquire()
+        waited = self.state.streams.capacity is not None  # noted on the record: it waited its turn
+        await self.state.streams.acquire()
         try:
             return await self._attempt_once(ask, attempt, "stream:one_at_a_time" if waited else ask.note)
         finally:
@@ -376,7 +367,7 @@ class Caller:
             )
             return AttemptFailed(rec, retryable=True)
         if isinstance(err, _StreamCut):
-            state.streams.one_at_a_time()
+            state.streams.set_capacity(1)
             state.finish(
                 rec,
                 "error",
@@ -436,6 +427,7 @@ class Caller:
         if ask.parse is not None:
             result = ask.parse(text)
         else:  # the prompt lets the parser drop instructions a small model echoes back
+            assert part is not None, "a call that is not one part brings its own parse"
             result = parse_part(text, part, settings.count, prompt=_last_user_text(ask.messages))
         if not result.ok:
             kind = "truncated" if truncated else "parse"
@@ -455,7 +447,7 @@ class Caller:
         return PartOutcome(part=part, value=value, shortfall=shortfall)
 
     async def _stream(
-        self, part: Part, body: dict[str, Any], headers: dict[str, str], rec: CallRecord
+        self, part: Part | None, body: dict[str, Any], headers: dict[str, str], rec: CallRecord
     ) -> tuple[str, str | None, dict[str, Any]]:
         """One streamed completion (``stream_options.include_usage``): sets ``rec.ttft_s`` at the first
         non-empty content delta and marks the run visible when a list part's first line is complete.
@@ -493,7 +485,7 @@ class Caller:
                     if rec.ttft_s is None:
                         rec.ttft_s = self.state.now() - rec.t_start
                     pieces.append(delta)
-                    if part.is_list and not line_done and "\n" in delta:
+                    if part is not None and part.is_list and not line_done and "\n" in delta:
                         head = "".join(pieces).split("\n", 1)[0]
                         if head.strip():
                             line_done = True
@@ -507,12 +499,12 @@ class Caller:
         return text, finish_reason, usage
 
 
-def _gave_up(part: Part, settings: PartSettings, rec: CallRecord, attempts: int) -> PartOutcome:
+def _gave_up(part: Part | None, settings: PartSettings, rec: CallRecord, attempts: int) -> PartOutcome:
     """The outcome of a part whose last attempt failed: empty, with that attempt's reason."""
     reason = f"{rec.error_kind}: {rec.error}" if rec.error else str(rec.error_kind)
     return PartOutcome(
         part=part,
-        value=part.empty(),
+        value=part.empty() if part is not None else "",
         error=f"{reason} (after {attempts} attempt{'s' if attempts != 1 else ''})",
         error_kind=rec.error_kind,
         shortfall=settings.count,

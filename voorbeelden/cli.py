@@ -1,8 +1,10 @@
 """``voorbeelden`` command line: a thin layer that parses options and calls library functions.
 
-Each subcommand lives in ``voorbeelden/commands/<name>.py`` and exposes ``register(subparsers)``, which adds
-its parser and sets ``func`` (a callable taking the parsed args and returning an exit code). Subcommands are
-discovered, so adding one never touches this file.
+Each subcommand lives in ``voorbeelden/commands/<name>.py`` (the command is the module name with ``-`` for
+``_``) and declares what this file needs to build its parser: ``HELP`` (one line for the command list),
+optionally ``DESCRIPTION`` and ``EPILOG``, ``add_arguments(parser)`` and ``run(args) -> exit code``.
+Subcommands are discovered, so adding one never touches this file; parsers are built here, the same way for
+every command.
 """
 
 from __future__ import annotations
@@ -11,8 +13,11 @@ import argparse
 import importlib
 import pkgutil
 import sys
+import textwrap
 
 from voorbeelden import __version__
+
+_WIDTH = 100
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -28,7 +33,16 @@ def build_parser() -> argparse.ArgumentParser:
         if info.name.startswith("_"):
             continue
         module = importlib.import_module(f"voorbeelden.commands.{info.name}")
-        module.register(sub)
+        p = sub.add_parser(
+            info.name.replace("_", "-"),
+            help=module.HELP,
+            # Descriptions are one paragraph (wrapped here); epilogs are tables (kept as written).
+            description=textwrap.fill(getattr(module, "DESCRIPTION", module.HELP), width=_WIDTH),
+            epilog=getattr(module, "EPILOG", None),
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        module.add_arguments(p)
+        p.set_defaults(func=module.run)
     return parser
 
 

@@ -1,1 +1,1 @@
-"""CLI subcommands; each module exposes ``register(subparsers)``. See ``voorbeelden.cli``."""
+"""CLI subcommands; each module declares ``HELP``, ``add_arguments`` and ``run``. See ``voorbeelden.cli``."""

@@ -8,7 +8,6 @@ rate window is then scaled by the same ``--time-scale`` so that ``--rpm`` means 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import sys
 from pathlib import Path
@@ -58,54 +57,29 @@ def batch_exit_code(terms: list[dict[str, Any]]) -> int:
     return 3
 
 
-def register(subparsers: Any) -> None:
-    from voorbeelden.commands._options import at_least_one, count, one_of, positive
+HELP = "generate voorbeelden for every term in a JSONL file, under rate limits, resumably"
+DESCRIPTION = (
+    "Read one request per line (begrip, definitie, context: the fields of `generate`), append one "
+    "result line per term to --out, and resume from --out when rerun. Lines that are not valid "
+    "requests (bad encoding, bad JSON, missing fields) get a status 'invalid' record with their line "
+    "number; the batch goes on. --out must be a new file or a results file of an earlier batch, and "
+    "only one batch at a time may write it. Exit 2: refused before any work (a bad option, an "
+    "unusable input or output, --out in use by another batch)."
+)
+EPILOG = EXIT_CODES_HELP
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    from voorbeelden.commands._options import count, one_of, positive
     from voorbeelden.strategies.registry import names
 
-    p = subparsers.add_parser(
-        "batch",
-        help="generate voorbeelden for every term in a JSONL file, under rate limits, resumably",
-        description=(
-            "Read one request per line (begrip, definitie, context: the fields of `generate`), append one "
-            "result line per term to --out, and resume from --out when rerun. Lines that are not valid "
-            "requests (bad encoding, bad JSON, missing fields) get a status 'invalid' record with their line "
-            "number; the batch goes on. --out must be a new file or a results file of an earlier batch, and "
-            "only one batch at a time may write it. Exit 2: refused before any work (a bad option, an "
-            "unusable input or output, --out in use by another batch)."
-        ),
-        epilog=EXIT_CODES_HELP,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
     p.add_argument("input", type=Path, help="JSONL file (or /dev/stdin), one request per line")
     p.add_argument("--out", type=Path, required=True, help="JSONL results (appended; resumed when present)")
-    p.add_argument(
-        "--rpm",
-        type=positive,
-        default=None,
-        help="requests per minute for the whole batch: the starting estimate; the endpoint's "
-        "x-ratelimit-* headers correct it as answers arrive",
-    )
-    p.add_argument(
-        "--tpm", type=positive, default=None, help="tokens per minute (prompt chars/4 + max_tokens), likewise"
-    )
-    p.add_argument(
-        "--max-in-flight",
-        type=at_least_one,
-        default=64,
-        help="hard cap on calls at once (default 64); found adaptively below it",
-    )
-    p.add_argument(
-        "--fixed", action="store_true", help="no adaptive concurrency: always --max-in-flight calls at once"
-    )
     p.add_argument(
         "--strategy",
         type=one_of(names(), "strategy"),
         default="parallel",
         help="per-term strategy: " + ", ".join(names()),
-    )
-    p.add_argument("--no-cache", action="store_true", help="do not answer identical calls from the cache")
-    p.add_argument(
-        "--cache-dir", type=Path, default=None, help="cache directory (default .cache/voorbeelden)"
     )
     p.add_argument("--retry-failed", action="store_true", help="rerun terms recorded as failed in --out")
     p.add_argument("--base-url", default=None, help="OpenAI-compatible endpoint (default: OPENAI_BASE_URL)")
@@ -116,6 +90,42 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--max-retries", type=count, default=None, help="retries per call, >= 0 (default: the generator's)"
     )
+    _add_pacing_options(p.add_argument_group("pacing (rate limits, concurrency, cache)"))
+    _add_output_options(p)
+    _add_embedded_sim_options(p)
+
+
+def _add_pacing_options(g: argparse._ArgumentGroup) -> None:
+    """How fast the batch may go: the limits it starts from (the endpoint's headers correct them) and the
+    concurrency it searches below its cap."""
+    from voorbeelden.commands._options import at_least_one, positive
+
+    g.add_argument(
+        "--rpm",
+        type=positive,
+        default=None,
+        help="requests per minute for the whole batch: the starting estimate; the endpoint's "
+        "x-ratelimit-* headers correct it as answers arrive",
+    )
+    g.add_argument(
+        "--tpm", type=positive, default=None, help="tokens per minute (prompt chars/4 + max_tokens), likewise"
+    )
+    g.add_argument(
+        "--max-in-flight",
+        type=at_least_one,
+        default=64,
+        help="hard cap on calls at once (default 64); found adaptively below it",
+    )
+    g.add_argument(
+        "--fixed", action="store_true", help="no adaptive concurrency: always --max-in-flight calls at once"
+    )
+    g.add_argument("--no-cache", action="store_true", help="do not answer identical calls from the cache")
+    g.add_argument(
+        "--cache-dir", type=Path, default=None, help="cache directory (default .cache/voorbeelden)"
+    )
+
+
+def _add_output_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--records",
         type=Path,
@@ -124,12 +134,6 @@ def register(subparsers: Any) -> None:
         help="also append every call attempt (timing, status, tokens) as a JSON line to FILE; result lines "
         "in --out stay compact (parts, status, errors, a timing summary)",
     )
-    _add_output_options(p)
-    _add_embedded_sim_options(p)
-    p.set_defaults(func=run)
-
-
-def _add_output_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--fsync", action="store_true", help="fsync after every line (survives power loss)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON on stdout; no progress bar")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -207,6 +211,7 @@ def run(args: argparse.Namespace) -> int:
     from voorbeelden.batch import generate_many
     from voorbeelden.batch.inputs import check_source, same_file
     from voorbeelden.batch.output import check_output
+    from voorbeelden.syncrun import run_sync
 
     # Everything that can be checked is checked before a simulator starts or a file changes.
     try:
@@ -232,7 +237,7 @@ def run(args: argparse.Namespace) -> int:
         cache: bool | Path = False if args.no_cache else (args.cache_dir or True)
         terms: list[dict[str, Any]] = []
         try:
-            summary = asyncio.run(
+            summary = run_sync(
                 generate_many(
                     args.input,
                     out=args.out,

@@ -5,13 +5,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any
+
+HELP = "measure orchestration overhead and paired sequential/parallel speedups"
 
 
-def register(subparsers: Any) -> None:
-    p = subparsers.add_parser(
-        "bench-overhead", help="measure orchestration overhead and paired sequential/parallel speedups"
-    )
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--generations", type=int, default=30, metavar="N", help="parallel generations for overhead"
     )
@@ -24,7 +22,6 @@ def register(subparsers: Any) -> None:
         "--in-process", action="store_true", help="run the simulator in this process (shares the GIL)"
     )
     p.add_argument("--json", action="store_true", help="print the result as JSON")
-    p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -17,20 +17,19 @@ def _csv(text: str) -> list[str]:
     return [t.strip() for t in text.split(",") if t.strip()]
 
 
-def register(subparsers: Any) -> None:
+HELP = "batch vs naive gather vs the cookbook processor under rate limits; memory of a long batch"
+DESCRIPTION = (
+    "Setting a: 100 terms (600 calls of 2 s), rpm 300, time scale 1 (ideal about 62 s). Setting b: the "
+    "same at time scale 0.05 and rpm 30, the batch told 600 and told 30. Every contender runs against "
+    "a fresh simulator in every rate-limit mode (bucket, quantized, each with and without charged "
+    "rejections), in a process of its own so its peak RSS is its own."
+)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
     from voorbeelden.bench.contenders import CONTENDER_KINDS
     from voorbeelden.commands._options import at_least_one, count, positive
 
-    p = subparsers.add_parser(
-        "bench-ratelimit",
-        help="batch vs naive gather vs the cookbook processor under rate limits; memory of a long batch",
-        description=(
-            "Setting a: 100 terms (600 calls of 2 s), rpm 300, time scale 1 (ideal about 62 s). Setting b: the "
-            "same at time scale 0.05 and rpm 30, the batch told 600 and told 30. Every contender runs against "
-            "a fresh simulator in every rate-limit mode (bucket, quantized, each with and without charged "
-            "rejections), in a process of its own so its peak RSS is its own."
-        ),
-    )
     p.add_argument("--settings", type=_csv, default=["a", "b"], help="settings to run (default a,b)")
     p.add_argument("--modes", type=_csv, default=None, help="simulator modes (default all four)")
     p.add_argument(
@@ -52,7 +51,6 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("--out", type=Path, default=None, help="write JSON summaries and plots here")
     p.add_argument("--in-process", action="store_true", help="run contenders in this process (no peak RSS)")
-    p.set_defaults(func=run)
 
 
 def _params(args: argparse.Namespace) -> list[Any]:

@@ -10,22 +10,18 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
+
+HELP = "fit a simulator profile (per-part TTFT, tokens, tokens/s, server concurrency) from call records"
+DESCRIPTION = (
+    "Fit a simulator profile from measured call records (any backend) and write it as JSON; "
+    "serve it with 'voorbeelden sim --profile-file FILE'."
+)
 
 
-def register(subparsers: Any) -> None:
-    p = subparsers.add_parser(
-        "calibrate",
-        help="fit a simulator profile (per-part TTFT, tokens, tokens/s, server concurrency) from call records",
-        description=(
-            "Fit a simulator profile from measured call records (any backend) and write it as JSON; "
-            "serve it with 'voorbeelden sim --profile-file FILE'."
-        ),
-    )
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("results", nargs="+", metavar="RESULTS.jsonl", help="trials or report JSONL file(s)")
     p.add_argument("--out", required=True, metavar="FILE", help="where to write the profile (JSON)")
     p.add_argument("--name", default=None, help="profile name (default: calibrated-<first file's stem>)")
-    p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -6,19 +6,16 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any
+
+HELP = "fault kinds x rates x strategies against the simulator: crashes, late generations, delivery"
+DESCRIPTION = (
+    "Run N generations per (fault kind, fault rate, strategy) against the embedded simulator at a "
+    "small time scale with a deadline. Exit 1 if any generation raised or returned more than 50 ms "
+    "after its deadline."
+)
 
 
-def register(subparsers: Any) -> None:
-    p = subparsers.add_parser(
-        "fault-matrix",
-        help="fault kinds x rates x strategies against the simulator: crashes, late generations, delivery",
-        description=(
-            "Run N generations per (fault kind, fault rate, strategy) against the embedded simulator at a "
-            "small time scale with a deadline. Exit 1 if any generation raised or returned more than 50 ms "
-            "after its deadline."
-        ),
-    )
+def add_arguments(p: argparse.ArgumentParser) -> None:
     from voorbeelden.commands._options import at_least_one, count, positive
 
     p.add_argument("--reduced", action="store_true", help="rates 0 and 0.5 only, 2 generations per cell")
@@ -34,7 +31,6 @@ def register(subparsers: Any) -> None:
     p.add_argument("--call-timeout", type=positive, default=0.15, metavar="S", help="per-call timeout (> 0)")
     p.add_argument("--max-retries", type=count, default=2, help="retries per call, >= 0 (default 2)")
     p.add_argument("--json", action="store_true", help="print the cells as JSON")
-    p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:

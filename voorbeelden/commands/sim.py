@@ -13,113 +13,15 @@ import signal
 import sys
 from typing import Any
 
-
-def register(subparsers: Any) -> None:
-    p = subparsers.add_parser(
-        "sim",
-        help="run the OpenAI-compatible simulator (prints its base URL first)",
-        description="Run the OpenAI-compatible simulator in the foreground; the first stdout line is its URL.",
-    )
-    add_sim_options(p)
-    p.set_defaults(func=run)
+HELP = "run the OpenAI-compatible simulator (prints its base URL first)"
+DESCRIPTION = "Run the OpenAI-compatible simulator in the foreground; the first stdout line is its URL."
 
 
-def add_sim_options(p: argparse.ArgumentParser) -> None:
-    from voorbeelden.commands._options import at_least_one, integer, one_of, positive, profile_names
-
-    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    p.add_argument(
-        "--port", type=integer(0, 65535), default=8000, help="port (0 picks a free one; default 8000)"
-    )
-    p.add_argument(
-        "--allow-remote", action="store_true", help="allow a non-loopback --host (no authentication!)"
-    )
-    p.add_argument(
-        "--profile",
-        type=one_of(lambda: sorted(profile_names()), "profile"),
-        default="uniform-2s",
-        help="latency profile",
-    )
-    p.add_argument(
-        "--profile-file",
-        default=None,
-        metavar="JSON",
-        help="serve a profile from a file (voorbeelden calibrate writes one); its capacity applies unless "
-        "--capacity is given",
-    )
-    p.add_argument(
-        "--time-scale",
-        type=positive,
-        default=1.0,
-        help="multiply every time by this, a finite number > 0 (0.01 = 100x faster)",
-    )
-    p.add_argument("--seed", type=integer(), default=0, help="seed of the keyed draws")
-    p.add_argument(
-        "--capacity", type=at_least_one, default=None, help="requests served at once (default unlimited)"
-    )
-    p.add_argument("--rpm", type=positive, default=None, help="requests per minute limit")
-    p.add_argument("--tpm", type=positive, default=None, help="tokens per minute limit")
-    _add_fault_and_request_options(p)
-
-
-def _add_fault_and_request_options(p: argparse.ArgumentParser) -> None:
-    """Faults to inject, and the limits the server puts on each request (body size, read time)."""
-    from voorbeelden.commands._options import integer, number, one_of, positive
-    from voorbeelden.sim.config import (
-        DEFAULT_MAX_BODY_BYTES,
-        DEFAULT_READ_TIMEOUT_S,
-        FAULT_KINDS,
-        MIN_MAX_BODY_BYTES,
-    )
-
-    p.add_argument(
-        "--fault-rate", type=number(0, 1), default=0.0, help="probability of a random fault per request"
-    )
-    from voorbeelden.sim.ratelimit import RATE_LIMIT_MODES
-
-    p.add_argument(
-        "--rate-limit-mode",
-        type=one_of(RATE_LIMIT_MODES, "rate-limit mode"),
-        default="bucket",
-        help="bucket: one minute, refilling continuously, starts full (default); quantized: the minute's "
-        "share is also enforced over windows of --quantum seconds (short bursts get 429s)",
-    )
-    p.add_argument(
-        "--quantum",
-        type=number(0, 60, lo_open=True),
-        default=1.0,
-        metavar="S",
-        help="window of the quantized mode in simulated seconds, > 0 and <= 60 (default 1: 1 request/s for 60 rpm)",
-    )
-    p.add_argument(
-        "--charge-rejected",
-        action="store_true",
-        help="requests answered 429 count toward the limit too (default: they cost nothing)",
-    )
-    p.add_argument(
-        "--faults", default=",".join(FAULT_KINDS), help="fault kinds to draw from, comma-separated"
-    )
-    p.add_argument(
-        "--fault-schedule",
-        action="extend",
-        nargs="+",
-        default=[],
-        metavar="RULE",
-        help="deterministic fault rule PART=KIND[@N,...], e.g. synoniemen=503@1 or '*=429@1' (several allowed)",
-    )
-    p.add_argument(
-        "--max-body-bytes",
-        type=integer(MIN_MAX_BODY_BYTES),
-        default=None,
-        help=f"largest accepted request body, >= {MIN_MAX_BODY_BYTES} (default {DEFAULT_MAX_BODY_BYTES})",
-    )
-    p.add_argument(
-        "--read-timeout",
-        type=positive,
-        default=DEFAULT_READ_TIMEOUT_S,
-        metavar="S",
-        help=f"seconds a client has to send a whole request head or announced body (default {DEFAULT_READ_TIMEOUT_S:g})",
-    )
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    _add_server_options(p.add_argument_group("server"))
+    _add_rate_limit_options(p.add_argument_group("rate limits"))
+    _add_fault_options(p.add_argument_group("faults"))
+    _add_request_limits(p.add_argument_group("limits per request"))
     p.add_argument(
         "--exit-with-stdin",
         action="store_true",
@@ -129,6 +31,110 @@ def _add_fault_and_request_options(p: argparse.ArgumentParser) -> None:
         "--quiet",
         action="store_true",
         help="print only the base URL (no banner on stderr; errors still show)",
+    )
+
+
+def _add_server_options(g: argparse._ArgumentGroup) -> None:
+    """Where it listens and how it answers: address, latency profile, clock, seed, capacity."""
+    from voorbeelden.commands._options import at_least_one, integer, one_of, positive, profile_names
+
+    g.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    g.add_argument(
+        "--port", type=integer(0, 65535), default=8000, help="port (0 picks a free one; default 8000)"
+    )
+    g.add_argument(
+        "--allow-remote", action="store_true", help="allow a non-loopback --host (no authentication!)"
+    )
+    g.add_argument(
+        "--profile",
+        type=one_of(lambda: sorted(profile_names()), "profile"),
+        default="uniform-2s",
+        help="latency profile",
+    )
+    g.add_argument(
+        "--profile-file",
+        default=None,
+        metavar="JSON",
+        help="serve a profile from a file (voorbeelden calibrate writes one); its capacity applies unless "
+        "--capacity is given",
+    )
+    g.add_argument(
+        "--time-scale",
+        type=positive,
+        default=1.0,
+        help="multiply every time by this, a finite number > 0 (0.01 = 100x faster)",
+    )
+    g.add_argument("--seed", type=integer(), default=0, help="seed of the keyed draws")
+    g.add_argument(
+        "--capacity", type=at_least_one, default=None, help="requests served at once (default unlimited)"
+    )
+
+
+def _add_rate_limit_options(g: argparse._ArgumentGroup) -> None:
+    """The limits a provider enforces, and how (docs/CONTRACTS.md, the simulator's rate-limit modes)."""
+    from voorbeelden.commands._options import number, one_of, positive
+    from voorbeelden.sim.ratelimit import RATE_LIMIT_MODES
+
+    g.add_argument("--rpm", type=positive, default=None, help="requests per minute limit")
+    g.add_argument("--tpm", type=positive, default=None, help="tokens per minute limit")
+    g.add_argument(
+        "--rate-limit-mode",
+        type=one_of(RATE_LIMIT_MODES, "rate-limit mode"),
+        default="bucket",
+        help="bucket: one minute, refilling continuously, starts full (default); quantized: the minute's "
+        "share is also enforced over windows of --quantum seconds (short bursts get 429s)",
+    )
+    g.add_argument(
+        "--quantum",
+        type=number(0, 60, lo_open=True),
+        default=1.0,
+        metavar="S",
+        help="window of the quantized mode in simulated seconds, > 0 and <= 60 (default 1: 1 request/s for 60 rpm)",
+    )
+    g.add_argument(
+        "--charge-rejected",
+        action="store_true",
+        help="requests answered 429 count toward the limit too (default: they cost nothing)",
+    )
+
+
+def _add_fault_options(g: argparse._ArgumentGroup) -> None:
+    from voorbeelden.commands._options import number
+    from voorbeelden.sim.config import FAULT_KINDS
+
+    g.add_argument(
+        "--fault-rate", type=number(0, 1), default=0.0, help="probability of a random fault per request"
+    )
+    g.add_argument(
+        "--faults", default=",".join(FAULT_KINDS), help="fault kinds to draw from, comma-separated"
+    )
+    g.add_argument(
+        "--fault-schedule",
+        action="extend",
+        nargs="+",
+        default=[],
+        metavar="RULE",
+        help="deterministic fault rule PART=KIND[@N,...], e.g. synoniemen=503@1 or '*=429@1' (several allowed)",
+    )
+
+
+def _add_request_limits(g: argparse._ArgumentGroup) -> None:
+    """What the server puts up with from one client: body size, time to send a request."""
+    from voorbeelden.commands._options import integer, positive
+    from voorbeelden.sim.config import DEFAULT_MAX_BODY_BYTES, DEFAULT_READ_TIMEOUT_S, MIN_MAX_BODY_BYTES
+
+    g.add_argument(
+        "--max-body-bytes",
+        type=integer(MIN_MAX_BODY_BYTES),
+        default=None,
+        help=f"largest accepted request body, >= {MIN_MAX_BODY_BYTES} (default {DEFAULT_MAX_BODY_BYTES})",
+    )
+    g.add_argument(
+        "--read-timeout",
+        type=positive,
+        default=DEFAULT_READ_TIMEOUT_S,
+        metavar="S",
+        help=f"seconds a client has to send a whole request head or announced body (default {DEFAULT_READ_TIMEOUT_S:g})",
     )
 
 
@@ -226,7 +232,7 @@ def run(args: argparse.Namespace) -> int:
         await serve(config, stop, ready, manage_gc=True)
 
     try:
-        asyncio.run(main())
+        asyncio.run(main())  # not syncrun.run_sync: the signal handlers need the main thread's loop
     except OSError as e:  # port in use, address not available
         print(f"error: cannot start the simulator on {config.host}:{config.port}: {e}", file=sys.stderr)
         return 1

@@ -5,15 +5,12 @@ from __future__ import annotations
 
 import argparse
 import json
-from typing import Any
+
+HELP = "measure the simulator's scheduled-vs-observed latency error under load"
+DESCRIPTION = "Send N requests at once to a simulator subprocess and report the latency error."
 
 
-def register(subparsers: Any) -> None:
-    p = subparsers.add_parser(
-        "sim-fidelity",
-        help="measure the simulator's scheduled-vs-observed latency error under load",
-        description="Send N requests at once to a simulator subprocess and report the latency error.",
-    )
+def add_arguments(p: argparse.ArgumentParser) -> None:
     from voorbeelden.commands._options import (
         at_least_one,
         integer,
@@ -51,7 +48,6 @@ def register(subparsers: Any) -> None:
         "the ramp all requests are still in flight at once",
     )
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
-    p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:

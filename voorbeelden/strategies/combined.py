@@ -123,6 +123,7 @@ async def _ask_combined(
     max_tokens = int(
         run.options.get("combined_max_tokens", sum(run.config.settings(p).max_tokens for p in parts))
     )
+    # The combined call runs with the first part's model, temperature and seed; its budget is all parts'.
     settings = dataclasses.replace(run.config.settings(Part.VOORBEELDZINNEN), max_tokens=max_tokens, count=1)
     fmt = str(run.options.get("combined_format", "auto"))
     if fmt not in COMBINED_FORMATS:
@@ -138,14 +139,12 @@ async def _ask_combined(
 
     attempts = 0
     for kind in COMBINED_FORMATS[fmt]:
-        outcome = await run.caller.call_part(
-            run.request,
-            Part.VOORBEELDZINNEN,  # unused for the prompt and parse; the record is labelled "combined"
+        outcome = await run.caller.call(
+            COMBINED_LABEL,
             settings,
-            messages=build_combined_messages(run.request, counts),
+            build_combined_messages(run.request, counts),
+            parse,
             extra_body={"response_format": combined_response_format(kind, counts)},
-            parse=parse,
-            label=COMBINED_LABEL,
             note=_FORMAT_NOTES[kind],
             attempt_offset=attempts,
         )

@@ -6,10 +6,12 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
-from voorbeelden.batch import AdaptiveConcurrency, OutputLog, cache_key, read_results
+from voorbeelden.batch import AdaptiveConcurrency, OutputLog, cache_key, generate_many, read_results
+from voorbeelden.batch.admission import Admission
 from voorbeelden.http_headers import parse_duration
 from voorbeelden.tokens import estimate_call_tokens
 
@@ -31,6 +33,34 @@ def test_aimd_grows_when_saturated_and_halves_once_per_round_trip_on_429() -> No
     aimd = asyncio.run(run())
     assert aimd.limit == pytest.approx(7)
     assert aimd.decreases == 1
+
+
+def test_admission_counts_the_calls_running_terms_still_owe_not_the_terms() -> None:
+    async def run() -> None:
+        admission = Admission(6, AdaptiveConcurrency(initial=4, max_limit=4))  # room below 4 + 6 calls
+        first = admission.enter()
+        assert admission.has_room()
+        second = admission.enter()
+        assert admission.outstanding == 12 and not admission.has_room()
+        for status, hedge in [("ok", True), ("timeout", False)]:  # a backup or a failure: the part is owed
+            first.on_record(SimpleNamespace(status=status, hedge=hedge))  # type: ignore[arg-type]
+        assert not admission.has_room()
+        for _ in range(3):
+            first.on_record(SimpleNamespace(status="ok", hedge=False))  # type: ignore[arg-type]
+        assert admission.outstanding == 9 and admission.has_room()
+        await asyncio.wait_for(admission.wait(), 1)
+        first.leave()
+        second.leave()
+        assert admission.outstanding == 0 and admission.active == 0
+
+    asyncio.run(run())
+
+
+def test_an_unknown_batch_setting_is_refused_before_anything_opens(tmp_path: Path) -> None:
+    out = tmp_path / "out.jsonl"
+    with pytest.raises(TypeError, match="rmp"):
+        asyncio.run(generate_many([{"begrip": "fiets"}], out=out, rmp=100))
+    assert not out.exists()
 
 
 def test_aimd_does_not_grow_a_limit_it_never_used() -> None:

@@ -81,7 +81,12 @@ def test_every_contender_runs_against_its_own_simulator_and_is_judged_by_it(tmp_
     table = rl.format_table(results)
     assert "share" in table and "cookbook told 12" in table
     goals = rl.check_goals(results, p)
-    assert {g.what for g in goals} == {"share of limit", "failed parts"}
+    ahead = [g for g in goals if g.what.startswith("parts ok minus")]
+    assert {g.what for g in goals if g not in ahead} == {"share of limit", "failed parts"}
+    # the batch told 12 against each baseline of the run: naive, cookbook told 12, cookbook-status told 12
+    assert sorted(g.what.split("'s (")[0].removeprefix("parts ok minus ") for g in ahead) == sorted(
+        r.contender for r in results if r.kind in rl.BASELINE_KINDS
+    )
     assert (tmp_path / "ratelimit_t.json").exists()
     rl.plot_accepted(results, p, tmp_path / "t.png")
     assert (tmp_path / "t.png").stat().st_size > 10_000
@@ -148,3 +153,27 @@ def test_a_child_process_reports_its_own_peak_rss_not_its_parents() -> None:
     )
     assert float(child.stdout) < 100, f"the child reports {child.stdout.strip()} MiB; the parent holds 120+"
     del ballast
+
+
+def _result(kind: str, told: float | None, ok: int, wall: float, mode: str = "bucket") -> rl.ContenderResult:
+    return rl.ContenderResult(
+        setting="b", mode=mode, contender=f"{kind} {told}", kind=kind, told_rpm=told, wall_s=wall,
+        ideal_s=60.0, ok=ok, failed=600 - ok, sent_429=0, requests_total=600, accepted=ok, share=1.0,
+        peak_rss_mb=None, attempts=600,
+    )  # fmt: skip
+
+
+def test_ahead_of_the_baselines_means_more_parts_or_as_many_as_fast_and_only_like_for_like() -> None:
+    batch = _result("batch", 30, 600, 60.0)
+    results = [
+        batch,
+        _result("naive", None, 67, 4.4),  # fewer parts, however fast: behind
+        _result("cookbook", 30, 600, 60.0),  # a tie: met, shown as 0 parts ahead
+        _result("cookbook", 600, 600, 30.0),  # told something else: not compared
+        _result("cookbook", 30, 600, 40.0, mode="quantized"),  # another mode: not compared
+    ]
+    goals = rl._ahead_of_baselines(results)
+    assert [(g.met, g.value) for g in goals] == [(True, 533), (True, 0)]
+    slower = rl._ahead_of_baselines([_result("batch", 30, 600, 70.0), _result("cookbook", 30, 600, 60.0)])
+    fewer = rl._ahead_of_baselines([_result("batch", 30, 590, 10.0), _result("cookbook", 30, 600, 60.0)])
+    assert [g.met for g in slower + fewer] == [False, False]

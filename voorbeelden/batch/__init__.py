@@ -4,6 +4,7 @@
 
 Rate limiting, adaptive concurrency and caching sit in an ``httpx`` transport wrapped around the real one
 (:class:`GatedTransport`), so :func:`voorbeelden.generate` and its retries need not know about batches.
+:class:`BatchSettings` lists what :func:`generate_many` can be told, with its defaults.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from voorbeelden.batch.cache import CACHE_ENV, CACHE_HEADER, ResponseCache, cach
 from voorbeelden.batch.limiter import RateLimiter
 from voorbeelden.batch.output import OutputLog, iter_results, read_results, request_key
 from voorbeelden.batch.runner import BatchSummary, generate_many, generate_many_sync, peak_rss_mb
+from voorbeelden.batch.settings import BatchSettings
 from voorbeelden.batch.transport import GATE_WAIT_HEADER, CallEvent, GatedTransport, GateStats
 
 __all__ = [
@@ -20,6 +22,7 @@ __all__ = [
     "CACHE_HEADER",
     "GATE_WAIT_HEADER",
     "AdaptiveConcurrency",
+    "BatchSettings",
     "BatchSummary",
     "CallEvent",
     "GateStats",

@@ -22,7 +22,16 @@ from typing import Any
 from voorbeelden.batch.output import line_key, request_key
 from voorbeelden.types import InvalidRequest, Request
 
-__all__ = ["InputError", "Item", "RequestSource", "check_source", "count_lines", "iter_items", "parse_line"]
+__all__ = [
+    "BadLine",
+    "InputError",
+    "Item",
+    "RequestSource",
+    "check_source",
+    "count_lines",
+    "iter_items",
+    "parse_line",
+]
 
 RequestSource = str | os.PathLike[str] | Iterable[Request | Mapping[str, Any] | str | bytes]
 RAW_KEEP = 500  # characters of a bad line kept in its error record, enough to find and fix it
@@ -32,15 +41,32 @@ class InputError(ValueError):
     """The input as a whole cannot be read (missing, a directory, unreadable); raised before any work."""
 
 
-@dataclass
-class Item:
-    """One input line: a valid request with its resume key, or the reason it is not one."""
+@dataclass(frozen=True)
+class Line:
+    """What every input line has: its number in the input (1-based) and its key (duplicates, resume)."""
 
     n: int
     key: str
-    request: Request | None = None
-    error: str | None = None
-    raw: str = ""
+
+
+@dataclass(frozen=True)
+class Item(Line):
+    """A valid input line, keyed by its request (the same request written differently is one key)."""
+
+    request: Request
+
+
+@dataclass(frozen=True)
+class BadLine(Line):
+    """An input line that is not a request: the reason, and the start of the line (to find and fix it)."""
+
+    error: str
+    raw: str
+
+    @classmethod
+    def of(cls, n: int, raw: str, error: str) -> BadLine:
+        """Keyed by the whole line (a fixed line is a new key, so it runs on resume); at most RAW_KEEP kept."""
+        return cls(n, line_key(raw), f"line {n}: {error}", raw[:RAW_KEEP])
 
 
 def is_path(source: object) -> bool:
@@ -83,60 +109,51 @@ def _numbered(source: RequestSource) -> Iterator[tuple[int, Any]]:
     yield from enumerate(source, start=1)  # type: ignore[arg-type]
 
 
-def iter_items(source: RequestSource) -> Iterator[Item]:
-    """Every non-blank line of ``source`` as an :class:`Item`, numbered as in the file (1-based)."""
+def iter_items(source: RequestSource) -> Iterator[Item | BadLine]:
+    """Every non-blank line of ``source``, numbered as in the file (1-based): an :class:`Item`, or a
+    :class:`BadLine` saying why it is not one."""
     for n, value in _numbered(source):
         if isinstance(value, bytes | str) and not value.strip():
             continue
         yield parse_line(n, value)
 
 
-def _decode(n: int, data: bytes) -> tuple[str | None, str]:
+def _decode(data: bytes, *, first: bool) -> tuple[str | None, str]:
     """(text, "") or (None, reason); the first line may start with a UTF-8 byte-order mark."""
     try:
-        return data.decode("utf-8-sig" if n == 1 else "utf-8"), ""
+        return data.decode("utf-8-sig" if first else "utf-8"), ""
     except UnicodeDecodeError as err:
         bad = data[err.start : err.start + 1].hex()
-        return None, (
-            f"line {n}: not valid UTF-8 (byte 0x{bad} at byte {err.start + 1}); save the file as UTF-8"
-        )
+        return None, f"not valid UTF-8 (byte 0x{bad} at byte {err.start + 1}); save the file as UTF-8"
 
 
-def parse_line(n: int, value: Request | Mapping[str, Any] | str | bytes) -> Item:
+def parse_line(n: int, value: Request | Mapping[str, Any] | str | bytes) -> Item | BadLine:
     """Judge one line: bytes are decoded, text is parsed as JSON, a mapping is validated as a Request."""
     if isinstance(value, bytes):
-        text, reason = _decode(n, value)
+        text, reason = _decode(value, first=n == 1)
         if text is None:
-            raw = value.decode("utf-8", "backslashreplace").strip()
-            return Item(n, line_key(raw), error=reason, raw=raw[:RAW_KEEP])
+            return BadLine.of(n, value.decode("utf-8", "backslashreplace").strip(), reason)
         value = text
     if isinstance(value, str):
         raw = value.strip()
         try:
             data = json.loads(raw)
         except RecursionError:
-            return Item(n, line_key(raw), error=f"line {n}: JSON nested too deeply", raw=raw[:RAW_KEEP])
+            return BadLine.of(n, raw, "JSON nested too deeply")
         except ValueError as err:
             msg = getattr(err, "msg", str(err))
             col = getattr(err, "colno", None)
             where = f" at column {col}" if col is not None else ""
-            return Item(
-                n, line_key(raw), error=f"line {n}: not valid JSON ({msg}{where})", raw=raw[:RAW_KEEP]
-            )
+            return BadLine.of(n, raw, f"not valid JSON ({msg}{where})")
         if not isinstance(data, Mapping):
-            return Item(
-                n,
-                line_key(raw),
-                error=f"line {n}: expected a JSON object with begrip/definitie/context",
-                raw=raw[:RAW_KEEP],
-            )
+            return BadLine.of(n, raw, "expected a JSON object with begrip/definitie/context")
         value = data
     try:
         request = Request.coerce(value)
     except InvalidRequest as err:
         raw = value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
-        return Item(n, line_key(raw), error=f"line {n}: invalid request: {err}", raw=raw[:RAW_KEEP])
-    return Item(n, request_key(request), request=request)
+        return BadLine.of(n, raw, f"invalid request: {err}")
+    return Item(n, request_key(request), request)
 
 
 def same_file(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:

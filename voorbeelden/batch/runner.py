@@ -1,79 +1,101 @@
 """Many terms through one gate: streamed input, bounded work in progress, one JSONL line per finished term.
 
-Input is read lazily and terms are admitted only while the gate has room for their calls, so memory does
-not grow with the input and a term's six calls do not queue behind thousands of others (which would
-inflate every term's wall time). All calls share one ``AsyncOpenAI`` client whose transport is the
-:class:`~voorbeelden.batch.transport.GatedTransport`: the rate limit, the adaptive concurrency limit and
-the cache hold for the whole batch, retries included.
+Input is read lazily and terms are admitted only while the gate has room for their calls (see
+``admission.py``), so memory does not grow with the input and a term's six calls do not queue behind
+thousands of others (which would inflate every term's wall time). All calls share one ``AsyncOpenAI`` client
+whose transport is the :class:`~voorbeelden.batch.transport.GatedTransport`: the rate limit, the adaptive
+concurrency limit and the cache hold for the whole batch, retries included.
+
+The steps, in order: :func:`generate_many` checks its settings and opens what the batch writes to and calls
+through (:func:`_open_gate`, :func:`_open_output`), each registered for closing as it opens; :class:`_BatchRun`
+then admits the input's lines, runs each term in one TaskGroup and emits its result line.
 """
 
 from __future__ import annotations
 
 import asyncio
-import math
 import os
 import sys
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from voorbeelden.backend import make_client
 from voorbeelden.batch.adaptive import AdaptiveConcurrency
+from voorbeelden.batch.admission import CALLS_PER_TERM, Admission, TermCalls
 from voorbeelden.batch.cache import ResponseCache
-from voorbeelden.batch.inputs import (
-    Item,
-    RequestSource,
-    check_source,
-    count_lines,
-    is_path,
-    iter_items,
-    same_file,
-)
+from voorbeelden.batch.inputs import BadLine, Item, RequestSource, count_lines, iter_items
 from voorbeelden.batch.keyset import KeySet
 from voorbeelden.batch.limiter import RateLimiter
 from voorbeelden.batch.memtrim import heap_trimmer
-from voorbeelden.batch.output import OutputError, OutputLog
+from voorbeelden.batch.output import OutputLog
 from voorbeelden.batch.records import RecordSink, compact_result
+from voorbeelden.batch.settings import BatchSettings
 from voorbeelden.batch.sketch import LogHistogram
 from voorbeelden.batch.transport import GatedTransport
 from voorbeelden.redact import redact_obj
-from voorbeelden.types import ALL_PARTS, CallRecord
 
 if TYPE_CHECKING:
     import openai
 
-    from voorbeelden.config import GeneratorConfig
+    from voorbeelden.types import Generation
 
 __all__ = ["BatchSummary", "generate_many", "generate_many_sync", "peak_rss_mb"]
 
-CALLS_PER_TERM = len(ALL_PARTS)
 TRIM_EVERY = 1000  # finished terms between returns of freed heap memory to the OS
 
 
 @dataclass
 class BatchSummary:
-    """What a batch did; ``term_wall`` is a fixed-size histogram of the terms' wall times (for percentiles)."""
+    """What a batch did.
 
-    lines: int = 0
-    generated: int = 0
+    Every input line ends as exactly one of ``ok``, ``failed`` (a part lost, or the generation raised),
+    ``invalid`` (not a request), ``skipped`` (finished in ``out`` by an earlier run) or ``duplicates`` (again
+    in this input), so ``lines`` is their sum and cannot disagree with them. ``term_wall`` is a fixed-size
+    histogram of the generated terms' wall times (for percentiles), so ``generated`` is its count.
+    """
+
+    # what became of each input line
     ok: int = 0
     failed: int = 0
     invalid: int = 0
     skipped: int = 0
     duplicates: int = 0
-    parts_lost: int = 0
-    wall_s: float = 0.0
-    gate: dict[str, Any] = field(default_factory=dict)
-    out: str | None = None
-    torn_bytes_cut: int = 0
-    peak_rss_mb: float = 0.0
-    records: str | None = None
+    # what the generated terms took and lost
     term_wall: LogHistogram = field(default_factory=LogHistogram, repr=False)
+    parts_lost: int = 0
+    # the run as a whole
+    wall_s: float = 0.0
+    peak_rss_mb: float = 0.0
+    gate: dict[str, Any] = field(default_factory=dict)  # GatedTransport.describe()
+    out: str | None = None
+    records: str | None = None
+    torn_bytes_cut: int = 0  # a torn last line of an earlier run, cut from `out` before resuming
+
+    @property
+    def lines(self) -> int:
+        return self.ok + self.failed + self.invalid + self.skipped + self.duplicates
+
+    @property
+    def generated(self) -> int:
+        return self.term_wall.count
 
     def p95_term_s(self) -> float | None:
         return self.term_wall.quantile(0.95)
+
+    def add_term(self, gen: Generation) -> str:
+        """Count a generated term; its status: ``ok`` when every part came back, else ``failed``."""
+        self.term_wall.add(gen.wall_s)
+        self.parts_lost += gen.n_failed
+        if gen.complete:
+            self.ok += 1
+            return "ok"
+        self.failed += 1
+        return "failed"
 
     def to_dict(self) -> dict[str, Any]:
         calls = self.gate.get("sent", 0)
@@ -141,7 +163,7 @@ class _Progress:
         if self.transport is not None and now - self._last > 0.5:
             self._last = now
             s = self.transport.stats
-            post = {"calls/s": f"{s.sent / max(now - self.t0, 1e-9):.1f}", "429s": s.throttled}
+            post = {"calls/s": f"{s.sent / max(now - self.t0, 1e-9):.1f}", "429s": s.answers.throttled}
             if s.cache_hits:
                 post["cached"] = s.cache_hits
             if self.transport.concurrency is not None:
@@ -153,258 +175,214 @@ class _Progress:
             self.bar.close()
 
 
-async def generate_many(
-    requests: RequestSource,
-    *,
-    out: str | os.PathLike[str] | None = None,
-    strategy: str = "parallel",
-    base_url: str | None = None,
-    api_key: str | None = None,
-    client: openai.AsyncOpenAI | None = None,
-    rpm: float | None = None,
-    tpm: float | None = None,
-    period_s: float = 60.0,
-    max_in_flight: int = 64,
-    adaptive: bool = True,
-    initial_in_flight: int = 16,
-    cache: bool | str | os.PathLike[str] | ResponseCache = False,
-    retry_failed: bool = False,
-    config: GeneratorConfig | None = None,
-    model: str | None = None,
-    call_timeout_s: float | None = None,
-    max_retries: int | None = None,
-    terms_in_flight: int | None = None,
-    progress: bool | None = None,
-    fsync: bool = False,
-    records: str | os.PathLike[str] | None = None,
-    record_events: bool = False,
-    run_id: str = "",
-    on_result: Callable[[dict[str, Any]], None] | None = None,
-    transport: GatedTransport | None = None,
-) -> BatchSummary:
+async def generate_many(requests: RequestSource, **options: Any) -> BatchSummary:
     """Generate every request through one shared gate; write each finished term as a JSONL line to ``out``.
 
     ``requests`` is a JSONL path (read lazily) or an iterable of requests, dicts or raw JSON lines. A line
     that is not a valid request becomes a ``status: "invalid"`` record with the reason; the batch goes on.
-    With ``out`` given, terms already finished there are skipped (failed ones too, unless ``retry_failed``).
-
-    Limits: ``rpm``/``tpm`` per ``period_s`` (60; ``60 * time_scale`` for the simulator), at most
-    ``max_in_flight`` calls at once, found adaptively below that cap unless ``adaptive=False`` (then it is a
-    fixed semaphore of ``max_in_flight``). ``cache`` True uses ``.cache/voorbeelden`` (or
-    ``$VOORBEELDEN_CACHE_DIR``), a path or a :class:`ResponseCache` chooses the store.
-
-    Each result line is compact (parts, status, errors, a timing summary); every call attempt goes to
-    ``records`` (a JSONL file, one line per attempt) only when it is given.
-
-    ``client`` bypasses the gate entirely (an ungated baseline); ``transport`` supplies a prepared gate.
-    ``terms_in_flight`` fixes how many terms run at once (default: admit terms while the calls they still
-    have to make are fewer than the concurrency limit plus one term's worth, so slots never wait for work
-    and no term's calls queue behind many others).
+    The keyword arguments are the fields of :class:`BatchSettings` (output, endpoint, limits, cache, how each
+    term is generated), with its defaults; an unknown one is a ``TypeError`` before any work.
 
     Memory is bounded by the work in progress plus one key per input line (to skip duplicates and resume).
+    Everything opened here is closed here, also when the batch fails or is cancelled.
     """
-    from voorbeelden.generator import generate
-    from voorbeelden.strategies.registry import info
-
-    strategy_info = info(strategy)  # an unknown name fails here, once, not as a failed record for every term
-    check_source(requests)  # a missing or unreadable input, a directory: a message before any work
-    if out is not None and is_path(requests) and same_file(requests, out):  # type: ignore[arg-type]
-        raise OutputError(
-            f"--out {out} is the input file itself; results appended to the input would be read back as "
-            "input. Choose another --out"
-        )
-    t0 = time.monotonic()
+    settings = BatchSettings(**options)
+    width = settings.check(requests)
     summary = BatchSummary(
-        out=str(out) if out is not None else None, records=str(records) if records is not None else None
+        out=None if settings.out is None else str(settings.out),
+        records=None if settings.records is None else str(settings.records),
     )
-    response_cache: ResponseCache | None
+    t0 = time.monotonic()
+    async with AsyncExitStack() as stack:
+        client, transport = _open_gate(stack, settings)
+        log, sink = _open_output(stack, settings)
+        summary.torn_bytes_cut = log.torn_bytes if log is not None else 0
+        show = settings.progress is not False and (settings.progress or sys.stderr.isatty())
+        bar = _Progress(settings.progress, count_lines(requests) if show else None, transport)
+        stack.callback(bar.close)
+        admission = Admission(
+            width,
+            None if transport is None else transport.concurrency,
+            terms_in_flight=settings.terms_in_flight,
+            max_in_flight=settings.max_in_flight,
+        )
+        run = _BatchRun(summary, _term_generator(settings, client), admission, log, sink, bar, settings)
+        await run.run(requests)
+    summary.wall_s = time.monotonic() - t0
+    if transport is not None:
+        summary.gate = transport.describe()
+    summary.peak_rss_mb = peak_rss_mb()
+    return summary
+
+
+def _open_cache(
+    stack: AsyncExitStack, cache: bool | str | os.PathLike[str] | ResponseCache
+) -> ResponseCache | None:
+    """The response cache the settings ask for, opened even when a caller's own client will bypass it. A
+    :class:`ResponseCache` the caller passed stays open (it is theirs); one opened here closes with the batch."""
     if isinstance(cache, ResponseCache):
-        response_cache = cache
-    elif cache is True:
-        response_cache = ResponseCache()
-    elif cache:
-        response_cache = ResponseCache(Path(cache))
-    else:
-        response_cache = None
+        return cache
+    if not cache:
+        return None
+    store = ResponseCache() if cache is True else ResponseCache(Path(cache))
+    stack.callback(store.close)
+    return store
 
-    own_client = client is None
-    if client is None:
-        if transport is None:
-            concurrency = AdaptiveConcurrency(
-                initial=initial_in_flight if adaptive else max_in_flight,
-                max_limit=max_in_flight,
-                adaptive=adaptive,
-            )
-            limiter = RateLimiter(rpm, tpm, period=period_s)
-            transport = GatedTransport(
-                limiter=limiter, concurrency=concurrency, cache=response_cache, record_events=record_events
-            )
-        client = make_client(base_url, api_key, transport=transport)
-    if config is None and model:
-        from voorbeelden.config import GeneratorConfig
 
-        config = GeneratorConfig().with_model(model)
+def _open_gate(
+    stack: AsyncExitStack, settings: BatchSettings
+) -> tuple[openai.AsyncOpenAI, GatedTransport | None]:
+    """The client every call goes through, and its gate (None for a caller's own client: ungated)."""
+    cache = _open_cache(stack, settings.cache)
+    if settings.client is not None:
+        return settings.client, settings.transport
+    transport = settings.transport
+    if transport is None:
+        concurrency = AdaptiveConcurrency(
+            initial=settings.initial_in_flight if settings.adaptive else settings.max_in_flight,
+            max_limit=settings.max_in_flight,
+            adaptive=settings.adaptive,
+        )
+        limiter = RateLimiter(settings.rpm, settings.tpm, period=settings.period_s)
+        transport = GatedTransport(
+            limiter=limiter, concurrency=concurrency, cache=cache, record_events=settings.record_events
+        )
+    client = make_client(settings.base_url, settings.api_key, transport=transport)
+    stack.push_async_callback(client.close)
+    return client, transport
 
-    log = sink = None
-    try:  # refused (not ours, locked by another batch): close what was opened, then say why
-        log = OutputLog(out, fsync=fsync).open() if out is not None else None
-        sink = RecordSink(records, fsync=fsync).open() if records is not None else None
-    except BaseException:
-        if log is not None:
-            log.close()
-        if own_client:
-            await client.close()
-        if response_cache is not None and not isinstance(cache, ResponseCache):
-            response_cache.close()
-        raise
-    summary.torn_bytes_cut = log.torn_bytes if log is not None else 0
-    total = count_lines(requests) if progress is not False and (progress or sys.stderr.isatty()) else None
-    bar = _Progress(progress, total, transport)
-    in_run = KeySet()  # every key of this run (duplicates), in 16 bytes each
-    active = 0
-    room = asyncio.Event()  # set whenever a call or a term finishes; only the admission loop waits on it
 
-    width = strategy_info.in_flight(getattr(config, "k", None) or 3, CALLS_PER_TERM)
-    outstanding = 0  # calls the running terms still have to make (at most `width` each at a time)
+def _open_output(
+    stack: AsyncExitStack, settings: BatchSettings
+) -> tuple[OutputLog | None, RecordSink | None]:
+    """The results file (locked, resumed) and the records file, when asked for. A refusal (not our file,
+    another batch holds it) is raised before anything in either file changes."""
+    log = (
+        stack.enter_context(OutputLog(settings.out, fsync=settings.fsync))
+        if settings.out is not None
+        else None
+    )
+    sink = None
+    if settings.records is not None:
+        sink = RecordSink(settings.records, fsync=settings.fsync).open()
+        stack.callback(sink.close)
+    return log, sink
 
-    def has_room() -> bool:
-        # A term holds its place until its slowest part is done, so late in its life it has one call out,
-        # not six; counting terms would leave slots idle and the adaptive limit would never see saturation.
-        # Counting the calls still to come keeps the gate's slots full with at most one term's calls queued.
-        if terms_in_flight is not None:
-            return active < terms_in_flight
-        if transport is None or transport.concurrency is None:
-            return active < max(1, math.ceil(max_in_flight / CALLS_PER_TERM))
-        return outstanding < transport.concurrency.effective + width
 
-    trim = heap_trimmer()
-    emitted = 0
+GenerateTerm = Callable[..., Awaitable["Generation"]]
 
-    def emit(row: dict[str, Any]) -> None:
-        nonlocal emitted
-        row = redact_obj(row)  # the output boundary: no key (or key-like text) reaches the file or caller
-        if log is not None:
-            log.append(row)
-        if on_result is not None:
-            on_result(row)
-        bar.update()
-        emitted += 1
-        if emitted % TRIM_EVERY == 0:
-            trim()  # keeps RSS flat over a long batch (see memtrim.py)
 
-    async def run_term(item: Item) -> None:
-        nonlocal active, outstanding
-        assert item.request is not None
-        mine = min(width, CALLS_PER_TERM)  # already counted in `outstanding` at admission
-        remaining = CALLS_PER_TERM
+def _term_generator(settings: BatchSettings, client: openai.AsyncOpenAI) -> GenerateTerm:
+    """:func:`voorbeelden.generate` with what every term of this batch shares already bound."""
+    from voorbeelden.generator import generate
 
-        def on_record(record: CallRecord) -> None:
-            nonlocal remaining, outstanding, mine
-            if record.status == "ok" and not record.hedge and remaining > 0:
-                remaining -= 1
-                now = min(width, remaining)
-                outstanding += now - mine
-                mine = now
-                room.set()
+    return partial(
+        generate,
+        strategy=settings.strategy,
+        client=client,
+        config=settings.term_config(),
+        call_timeout_s=settings.call_timeout_s,
+        max_retries=settings.max_retries,
+        run_id=settings.run_id,
+        scenario="batch",
+    )
 
-        try:
-            try:
-                gen = await generate(
-                    item.request,
-                    strategy,
-                    client=client,
-                    config=config,
-                    call_timeout_s=call_timeout_s,
-                    max_retries=max_retries,
-                    sim_key=item.key,
-                    run_id=run_id,
-                    scenario="batch",
-                    on_record=on_record,
-                )
-            except Exception as err:  # generate() degrades to data; anything else is a bug worth recording
-                summary.failed += 1
-                summary.parts_lost += CALLS_PER_TERM
-                emit(
-                    {
-                        "key": item.key,
-                        "status": "failed",
-                        "line": item.n,
-                        "begrip": item.request.begrip,
-                        "error": f"{type(err).__name__}: {err}",
-                    }
-                )
-                return
-            summary.generated += 1
-            summary.term_wall.add(gen.wall_s)
-            summary.parts_lost += gen.n_failed
-            status = "ok" if gen.complete else "failed"
-            if status == "ok":
-                summary.ok += 1
-            else:
-                summary.failed += 1
-            if sink is not None:
-                sink.write(item.key, gen)
-            emit({"key": item.key, "status": status, "line": item.n, **compact_result(gen)})
-        finally:
-            outstanding -= mine
-            active -= 1
-            room.set()
 
-    async def items() -> AsyncIterator[Item]:
+class _BatchRun:
+    """One batch in progress: what it has seen, what runs, and where finished terms go.
+
+    The steps share their state through this object (not through closures that change each other's
+    variables), so each is a method that reads on its own: :meth:`fresh` passes over lines already done,
+    :meth:`run` admits the rest into one TaskGroup, :meth:`run_term` generates one term, :meth:`emit`
+    writes its line.
+    """
+
+    def __init__(
+        self,
+        summary: BatchSummary,
+        generate_term: GenerateTerm,
+        admission: Admission,
+        log: OutputLog | None,
+        sink: RecordSink | None,
+        bar: _Progress,
+        settings: BatchSettings,
+    ) -> None:
+        self.summary, self.generate_term, self.admission = summary, generate_term, admission
+        self.log, self.sink, self.bar = log, sink, bar
+        self.on_result, self.retry_failed = settings.on_result, settings.retry_failed
+        self.in_run = KeySet()  # every key of this run (duplicates), in 16 bytes each
+        self.trim = heap_trimmer()
+        self.emitted = 0
+
+    async def run(self, requests: RequestSource) -> None:
+        """Structured concurrency: a failure that is not a term's own (a full disk, a bug) cancels the other
+        terms and is raised here; the results written so far stay, and a rerun resumes after them."""
+        async with asyncio.TaskGroup() as tg:
+            async for item in self.fresh(requests):
+                if isinstance(item, BadLine):
+                    self.reject(item)
+                    continue
+                await self.admission.wait()
+                tg.create_task(self.run_term(item, self.admission.enter()))
+
+    async def fresh(self, requests: RequestSource) -> AsyncIterator[Item | BadLine]:
+        """The lines still to do: one seen before in this input, or finished in ``out``, is counted only."""
         for item in iter_items(requests):
-            n = item.n
-            summary.lines += 1
-            if item.key in in_run:
-                summary.duplicates += 1
-                bar.update()
+            if item.key in self.in_run:
+                self.summary.duplicates += 1
+                self.bar.update()
                 continue
-            if log is not None and not log.should_run(
-                item.key, retry_failed=retry_failed and item.error is None
-            ):
-                summary.skipped += 1
-                bar.update()
+            rerun_failed = self.retry_failed and isinstance(item, Item)  # a bad line is not rerun as is
+            if self.log is not None and not self.log.should_run(item.key, retry_failed=rerun_failed):
+                self.summary.skipped += 1
+                self.bar.update()
                 continue
-            in_run.add(item.key)
+            self.in_run.add(item.key)
             yield item
-            if n % 256 == 0:
+            if item.n % 256 == 0:
                 await asyncio.sleep(0)  # let finished terms be written while a long input is skipped through
 
-    try:
-        async with asyncio.TaskGroup() as tg:
-            async for item in items():
-                if item.error is not None:
-                    summary.invalid += 1
-                    emit(
-                        {
-                            "key": item.key,
-                            "status": "invalid",
-                            "line": item.n,
-                            "error": item.error,
-                            "input": item.raw[:500],
-                        }
-                    )
-                    continue
-                while not has_room():
-                    room.clear()
-                    await room.wait()
-                active += 1
-                outstanding += min(width, CALLS_PER_TERM)  # before the task runs, so the next check sees it
-                tg.create_task(run_term(item))
-    finally:
-        bar.close()
-        if log is not None:
-            log.close()
-        if sink is not None:
-            sink.close()
-        if own_client:
-            await client.close()
-        if response_cache is not None and not isinstance(cache, ResponseCache):
-            response_cache.close()
-        summary.wall_s = time.monotonic() - t0
-        if transport is not None:
-            summary.gate = transport.describe()
-        summary.peak_rss_mb = peak_rss_mb()
-    return summary
+    def reject(self, item: BadLine) -> None:
+        self.summary.invalid += 1
+        row = {"key": item.key, "status": "invalid", "line": item.n, "error": item.error, "input": item.raw}
+        self.emit(row)
+
+    async def run_term(self, item: Item, calls: TermCalls) -> None:
+        """Generate one term and emit its line; its place in the admission is given back whatever happens."""
+        try:
+            gen = await self.generate_term(item.request, sim_key=item.key, on_record=calls.on_record)
+        except Exception as err:  # generate() degrades to data; anything else is a bug worth recording
+            self.summary.failed += 1
+            self.summary.parts_lost += CALLS_PER_TERM
+            error = f"{type(err).__name__}: {err}"
+            self.emit(
+                {
+                    "key": item.key,
+                    "status": "failed",
+                    "line": item.n,
+                    "begrip": item.request.begrip,
+                    "error": error,
+                }
+            )
+        else:
+            status = self.summary.add_term(gen)
+            if self.sink is not None:
+                self.sink.write(item.key, gen)
+            self.emit({"key": item.key, "status": status, "line": item.n, **compact_result(gen)})
+        finally:
+            calls.leave()
+
+    def emit(self, row: dict[str, Any]) -> None:
+        """The output boundary: no key (or key-like text) reaches the file or the caller's callback."""
+        row = redact_obj(row)
+        if self.log is not None:
+            self.log.append(row)
+        if self.on_result is not None:
+            self.on_result(row)
+        self.bar.update()
+        self.emitted += 1
+        if self.emitted % TRIM_EVERY == 0:
+            self.trim()  # keeps RSS flat over a long batch (see memtrim.py)
 
 
 def generate_many_sync(requests: RequestSource, **kwargs: Any) -> BatchSummary:

@@ -13,7 +13,7 @@ import json
 import math
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 # The SDK's own HTTP layer (openai 3.x), under the name the code below was written with.
@@ -28,6 +28,7 @@ from voorbeelden.transport import SENT_HOOK
 __all__ = [
     "GATE_WAIT_HEADER",
     "SENT_HOOK",
+    "Answers",
     "CallEvent",
     "GateStats",
     "GatedTransport",
@@ -49,28 +50,38 @@ class CallEvent:
 
 
 @dataclass
+class Answers:
+    """What the attempts put on the wire got back; with the ones still out they add up to ``sent``."""
+
+    ok: int = 0  # a status below 400
+    throttled: int = 0  # 429
+    errors: int = 0  # another status, or no answer at all (a connection error, a timeout after sending)
+
+    def count(self, status: int | None) -> None:
+        if status == 429:
+            self.throttled += 1
+        elif status is not None and status < 400:
+            self.ok += 1
+        else:
+            self.errors += 1
+
+
+@dataclass
 class GateStats:
     """Counters for the progress bar and the batch summary."""
 
-    sent: int = 0
-    ok: int = 0
-    throttled: int = 0
-    errors: int = 0
-    cache_hits: int = 0
-    retries: int = 0
-    gate_wait_s: float = 0.0
+    sent: int = 0  # attempts put on the wire
+    answers: Answers = field(default_factory=Answers)
+    cache_hits: int = 0  # attempts answered from the cache, never sent
+    retries: int = 0  # attempts that are a retry of an earlier one (the SDK's attempt number > 1)
+    gate_wait_s: float = 0.0  # the time attempts waited here before they were sent, summed
     events: list[CallEvent] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "sent": self.sent,
-            "ok": self.ok,
-            "throttled": self.throttled,
-            "errors": self.errors,
-            "cache_hits": self.cache_hits,
-            "retries": self.retries,
-            "gate_wait_s": round(self.gate_wait_s, 3),
-        }
+        """Flat, as the batch summary shows it (the answers beside the other counters); not the events."""
+        out: dict[str, Any] = {"sent": self.sent, **asdict(self.answers)}
+        out.update(cache_hits=self.cache_hits, retries=self.retries, gate_wait_s=round(self.gate_wait_s, 3))
+        return out
 
 
 class _ReleasingStream(httpx.AsyncByteStream):
@@ -90,6 +101,76 @@ class _ReleasingStream(httpx.AsyncByteStream):
             if not self._closed:
                 self._closed = True
                 self._on_close()
+
+
+@dataclass
+class _Attempt:
+    """One chat-completion attempt on its way through the gate: what its steps hand each other."""
+
+    request: httpx.Request
+    body: dict[str, Any] | None  # None when the body is not a JSON object (it is passed on as it is)
+    number: int  # the SDK's attempt number, 1 for a first try
+    t_queued: float
+    key: str | None  # the cache key, when there is a cache
+    tokens: float = 0.0  # estimated, for the token budget
+    grant: Grant | None = None
+    t_sent: float = 0.0
+
+    @property
+    def streamed(self) -> bool:
+        return bool(self.body and self.body.get("stream"))
+
+    def gate_header(self) -> tuple[str, str]:
+        """How long the attempt waited here before it was sent, for the caller to tell queueing from latency."""
+        return GATE_WAIT_HEADER, f"{(self.t_sent - self.t_queued) * 1000:.3f}"
+
+
+class _Slot:
+    """A concurrency slot held by one attempt, given back exactly once with what the attempt showed."""
+
+    def __init__(self, concurrency: AdaptiveConcurrency | None, ticket: int, kind: str) -> None:
+        self.concurrency, self.ticket, self.kind = concurrency, ticket, kind
+        self.on_wire = False  # sent (or being sent): a failure from here on is the endpoint's
+        self.saturated = False  # the endpoint, not a rate limit, was what was full when it was sent
+        self.released = False
+
+    def release(self, throttled: bool = False, latency: float | None = None) -> None:
+        if self.released or self.concurrency is None:
+            return
+        self.released = True
+        self.concurrency.release(
+            self.ticket,
+            sent=self.on_wire,
+            throttled=throttled,
+            latency_s=latency,
+            saturated=self.saturated,
+            now=time.monotonic(),
+            kind=self.kind,
+        )
+
+
+def _respond(
+    attempt: _Attempt,
+    response: httpx.Response,
+    *,
+    content: bytes | None = None,
+    stream: httpx.AsyncByteStream | None = None,
+) -> httpx.Response:
+    """The answer as the client sees it: the endpoint's, plus how long it waited here. A body read here was
+    decoded too, so its encoding headers no longer describe it and are dropped."""
+    headers = response.headers.multi_items()
+    if stream is None:
+        dropped = ("content-encoding", "content-length", "transfer-encoding")
+        headers = [(k, v) for k, v in headers if k.lower() not in dropped]
+    headers.append(attempt.gate_header())
+    return httpx.Response(
+        response.status_code,
+        headers=headers,
+        content=content,
+        stream=stream,
+        extensions=response.extensions,
+        request=attempt.request,
+    )
 
 
 class GatedTransport(httpx.AsyncBaseTransport):
@@ -140,8 +221,27 @@ class GatedTransport(httpx.AsyncBaseTransport):
     # ---- the request path ----------------------------------------------------------------------------
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        """A chat completion passes, in this order: the cache, a concurrency slot, the rate limit, the
+        endpoint; what it answers is learnt from, counted and (when whole and cacheable) stored."""
         if request.method != "POST" or not request.url.path.endswith("/chat/completions"):
             return await self.inner.handle_async_request(request)
+        attempt = await self._arrive(request)
+        cached = self._from_cache(attempt)
+        if cached is not None:
+            return cached
+        slot = await self._take_slot(attempt)
+        response, content = await self._send(attempt, slot)
+        throttled, latency = self._answered(attempt, response)
+        if content is None:
+            # The slot is held until the body has been read: a stream in progress is a call in flight.
+            body = _ReleasingStream(response.stream, lambda: slot.release(throttled, latency))  # type: ignore[arg-type]
+            return _respond(attempt, response, stream=body)
+        slot.release(throttled, latency)
+        self._store(attempt, response, content)
+        return _respond(attempt, response, content=content)
+
+    async def _arrive(self, request: httpx.Request) -> _Attempt:
+        """Read the attempt: its body (None when it is not a JSON object), its number, its cache key."""
         t_queued = time.monotonic()
         raw = await request.aread()
         try:
@@ -151,111 +251,84 @@ class GatedTransport(httpx.AsyncBaseTransport):
         if not isinstance(body, dict):
             body = None
         try:
-            attempt = int(request.headers.get("x-sim-attempt", "1"))
+            number = int(request.headers.get("x-sim-attempt", "1"))
         except ValueError:
-            attempt = 1
-        if attempt > 1:
+            number = 1
+        if number > 1:
             self.stats.retries += 1
-
         key = cache_key(body, str(request.url)) if self.cache is not None and body is not None else None
-        if key is not None:
-            assert self.cache is not None
-            hit = self.cache.get(key)
-            if hit is not None:
-                status, content_type, content = hit
-                content = mark_cached(content)
-                self.stats.cache_hits += 1
-                self._event(t_queued, t_queued, time.monotonic(), status, True, attempt)
-                return httpx.Response(
-                    status,
-                    headers={"content-type": content_type, CACHE_HEADER: "hit", GATE_WAIT_HEADER: "0"},
-                    content=content,
-                    request=request,
-                )
+        return _Attempt(request, body, number, t_queued, key)
 
-        tokens = estimate_call_tokens(body)
+    def _from_cache(self, attempt: _Attempt) -> httpx.Response | None:
+        """A stored answer to the same call, marked as cached; nothing is sent and no slot is taken."""
+        hit = self.cache.get(attempt.key) if self.cache is not None and attempt.key is not None else None
+        if hit is None:
+            return None
+        status, content_type, content = hit
+        self.stats.cache_hits += 1
+        self._event(attempt, attempt.t_queued, time.monotonic(), status, cached=True)
+        return httpx.Response(
+            status,
+            headers={"content-type": content_type, CACHE_HEADER: "hit", GATE_WAIT_HEADER: "0"},
+            content=mark_cached(content),
+            request=attempt.request,
+        )
+
+    async def _take_slot(self, attempt: _Attempt) -> _Slot:
+        """Wait for a concurrency slot (first come, first served), before the rate limit: see the module."""
+        attempt.tokens = estimate_call_tokens(attempt.body)
+        body = attempt.body
         kind = f"{body.get('model')}/{body.get('max_tokens')}" if body else ""
-        self._tokens = tokens if self._tokens is None else 0.95 * self._tokens + 0.05 * tokens
+        self._tokens = attempt.tokens if self._tokens is None else 0.95 * self._tokens + 0.05 * attempt.tokens
         ticket = await self.concurrency.acquire() if self.concurrency is not None else 0
-        on_wire = saturated = False
-        released = False
+        return _Slot(self.concurrency, ticket, kind)
 
-        def release(throttled: bool = False, latency: float | None = None) -> None:
-            nonlocal released
-            if released or self.concurrency is None:
-                return
-            released = True
-            self.concurrency.release(
-                ticket,
-                sent=on_wire,
-                throttled=throttled,
-                latency_s=latency,
-                saturated=saturated,
-                now=time.monotonic(),
-                kind=kind,
-            )
+    async def _send(self, attempt: _Attempt, slot: _Slot) -> tuple[httpx.Response, bytes | None]:
+        """Wait for the rate limit, send, and read the body unless it streams (None then).
 
-        grant = None
+        On any failure the slot is given back; an attempt that was on the wire counts as an error and its
+        grant as spent, one cancelled while still queued here is not the endpoint's error."""
         try:
             if self.limiter is not None:
-                grant = await self.limiter.acquire(tokens)
-                request.extensions = {**request.extensions, SENT_HOOK: grant.sent}
+                attempt.grant = await self.limiter.acquire(attempt.tokens)
+                attempt.request.extensions = {**attempt.request.extensions, SENT_HOOK: attempt.grant.sent}
             if self.concurrency is not None:
-                saturated = self.concurrency.sent()
-            on_wire = True
-            t_sent = time.monotonic()
+                slot.saturated = self.concurrency.sent()
+            slot.on_wire = True
+            attempt.t_sent = time.monotonic()
             self.stats.sent += 1
-            self.stats.gate_wait_s += t_sent - t_queued
-            response = await self.inner.handle_async_request(request)
-            streamed = bool(body and body.get("stream"))
-            if not streamed:
-                try:
-                    content = await response.aread()
-                finally:
-                    await response.aclose()
+            self.stats.gate_wait_s += attempt.t_sent - attempt.t_queued
+            response = await self.inner.handle_async_request(attempt.request)
+            if attempt.streamed:
+                return response, None
+            try:
+                return response, await response.aread()
+            finally:
+                await response.aclose()
         except BaseException:
-            if on_wire:  # a caller's timeout while still queued here is not the endpoint's error
-                self.stats.errors += 1
-            if grant is not None:
-                grant.sent()  # it may have reached the server: count it until a later answer says more
-            self._event(t_queued, t_queued, time.monotonic(), None, False, attempt)
-            release()
+            if slot.on_wire:
+                self.stats.answers.count(None)
+            if attempt.grant is not None:
+                attempt.grant.sent()  # it may have reached the server: count it until a later answer says more
+            self._event(attempt, attempt.t_queued, time.monotonic(), None)
+            slot.release()
             raise
 
-        latency = time.monotonic() - t_sent
+    def _answered(self, attempt: _Attempt, response: httpx.Response) -> tuple[bool, float]:
+        """Learn from the answer (latency, the endpoint's budget) and count it; whether it was a 429, and
+        the latency (the slot's release reports both)."""
+        latency = time.monotonic() - attempt.t_sent
         status = response.status_code
-        throttled = status == 429
-        self._learn(response.headers, status, grant, latency)
-        if throttled:
-            self.stats.throttled += 1
-        elif status < 400:
-            self.stats.ok += 1
-        else:
-            self.stats.errors += 1
-        self._event(t_queued, t_sent, t_sent + latency, status, False, attempt)
-        gate_ms = (GATE_WAIT_HEADER, f"{(t_sent - t_queued) * 1000:.3f}")
-        if streamed:
-            # The slot is held until the body has been read: a stream in progress is a call in flight.
-            return httpx.Response(
-                status,
-                headers=[*response.headers.multi_items(), gate_ms],
-                stream=_ReleasingStream(response.stream, lambda: release(throttled, latency)),  # type: ignore[arg-type]
-                extensions=response.extensions,
-                request=request,
-            )
-        release(throttled, latency)
-        # The body was read (and decoded) here, so its encoding headers no longer describe it.
-        headers = [
-            (k, v)
-            for k, v in response.headers.multi_items()
-            if k.lower() not in ("content-encoding", "content-length", "transfer-encoding")
-        ]
-        headers.append(gate_ms)
-        if key is not None and self.cache is not None:
-            self.cache.put(key, status, response.headers.get("content-type", "application/json"), content)
-        return httpx.Response(
-            status, headers=headers, content=content, extensions=response.extensions, request=request
-        )
+        self._learn(response.headers, status, attempt.grant, latency)
+        self.stats.answers.count(status)
+        self._event(attempt, attempt.t_sent, attempt.t_sent + latency, status)
+        return status == 429, latency
+
+    def _store(self, attempt: _Attempt, response: httpx.Response, content: bytes) -> None:
+        """Keep the answer for the next identical call (the cache judges which answers are worth keeping)."""
+        if attempt.key is not None and self.cache is not None:
+            content_type = response.headers.get("content-type", "application/json")
+            self.cache.put(attempt.key, response.status_code, content_type, content)
 
     # ---- learning from the endpoint --------------------------------------------------------------------
 
@@ -288,10 +361,11 @@ class GatedTransport(httpx.AsyncBaseTransport):
         self.concurrency.set_ceiling(max(2.0, math.ceil(rate * self._latency * 1.5 + room) + 2), now)
 
     def _event(
-        self, t_queued: float, t_sent: float, t_done: float, status: int | None, cached: bool, attempt: int
+        self, attempt: _Attempt, t_sent: float, t_done: float, status: int | None, *, cached: bool = False
     ) -> None:
         if self.record_events:
-            self.stats.events.append(CallEvent(t_queued, t_sent, t_done, status, cached, attempt))
+            event = CallEvent(attempt.t_queued, t_sent, t_done, status, cached, attempt.number)
+            self.stats.events.append(event)
 
     # ---- summary ---------------------------------------------------------------------------------------
 

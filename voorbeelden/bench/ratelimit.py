@@ -314,7 +314,8 @@ class Goal:
 
 def check_goals(results: list[ContenderResult], p: RateLimitParams) -> list[Goal]:
     """The batch's goals: told a limit, >= 95% of it used and 0 failed parts in every mode (and on the
-    one-minute bucket of setting a, wall <= 1.05 x ideal); untold, >= 90% from the headers alone."""
+    one-minute bucket of setting a, wall <= 1.05 x ideal); untold, >= 90% from the headers alone; and ahead of
+    the baselines (naive gather, the cookbook processor) in every mode."""
     goals = []
     for r in results:
         if r.kind == "batch":
@@ -330,6 +331,31 @@ def check_goals(results: list[ContenderResult], p: RateLimitParams) -> list[Goal
                 Goal(r.setting, r.mode, r.contender, "share of limit", r.share, 0.90, r.share >= 0.90)
             )
             goals.append(Goal(r.setting, r.mode, r.contender, "failed parts", r.failed, 0, r.failed == 0))
+    return goals + _ahead_of_baselines(results)
+
+
+BASELINE_KINDS = ("naive", "cookbook", "cookbook-status")
+
+
+def _ahead_of_baselines(results: list[ContenderResult]) -> list[Goal]:
+    """The batch told a limit against each baseline in the same mode told the same (naive is told nothing):
+    ahead means more parts delivered, or as many within 5% of the baseline's wall time. A tie counts as met
+    and shows as a difference of 0 parts, so a reader sees where the batch only equals a baseline."""
+    goals = []
+    for r in results:
+        if r.kind != "batch":
+            continue
+        for b in results:
+            if (b.setting, b.mode) != (r.setting, r.mode) or b.kind not in BASELINE_KINDS:
+                continue
+            if b.told_rpm is not None and b.told_rpm != r.told_rpm:
+                continue
+            met = r.ok > b.ok or (r.ok == b.ok and r.wall_s <= 1.05 * b.wall_s)
+            what = (
+                f"parts ok minus {b.contender}'s ({r.ok} vs {b.ok}; wall {r.wall_s:.1f} vs {b.wall_s:.1f} s; "
+                "more parts, or as many within 5% of its wall)"
+            )
+            goals.append(Goal(r.setting, r.mode, r.contender, what, r.ok - b.ok, 0, met))
     return goals
 
 

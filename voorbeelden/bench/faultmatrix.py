@@ -17,7 +17,7 @@ import asyncio
 import time
 import traceback
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 from voorbeelden.bench.retries import bench_config, predicted_delivery
@@ -27,33 +27,90 @@ RATES: tuple[float, ...] = (0.0, 0.1, 0.3, 0.5, 0.9)
 STRATEGIES: tuple[str, ...] = ("sequential", "parallel")
 REDUCED_RATES: tuple[float, ...] = (0.0, 0.5)
 GRACE_S = 0.05
+# The six parts of voorbeelden.types.ALL_PARTS (not imported here: the module stays light until a run starts).
+PARTS_PER_GENERATION = 6
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One generation of a cell, as the caller saw it."""
+
+    wall_s: float
+    late: bool  # returned after the deadline plus GRACE_S (must never happen)
+    crash: str | None  # the exception generate() raised (must never happen)
+    parts_ok: int
+    retries: int  # attempts after the first, hedges not counted
 
 
 @dataclass
 class Cell:
+    """One fault kind x rate x strategy: its generations' outcomes, and the counts derived from them."""
+
     fault_kind: str
     fault_rate: float
     strategy: str
-    generations: int = 0
-    crashes: int = 0
-    past_deadline: int = 0
-    parts_delivered: int = 0
-    parts_total: int = 0
-    retries: int = 0
-    max_wall_s: float = 0.0
     predicted: float = 0.0
-    crash_examples: list[str] = field(default_factory=list)
+    outcomes: list[Outcome] = field(default_factory=list)
+
+    @property
+    def generations(self) -> int:
+        return len(self.outcomes)
+
+    @property
+    def crashes(self) -> int:
+        return sum(o.crash is not None for o in self.outcomes)
+
+    @property
+    def past_deadline(self) -> int:
+        return sum(o.late for o in self.outcomes)
+
+    @property
+    def parts_delivered(self) -> int:
+        return sum(o.parts_ok for o in self.outcomes)
+
+    @property
+    def parts_total(self) -> int:
+        return PARTS_PER_GENERATION * len(self.outcomes)
+
+    @property
+    def retries(self) -> int:
+        return sum(o.retries for o in self.outcomes)
+
+    @property
+    def max_wall_s(self) -> float:
+        return max((o.wall_s for o in self.outcomes), default=0.0)
+
+    @property
+    def crash_examples(self) -> list[str]:
+        return [o.crash for o in self.outcomes if o.crash is not None][:3]
 
     @property
     def delivered(self) -> float:
         return self.parts_delivered / self.parts_total if self.parts_total else 0.0
 
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["delivered"] = round(self.delivered, 4)
-        d["predicted"] = round(self.predicted, 4)
-        d["max_wall_s"] = round(self.max_wall_s, 4)
+        d: dict[str, Any] = {name: getattr(self, name) for name in _CELL_KEYS}
+        for name in ("max_wall_s", "predicted", "delivered"):
+            d[name] = round(d[name], 4)
         return d
+
+
+# What a cell reports (--json), in this order.
+_CELL_KEYS = (
+    "fault_kind",
+    "fault_rate",
+    "strategy",
+    "generations",
+    "crashes",
+    "past_deadline",
+    "parts_delivered",
+    "parts_total",
+    "retries",
+    "max_wall_s",
+    "predicted",
+    "crash_examples",
+    "delivered",
+)
 
 
 @dataclass
@@ -95,19 +152,20 @@ async def _one(cell: Cell, client: Any, cfg: Any, sim_key: str, deadline_s: floa
             scenario=f"fault-matrix {cell.fault_kind} {cell.fault_rate}",
         )
     except Exception as exc:  # the point of the matrix: count these (must be 0)
-        cell.crashes += 1
-        if len(cell.crash_examples) < 3:
-            cell.crash_examples.append("".join(traceback.format_exception_only(exc)).strip())
+        crash: str | None = "".join(traceback.format_exception_only(exc)).strip()
         gen = None
+    else:
+        crash = None
     wall = time.monotonic() - t0
-    cell.generations += 1
-    cell.max_wall_s = max(cell.max_wall_s, wall)
-    if wall > deadline_s + GRACE_S:
-        cell.past_deadline += 1
-    cell.parts_total += 6
-    if gen is not None:
-        cell.parts_delivered += gen.n_ok
-        cell.retries += sum(1 for r in gen.records if r.attempt > 1 and not r.hedge)
+    cell.outcomes.append(
+        Outcome(
+            wall_s=wall,
+            late=wall > deadline_s + GRACE_S,
+            crash=crash,
+            parts_ok=0 if gen is None else gen.n_ok,
+            retries=0 if gen is None else sum(1 for r in gen.records if r.attempt > 1 and not r.hedge),
+        )
+    )
 
 
 async def _run_async(

@@ -12,7 +12,6 @@ peak RSS is then not reported, since it would not be the job's).
 
 from __future__ import annotations
 
-import asyncio
 import importlib
 import json
 import os
@@ -22,6 +21,8 @@ import threading
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
+
+from voorbeelden.syncrun import run_sync
 
 __all__ = ["JOBS", "run_job"]
 
@@ -43,8 +44,6 @@ def run_job(
 ) -> dict[str, Any]:
     """Run job ``name`` with ``spec``; in a child process when ``isolate`` (adds ``peak_rss_mb``)."""
     if not isolate:
-        from voorbeelden.syncrun import run_sync
-
         result = run_sync(_job(name)(spec))
         result["peak_rss_mb"] = None
         return result
@@ -85,7 +84,7 @@ def main() -> int:
     threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
     request = json.loads(sys.stdin.readline())
     try:
-        result = asyncio.run(_job(request["job"])(request["spec"]))
+        result = run_sync(_job(request["job"])(request["spec"]))
         from voorbeelden.batch.runner import peak_rss_mb
 
         result["peak_rss_mb"] = peak_rss_mb()

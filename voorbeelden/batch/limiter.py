@@ -205,9 +205,15 @@ class _Budget:
         # limit, with level in [R, R + 1) (R = remaining, a floor) and reset rounded to the millisecond.
         # Each answer with R >= 1 therefore bounds the period from both sides; intersecting the bounds pins
         # it down within a few answers. Within the bounds the configured period (a minute) is kept; without
-        # one the slow end is taken, since a refill believed too fast costs 429s and one believed a little
-        # too slow only that little. R = 0 may hide a debt (charged rejections), so such an answer only
-        # gives a guess while no bound exists. Bounds that contradict each other (the limit changed) restart.
+        # one the lower bound is taken. It is the tight one: a request taken from a full bucket (the steady
+        # state of a client paced at the refill) reports exactly one refill interval as its reset, so the
+        # lower bound is the period within the header's millisecond, while the upper bound needs an answer
+        # that happens to arrive just before a refill and can stay far off. (The slow end, taken before,
+        # paced a client told nothing 16-46% below the limit once one answer had shown two requests in a
+        # refill interval: `voorbeelden bench-ratelimit --settings b --modes quantized`.) A period believed a
+        # hair short costs an occasional 429, which re-anchors the budget and pauses for its retry-after.
+        # R = 0 may hide a debt (charged rejections), so such an answer only gives a guess while no bound
+        # exists. Bounds that contradict each other (the limit changed) restart.
         if reset <= 0 or limit - remaining < 1:
             return
         if remaining >= 1:
@@ -222,7 +228,7 @@ class _Budget:
             if self.prior_period is not None:
                 self.period = min(max(self.prior_period, lo), hi)
             else:
-                self.period = lo if math.isinf(hi) else hi
+                self.period = lo
         elif self.period is None:
             self.period = reset * limit / (limit - 0.5)
 

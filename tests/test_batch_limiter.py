@@ -161,3 +161,19 @@ def test_a_quantized_window_is_learnt_from_the_429s_and_then_respected() -> None
     # here, where a window is only 20 ms; the benchmark's windows are 100 ms and more)
     assert wall < 100 * 0.02 * 1.25
     assert client.describe()["believed_requests"]["burst"] == 1  # type: ignore[index]
+
+
+def test_told_nothing_it_believes_the_period_the_tight_bound_gives_not_the_slow_end() -> None:
+    """A bucket of 30 per 3 s (10/s). Answers taken from a full bucket say "remaining 29, full again in
+    100ms": the period is at least 3 s. One answer after two quick requests ("28 left, full in 170ms") only
+    says it is at most 5.1 s. Taking that slow end paced a client told nothing at 59% of the limit."""
+
+    async def run() -> float | None:
+        limiter = RateLimiter()  # told nothing
+        for remaining, reset in ((29, "100ms"), (28, "170ms"), (29, "100ms")):
+            grant = await limiter.acquire()
+            limiter.observe(grant, 200, _headers(30, remaining, reset))
+        return limiter.calls_per_s(0.0)
+
+    rate = asyncio.run(run())
+    assert rate is not None and 9.9 <= rate <= 10.1, rate

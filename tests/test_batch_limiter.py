@@ -177,3 +177,23 @@ def test_told_nothing_it_believes_the_period_the_tight_bound_gives_not_the_slow_
 
     rate = asyncio.run(run())
     assert rate is not None and 9.9 <= rate <= 10.1, rate
+
+
+def test_while_pacing_a_late_wake_up_is_made_up_by_the_next_request_and_idle_time_is_not() -> None:
+    """10 requests/s, one at a time. A request due at 0.1 s that the loop wakes at 0.13 s leaves the next one
+    due at 0.2 s (made up), not 0.23 s: otherwise every late wake-up is lost for good (3% of the limit at
+    10/s in bench-ratelimit setting b). After idle time nothing is owed: the next one waits a whole interval."""
+    from voorbeelden.batch.limiter import _Budget
+
+    b = _Budget(30.0, 3.0, cushion_s=0.0, now=0.0)
+    b.stop_bursts()
+    b.take(1.0, 0.0, 1)  # sent at 0; the next is due at 0.1
+    assert b.wait_for(1.0, 0.0) == pytest.approx(0.1, abs=0.003)
+    b.advance(0.13)  # woken 30 ms late: the bucket's cap has thrown those 30 ms of refill away
+    b.credit_lateness(0.03)
+    b.take(1.0, 0.13, 2)
+    assert b.wait_for(1.0, 0.13) == pytest.approx(0.07, abs=0.003)  # due at 0.2, as if it had left on time
+    b.take(1.0, 0.2, 3)
+    b.advance(5.0)  # idle: no lateness to credit, so no burst after it
+    b.take(1.0, 5.0, 4)
+    assert b.wait_for(1.0, 5.0) == pytest.approx(0.1, abs=0.003)

@@ -232,6 +232,15 @@ class _Budget:
         elif self.period is None:
             self.period = reset * limit / (limit - 0.5)
 
+    def credit_lateness(self, late_s: float) -> None:
+        """A waiting request was granted ``late_s`` after it was due (the loop woke it late). While pacing,
+        give that refill back, which the bucket's cap would otherwise have thrown away: the next request is
+        then due one interval after this one was *due*, not after it woke, so wake-up delays do not add up
+        over a long run (they cost 3% of the limit at 10 requests/s). Only lateness is credited, never idle
+        time, and at most half an interval, so no two requests leave closer than half an interval apart."""
+        if self.pacing and late_s > 0:
+            self.burst_level += min(late_s * self.rate, 0.5)
+
     def stop_bursts(self) -> None:
         if self.capacity is not None:
             self.burst = 1.0
@@ -330,12 +339,17 @@ class RateLimiter:
         """Wait until one request of ``tokens`` fits the believed budget, then take it from the budget."""
         start = time.monotonic()
         async with self._lock:
+            due: float | None = None
             while True:
                 now = time.monotonic()
                 wait = self._wait(tokens, now)
                 if wait <= 0:
                     break
+                due = now + wait
                 await self._sleep(wait)
+            if due is not None and now > due:  # it slept its whole wait and woke late
+                for dim in self._dims.values():
+                    dim.credit_lateness(now - due)
             self._seq += 1
             entries = {"requests": self._dims["requests"].take(1.0, now, self._seq)}
             if tokens > 0:

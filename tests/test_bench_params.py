@@ -6,6 +6,7 @@ import socket
 from pathlib import Path
 
 import pytest
+from _fake_keys import fake_key
 
 import voorbeelden
 from voorbeelden.backend import resolve_backend, url_host
@@ -77,11 +78,12 @@ def _dead_port() -> int:
 
 
 def test_a_base_url_that_does_not_answer_stops_validation(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-SECRET-params")
+    key = fake_key("params")
+    monkeypatch.setenv("OPENAI_API_KEY", key)
     url = f"http://127.0.0.1:{_dead_port()}/v1"
     with pytest.raises(ValueError, match="does not answer") as info:
         validate_params("03_report", backend=url, out_dir="")
-    assert "sk-test-SECRET" not in str(info.value)
+    assert key not in str(info.value)
     monkeypatch.setenv("OPENAI_BASE_URL", url)
     with pytest.raises(ValueError, match="from OPENAI_BASE_URL"):
         validate_params("03_report", backend="auto", out_dir="")

@@ -6,6 +6,7 @@ import json
 import subprocess
 from pathlib import Path
 
+from _fake_keys import fake_key
 from conftest import env_without_openai, run_voorbeelden
 
 from voorbeelden.sim import SimConfig, running_simulator
@@ -56,7 +57,7 @@ def test_invalid_input_is_one_line_and_exit_2() -> None:
 
 
 def test_configured_endpoint_is_used_and_key_never_printed() -> None:
-    secret = "sk-test-do-not-print-1234"
+    secret = fake_key("doNotPrint")
     with running_simulator(SimConfig(profile="uniform-2s", time_scale=0.01)) as sim:
         res = cli(
             "besluit",

@@ -6,18 +6,18 @@
 from __future__ import annotations
 
 import json
-import secrets
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from _fake_keys import fake_key
 from conftest import env_without_openai, run_voorbeelden
 
 from voorbeelden.sim import SimConfig, SimHandle, running_simulator
 
 ROOT = Path(__file__).resolve().parents[1]
-SECRET = f"sk-test-SECRET-{secrets.token_hex(16)}"
+SECRET = fake_key("SECRET")
 
 
 @pytest.fixture(scope="module")

@@ -10,13 +10,14 @@ from pathlib import Path
 
 import matplotlib.image
 import pytest
+from _fake_keys import fake_key
 from conftest import env_without_openai
 
 from voorbeelden.sim import SimConfig, running_simulator
 
 ROOT = Path(__file__).resolve().parents[1]
 CI_PARAMS = ROOT / "notebooks" / "params" / "ci.yaml"
-SECRET = "sk-test-SECRET-3f9c1e7a5b2d4c6e8f0a1b2c3d4e5f60"
+SECRET = fake_key("SECRET")
 
 
 def _env(**extra: str) -> dict[str, str]:

@@ -13,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+from _fake_keys import fake_key
 from _truth_server import answer_401, free_port, serve
 from conftest import env_without_openai
 
@@ -20,7 +21,7 @@ from voorbeelden.bench import stats, strategies_bench
 
 ROOT = Path(__file__).resolve().parents[1]
 CI_PARAMS = ROOT / "notebooks" / "params" / "ci.yaml"
-KEY = "sk-test-completeness-000000000000000000"
+KEY = fake_key("completeness")
 
 
 def _gen(strategy: str, pair: str, wall: float, n_failed: int, **extra: object) -> dict:

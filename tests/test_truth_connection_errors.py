@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from _fake_keys import fake_key
 from _truth_server import free_port
 from conftest import env_without_openai
 
@@ -15,7 +16,7 @@ from voorbeelden.generator import generate_sync
 from voorbeelden.sim import SimConfig, running_simulator
 
 ROOT = Path(__file__).resolve().parents[1]
-KEY = "sk-test-connection-SECRET-1234567890abcdef"
+KEY = fake_key("connection")
 REQ = {"begrip": "besluit", "definitie": "Een beslissing."}
 
 

@@ -13,13 +13,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _fake_keys import fake_key
 from conftest import env_without_openai
 
 from voorbeelden.sim import SimConfig, running_simulator
 
 ROOT = Path(__file__).resolve().parents[1]
 CI_PARAMS = ROOT / "notebooks" / "params" / "ci.yaml"
-KEY = "sk-test-consent-0123456789abcdefghij"
+KEY = fake_key("consent")
 
 
 def _run(args: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from _fake_keys import fake_key
 from _truth_server import answer_401, serve
 from conftest import env_without_openai
 
@@ -22,7 +23,7 @@ LOSE_TWO = ("synoniemen=malformed", "antoniemen=malformed")  # malformed bodies 
 def _cli(*args: str, base_url: str | None = None, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
     env = env_without_openai()
     if base_url:
-        env.update(OPENAI_BASE_URL=base_url, OPENAI_API_KEY="sk-test-exit-codes-0000000000000")
+        env.update(OPENAI_BASE_URL=base_url, OPENAI_API_KEY=fake_key("exitCodes"))
     return subprocess.run(
         [sys.executable, "-m", "voorbeelden", *args],
         capture_output=True,

@@ -4,13 +4,14 @@ during a Retry-After wait is described as what it was, and the wait is on the re
 
 from __future__ import annotations
 
+from _fake_keys import fake_key
 from _truth_server import one_item, rate_limited, serve, stall
 
 from voorbeelden.commands.generate import render_text, render_timing
 from voorbeelden.generator import generate_sync
 from voorbeelden.types import Part
 
-KEY = "sk-test-truth-not-a-real-key-000000"
+KEY = fake_key("truth")
 REQ = {"begrip": "besluit", "definitie": "Een schriftelijke beslissing van een bestuursorgaan."}
 
 

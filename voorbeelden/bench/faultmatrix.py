@@ -21,14 +21,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from voorbeelden.bench.retries import bench_config, predicted_delivery
+from voorbeelden.sim.config import FAULT_KINDS
+from voorbeelden.types import ALL_PARTS
 
-FAULT_KINDS: tuple[str, ...] = ("500", "503", "429", "hang", "malformed", "truncated", "drop")
 RATES: tuple[float, ...] = (0.0, 0.1, 0.3, 0.5, 0.9)
 STRATEGIES: tuple[str, ...] = ("sequential", "parallel")
 REDUCED_RATES: tuple[float, ...] = (0.0, 0.5)
 GRACE_S = 0.05
-# The six parts of voorbeelden.types.ALL_PARTS (not imported here: the module stays light until a run starts).
-PARTS_PER_GENERATION = 6
+PARTS_PER_GENERATION = len(ALL_PARTS)
 
 
 @dataclass(frozen=True)

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
-from voorbeelden.bench.report import load_params, run_report
+from voorbeelden.bench.report import SOCKET_DIR_PREFIX, load_params, run_report, sweep_socket_dirs
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -72,3 +75,21 @@ def test_parameter_file_shape_is_checked(tmp_path: Path) -> None:
         config = load_params(ROOT / "notebooks" / "params" / name)
         # every notebook of the suite is run by both parameter sets, and nothing else
         assert set(config["notebooks"]) == {p.name for p in (ROOT / "notebooks").glob("[0-9]*.ipynb")}
+
+
+def test_the_sweep_removes_socket_folders_of_finished_reports_only(tmp_path: Path) -> None:
+    """A report killed with SIGKILL leaves its kernel-socket folder; the next report removes it, but never the
+    folder of a report still running, nor anything not named like ours."""
+    done = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
+    dead_pid = int(done.stdout)
+    dead = tmp_path / f"{SOCKET_DIR_PREFIX}{dead_pid}-abc"
+    running = tmp_path / f"{SOCKET_DIR_PREFIX}{os.getpid()}-def"
+    unnamed = tmp_path / f"{SOCKET_DIR_PREFIX}xyz12345"
+    other = tmp_path / f"other-{dead_pid}-ghi"
+    for folder in (dead, running, unnamed, other):
+        folder.mkdir()
+        (folder / "k-1").write_text("")
+    assert sweep_socket_dirs(tmp_path) == [dead]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in (running, unnamed, other))

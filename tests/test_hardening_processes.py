@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 from pathlib import Path
@@ -20,6 +22,8 @@ import nbformat
 import psutil
 import pytest
 from conftest import env_without_openai
+
+from voorbeelden.bench.report import SOCKET_DIR_PREFIX, sweep_socket_dirs
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -157,9 +161,10 @@ def test_a_killed_report_leaves_no_kernel_or_simulator_and_is_marked_incomplete(
     out.mkdir()
     (out / "earlier").mkdir()
     (out / "latest").symlink_to("earlier", target_is_directory=True)  # a complete report from before
-    proc = subprocess.Popen(
-        cmd, cwd=tmp_path, env=_env(tmp_path), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
+    # A short temporary folder of its own (kernel socket paths must stay under ~100 characters).
+    tmpdir = Path(tempfile.mkdtemp(prefix="vk-"))
+    env = {**_env(tmp_path), "TMPDIR": str(tmpdir)}
+    proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     pids: list[int] = []
     try:
         deadline = time.monotonic() + 90
@@ -183,6 +188,13 @@ def test_a_killed_report_leaves_no_kernel_or_simulator_and_is_marked_incomplete(
     assert "incomplete" in (report_dir / "INCOMPLETE").read_text()
     assert not (report_dir / "index.html").exists()
     assert os.readlink(out / "latest") == "earlier"
+    # The kernel's socket folder names the killed report; the next report's sweep removes what it left.
+    left_behind = list(tmpdir.glob(f"{SOCKET_DIR_PREFIX}{proc.pid}-*"))
+    if sig == signal.SIGKILL:
+        assert len(left_behind) == 1, sorted(p.name for p in tmpdir.iterdir())
+    assert sorted(sweep_socket_dirs(tmpdir)) == sorted(left_behind)
+    assert not list(tmpdir.glob(f"{SOCKET_DIR_PREFIX}*"))
+    shutil.rmtree(tmpdir)
 
 
 @pytest.mark.slow

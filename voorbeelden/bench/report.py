@@ -184,6 +184,35 @@ def _point_latest(out_root: Path, report_dir: Path) -> None:
     os.replace(tmp, link)
 
 
+SOCKET_DIR_PREFIX = "voorbeelden-kernel-"
+
+
+def sweep_socket_dirs(root: Path | None = None) -> list[Path]:
+    """Remove kernel-socket folders (``voorbeelden-kernel-<pid>-*``) of ours whose report process is gone.
+
+    Only folders whose pid no longer runs and that belong to this user: a report running beside this one keeps
+    its sockets. Returns what was removed."""
+    import shutil
+    import tempfile
+
+    import psutil
+
+    root = Path(root) if root is not None else Path(tempfile.gettempdir())
+    removed = []
+    for folder in root.glob(f"{SOCKET_DIR_PREFIX}*-*"):
+        pid = folder.name[len(SOCKET_DIR_PREFIX) :].split("-", 1)[0]
+        if not pid.isdigit() or psutil.pid_exists(int(pid)):
+            continue
+        try:
+            if not folder.is_dir() or folder.is_symlink() or folder.stat().st_uid != os.getuid():
+                continue
+        except OSError:
+            continue
+        shutil.rmtree(folder, ignore_errors=True)
+        removed.append(folder)
+    return removed
+
+
 def _execute(nb: Path, output: Path, parameters: dict[str, Any], timeout_s: int, cwd: Path) -> str | None:
     """Run one notebook; None on success, else the error as one readable line (the exception's own)."""
     import tempfile
@@ -194,7 +223,9 @@ def _execute(nb: Path, output: Path, parameters: dict[str, Any], timeout_s: int,
 
     # The kernel talks to us over IPC sockets in a private temporary folder: local by construction, so
     # ipykernel has no reason to warn that TCP runs unencrypted, and nothing lands in the notebooks folder.
-    sockets = tempfile.TemporaryDirectory(prefix="voorbeelden-kernel-")
+    # The folder's name carries our pid: a report killed with SIGKILL cannot remove it, the next one does.
+    sweep_socket_dirs()
+    sockets = tempfile.TemporaryDirectory(prefix=f"{SOCKET_DIR_PREFIX}{os.getpid()}-")
     try:
         pm.execute_notebook(
             str(nb),

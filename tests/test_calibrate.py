@@ -292,7 +292,7 @@ def test_sim_refuses_a_bad_profile_file(tmp_path: Path) -> None:
 
 
 def test_a_speedup_below_one_gets_its_reason_on_the_first_page() -> None:
-    from voorbeelden.bench.calibration_bench import calibration_html, speedup_notes
+    from voorbeelden.bench.calibration_bench import speedup_notes
 
     summary = {
         "backend": {"kind": "local", "concurrency": 1},
@@ -306,6 +306,25 @@ def test_a_speedup_below_one_gets_its_reason_on_the_first_page() -> None:
     assert "one request at a time" in notes[0] and "slower beyond noise" in notes[0]
     other = speedup_notes({"backend": {"kind": "real"}, "speedup": summary["speedup"]}, {"capacity": None})
     assert "cost more than they saved" in other[0]
+
+
+def test_a_speedup_far_below_its_bound_on_a_queueing_server_gets_its_reason_too() -> None:
+    from voorbeelden.bench.calibration_bench import speedup_notes
+
+    speedup = {
+        "queued": {"median": 1.02, "n_pairs": 4, "ci_low": 1.00, "ci_high": 1.02, "trial_bound": 4.1},
+        "near": {"median": 3.9, "n_pairs": 4, "ci_low": 3.8, "ci_high": 4.0, "trial_bound": 4.1},
+    }
+    (note,) = speedup_notes({"backend": {"kind": "local", "concurrency": 1}, "speedup": speedup}, None)
+    assert note.startswith("queued: parallel gained only 1.02x over 4 pairs")
+    assert "bound is 4.10x" in note and "one request at a time" in note and "not distinguishable" in note
+    # the same figures from a server that serves calls at once need no excuse
+    assert speedup_notes({"backend": {"kind": "real"}, "speedup": speedup}, {"capacity": 8}) == []
+
+
+def test_the_calibration_table_states_the_error_and_the_verdict() -> None:
+    from voorbeelden.bench.calibration_bench import calibration_html
+
     html = calibration_html(
         {
             "capacity": 1,

@@ -268,8 +268,9 @@ def _below_one_reason(capacity: int | None, backend: Mapping[str, Any]) -> str:
         return (
             "the server answers one request at a time: the concurrent calls queue behind each other and the "
             "server does the same work as one call after the other, so overlap cannot save time; what "
-            "differs from 1 is noise and the cost of the waiting calls (the per-trial bound Σ/max assumes "
-            "a server that serves all calls at once, which this one does not)"
+            "differs from 1 is the client's round trips between calls (saved by overlap), the cost of the "
+            "waiting calls, and noise (the per-trial bound Σ/max assumes a server that serves all calls at "
+            "once, which this one does not)"
         )
     return (
         "the concurrent calls cost more than they saved (server slots, rate limits or a longer slowest call); "
@@ -278,24 +279,41 @@ def _below_one_reason(capacity: int | None, backend: Mapping[str, Any]) -> str:
 
 
 def speedup_notes(summary: Mapping[str, Any], calibration: Mapping[str, Any] | None) -> list[str]:
-    """One sentence per speedup below 1 on the report's first page, with its reason."""
+    """One sentence per speedup a reader would misread without its reason, for the report's first page: a
+    speedup below 1, and one under half its per-trial bound on a server that answers one request at a time
+    (1.02x beside a bound of 4.1x looks like a broken client unless the page says the server queues)."""
     backend = summary.get("backend") or {}
     cap = (calibration or {}).get("capacity")
+    queues = (backend.get("concurrency") or cap) == 1
     notes = []
     for label, s in (summary.get("speedup") or {}).items():
-        med = s.get("median")
-        if med is not None and med == med and med < 1:
-            lo, hi = s.get("ci_low"), s.get("ci_high")
-            ci = ""
-            if lo is not None and hi is not None and lo == lo and hi == hi:
-                ci = f", 95% CI {lo:.2f}-{hi:.2f}" + (
-                    ": slower beyond noise" if hi < 1 else ": not distinguishable from 1"
-                )
+        med, bound = s.get("median"), s.get("trial_bound")
+        if med is None or med != med:
+            continue
+        if med < 1:
             notes.append(
                 f"{label}: parallel was not faster than sequential (median speedup {med:.2f}x over "
-                f"{s.get('n_pairs')} pairs{ci}) because {_below_one_reason(cap, backend)}."
+                f"{s.get('n_pairs')} pairs{_ci_words(s)}) because {_below_one_reason(cap, backend)}."
+            )
+        elif queues and bound is not None and bound == bound and med < bound / 2:
+            notes.append(
+                f"{label}: parallel gained only {med:.2f}x over {s.get('n_pairs')} pairs{_ci_words(s)}, "
+                f"where the per-trial bound is {bound:.2f}x, because {_below_one_reason(cap, backend)}."
             )
     return notes
+
+
+def _ci_words(s: Mapping[str, Any]) -> str:
+    lo, hi = s.get("ci_low"), s.get("ci_high")
+    if lo is None or hi is None or lo != lo or hi != hi:
+        return ""
+    if hi < 1:
+        verdict = ": slower beyond noise"
+    elif lo > 1:
+        verdict = ": faster beyond noise"
+    else:
+        verdict = ": not distinguishable from 1"
+    return f", 95% CI {lo:.2f}-{hi:.2f}{verdict}"
 
 
 def report_sections(report_dir: Path, summary: Mapping[str, Any]) -> dict[str, Any]:

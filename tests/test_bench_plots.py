@@ -147,3 +147,10 @@ def test_pick_pair_takes_the_median_pair() -> None:
     assert plots.pick_pair(pd.DataFrame(rows)) == "1:b"
     with pytest.raises(ValueError):
         plots.pick_pair(pd.DataFrame(rows[:1]))
+
+
+def test_a_plot_named_after_a_backend_label_gets_a_plain_file_name(tmp_path: Path) -> None:
+    fig = plots.gantt(_records(), title="t")
+    saved = plots.save(fig, tmp_path / "01_gantt_local (127.0.0.1:8080).png")
+    assert saved.name == "01_gantt_local_127.0.0.1_8080.png" and saved.is_file()
+    assert plots.save(fig, tmp_path / "05_axes.png").name == "05_axes.png"

@@ -6,6 +6,7 @@ Sizes and fonts are chosen to stay readable when a PNG is shown at report or sli
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -60,8 +61,12 @@ def _style(ax: Any) -> None:
 
 
 def save(fig: Figure, path: str | Path, dpi: int = 130) -> Path:
-    """Write ``fig`` as PNG (parents created) and return the path."""
+    """Write ``fig`` as PNG (parents created) and return the path.
+
+    The file name keeps only letters, digits, ``.``, ``_`` and ``-``: a name built from a backend label such as
+    ``local (127.0.0.1:8080)`` would otherwise carry spaces and a colon into links and other file systems."""
     path = Path(path)
+    path = path.with_name(re.sub(r"_+", "_", re.sub(r"[^A-Za-z0-9._-]", "_", path.name)).replace("_.", "."))
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=dpi, facecolor="white")
     return path

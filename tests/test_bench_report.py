@@ -93,3 +93,25 @@ def test_the_sweep_removes_socket_folders_of_finished_reports_only(tmp_path: Pat
         (folder / "k-1").write_text("")
     assert sweep_socket_dirs(tmp_path) == [dead]
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in (running, unnamed, other))
+
+
+def test_the_report_names_the_commit_it_started_from(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A commit made while a report runs must not be credited with the figures of the code that ran."""
+    import voorbeelden.bench.environment as environment
+
+    def git_info() -> dict[str, object]:  # the commit changes once the notebook has run
+        ran = any((tmp_path / "reports").glob("*/ran"))
+        return {"commit": "committed-during-the-run" if ran else "started", "dirty": False}
+
+    monkeypatch.setattr(environment, "git_info", git_info)
+    nbs = tmp_path / "nbs"
+    nbs.mkdir()
+    _notebook(nbs / "a.ipynb", "from pathlib import Path\nPath(out_dir, 'ran').write_text('')")
+    params = tmp_path / "p.yaml"
+    params.write_text("notebooks:\n  a.ipynb: {}\n")
+    result = run_report(params, tmp_path / "reports", notebooks_dir=nbs, progress=False)
+    assert result.summary["environment"]["git"]["commit"] == "started"
+    assert (
+        json.loads((result.report_dir / "summary.json").read_text())["environment"]["git"]["commit"]
+        == "started"
+    )

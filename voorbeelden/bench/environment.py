@@ -18,7 +18,7 @@ from voorbeelden.bench.data import PROJECT_ROOT
 PACKAGES = (
     "voorbeelden-lab",
     "openai",
-    "httpx",
+    "httpx2",
     "aiohttp",
     "numpy",
     "pandas",

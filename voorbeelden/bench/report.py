@@ -475,7 +475,10 @@ def run_report(
     """Execute the notebooks named in ``params_file`` and write the report; see the module docstring."""
     from tqdm.auto import tqdm
 
+    from voorbeelden.bench.environment import git_info
+
     t0 = time.monotonic()
+    started_from = git_info()  # the code that runs is the code checked out now, not at the end of the run
     params_path = Path(params_file) if params_file is not None else DEFAULT_PARAMS
     config = load_params(params_path)
     nb_dir = Path(notebooks_dir) if notebooks_dir is not None else NOTEBOOKS_DIR
@@ -506,6 +509,7 @@ def run_report(
 
     _merge_jsonl(report_dir)
     summary = build_summary(report_dir, runs, config, params_path, time.monotonic() - t0)
+    summary["environment"]["git"] = started_from
     if local_backend is not None:
         summary["backend"] = summary["environment"]["backend"] = local_backend
         summary["backend_line"] = describe_backend(local_backend)

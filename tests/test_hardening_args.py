@@ -133,17 +133,38 @@ def test_report_with_invalid_yaml_or_a_file_as_out_gets_a_message(tmp_path: Path
     assert a_file.read_text() == "x"
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root can write into a read-only folder")
 def test_report_into_a_read_only_folder_gets_a_message(tmp_path: Path) -> None:
+    ci = ROOT / "notebooks" / "params" / "ci.yaml"
+    if os.geteuid() == 0:  # root writes into a mode-555 folder; no one creates entries in /proc/self
+        result = _cli(
+            ["report", "--params", str(ci), "--out", "/proc/self/reports", "--no-progress"], tmp_path
+        )
+        _refused(result, "not writable")
+        return
     ro = tmp_path / "ro"
     ro.mkdir()
     ro.chmod(0o555)
     try:
-        ci = ROOT / "notebooks" / "params" / "ci.yaml"
         result = _cli(["report", "--params", str(ci), "--out", str(ro), "--no-progress"], tmp_path)
         _refused(result, "not writable")
     finally:
         ro.chmod(0o755)
+
+
+def test_report_where_the_file_system_refuses_the_folder_gets_a_message(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The permission check can pass where mkdir still fails (a read-only or special file system, a quota)."""
+    from voorbeelden.bench import report
+
+    def refuse(self: Path, *args: object, **kwargs: object) -> None:
+        raise PermissionError(1, "Operation not permitted", str(self))
+
+    monkeypatch.setattr(Path, "mkdir", refuse)
+    with pytest.raises(
+        ValueError, match=r"--out .*sys-like: cannot create the folder \(Operation not permitted\)"
+    ):
+        report.run_report(ROOT / "notebooks" / "params" / "ci.yaml", tmp_path / "sys-like", progress=False)
 
 
 # ---- case 10: clear messages ------------------------------------------------------------------------------

@@ -486,7 +486,10 @@ def run_report(
     plan = plan_parameters(config, names, nb_dir, params_path)
     out_root = Path(out_root) if out_root is not None else DEFAULT_OUT
     check_out_root(out_root)
-    out_root.mkdir(parents=True, exist_ok=True)
+    try:
+        out_root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # a permission check can pass where the file system still refuses (/sys, quotas)
+        raise ValueError(f"--out {out_root}: cannot create the folder ({exc.strerror or exc})") from exc
     report_dir = _timestamp_dir(out_root.resolve())
     _mark_incomplete(report_dir)
     timeout_s = int(config.get("execution_timeout") or DEFAULT_EXECUTION_TIMEOUT_S)

@@ -97,6 +97,35 @@ def test_batch_input_or_output_that_is_a_directory_gets_a_message(tmp_path: Path
     _refused(_cli(["batch", str(tmp_path / "missing.jsonl"), "--out", "o.jsonl"], tmp_path), "does not exist")
 
 
+def test_an_output_folder_the_file_system_refuses_is_refused_before_any_work(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Permission bits can allow what the file system refuses (root on /sys, a read-only mount, a quota): the
+    check tries a temporary file, and a refusal when the log opens is a message too, never a traceback."""
+    from voorbeelden.batch import OutputLog
+    from voorbeelden.batch.filelock import FileLock
+    from voorbeelden.batch.output import OutputError, check_output
+
+    if os.geteuid() == 0:  # root passes every permission check on /sys, and the file system still says no
+        result = _cli(
+            ["batch", str(_input(tmp_path)), "--out", "/sys/voorbeelden.jsonl", "--no-progress"], tmp_path
+        )
+        _refused(result, "--out /sys/voorbeelden.jsonl")
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise OSError(30, "Read-only file system")
+
+    out = tmp_path / "out.jsonl"
+    with monkeypatch.context() as m:
+        m.setattr("tempfile.TemporaryFile", refuse)
+        with pytest.raises(OutputError, match=r"cannot create files in .* \(Read-only file system\)"):
+            check_output(out)
+    monkeypatch.setattr(FileLock, "acquire", refuse)
+    with pytest.raises(OutputError, match=r"cannot write it or its lock file \(Read-only file system\)"):
+        OutputLog(out).open()
+    assert not out.exists()
+
+
 def test_an_unusable_cache_directory_is_a_warning_not_a_crash(tmp_path: Path) -> None:
     inp = _input(tmp_path, 2)
     blocker = tmp_path / "blocker"

@@ -22,6 +22,7 @@ import hashlib
 import json
 import os
 import re
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -126,8 +127,8 @@ def read_results(path: str | os.PathLike[str]) -> dict[str, dict[str, Any]]:
 def check_output(path: str | os.PathLike[str]) -> None:
     """Raise :class:`OutputError` if ``path`` cannot be this batch's results file; changes nothing.
 
-    Cheap checks only (the full scan happens when the log opens): a directory, an unwritable file or folder,
-    or a file whose first line is not a result line."""
+    Cheap checks only (the full scan happens when the log opens): a directory, an unwritable file or folder
+    (tried with a temporary file that leaves nothing behind), or a file whose first line is not a result line."""
     p = Path(path)
     if p.is_dir():
         raise OutputError(f"--out {p} is a directory; give a file name such as {p / 'results.jsonl'}")
@@ -147,6 +148,13 @@ def check_output(path: str | os.PathLike[str]) -> None:
             raise OutputError(f"--out {p}: {existing} is a file, not a folder")
         if not os.access(existing, os.W_OK | os.X_OK):
             raise OutputError(f"--out {p}: cannot create it, folder {existing} is not writable")
+        try:  # the permission bits can allow what the file system refuses (/sys, read-only mounts, quotas)
+            with tempfile.TemporaryFile(dir=existing):  # nameless where it can be: leaves nothing behind
+                pass
+        except OSError as exc:
+            raise OutputError(
+                f"--out {p}: cannot create files in {existing} ({exc.strerror or exc})"
+            ) from exc
 
 
 def _not_ours(path: Path, n: int) -> str:
@@ -183,15 +191,22 @@ class OutputLog:
 
     def open(self) -> OutputLog:
         check_output(self.path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        try:
+        try:  # the permission check can pass where the file system still refuses (/sys, read-only, quota)
+            self.path.parent.mkdir(parents=True, exist_ok=True)
             self._lock.acquire()
         except LockHeld as err:
             raise OutputLocked(self.path, err.holder) from None
+        except OSError as exc:
+            raise OutputError(
+                f"--out {self.path}: cannot write it or its lock file ({exc.strerror or exc})"
+            ) from exc
         try:
             if self.path.exists():
                 self._read_existing()
             self._file = open(self.path, "a", encoding="utf-8")
+        except OSError as exc:
+            self._lock.release()
+            raise OutputError(f"--out {self.path}: cannot open it ({exc.strerror or exc})") from exc
         except BaseException:
             self._lock.release()
             raise

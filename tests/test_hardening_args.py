@@ -117,13 +117,48 @@ def test_an_output_folder_the_file_system_refuses_is_refused_before_any_work(
 
     out = tmp_path / "out.jsonl"
     with monkeypatch.context() as m:
-        m.setattr("tempfile.TemporaryFile", refuse)
-        with pytest.raises(OutputError, match=r"cannot create files in .* \(Read-only file system\)"):
+        m.setattr("voorbeelden.outpaths.tempfile.TemporaryFile", refuse)
+        with pytest.raises(OutputError, match=r"refuses new files \(Read-only file system\)"):
             check_output(out)
     monkeypatch.setattr(FileLock, "acquire", refuse)
     with pytest.raises(OutputError, match=r"cannot write it or its lock file \(Read-only file system\)"):
         OutputLog(out).open()
     assert not out.exists()
+
+
+def test_records_and_other_outputs_are_checked_before_any_work_and_never_overwrite_an_input(
+    tmp_path: Path,
+) -> None:
+    """--records into the input or the results file mixed call records into them; an output in a folder that
+    cannot be made was a traceback after the work (batch --records, calibrate --out, bench-ratelimit --out)."""
+    inp = _input(tmp_path)
+    before = inp.read_text()
+    out = tmp_path / "out.jsonl"
+    a_file = tmp_path / "a-file"
+    a_file.write_text("x")
+    for records, fragment in (
+        (inp, "is the same file as the input"),
+        (tmp_path / "." / "in.jsonl", "is the same file as the input"),
+        (out, "is the same file as --out"),
+        (tmp_path, "is a directory; give a file name such as"),
+        (a_file / "records.jsonl", "is a file, not a folder"),
+    ):
+        args = ["batch", str(inp), "--out", str(out), "--records", str(records), "--no-progress"]
+        _refused(_cli(args, tmp_path), f"--records {Path(records)}", fragment)
+    assert inp.read_text() == before and not out.exists()
+
+    results = tmp_path / "results.jsonl"
+    results.write_text("")
+    for target, fragment in (
+        (results, "is the same file as input"),
+        (tmp_path, "such as " + str(tmp_path / "profile.json")),
+        (a_file / "p.json", "is a file, not a folder"),
+    ):
+        _refused(
+            _cli(["calibrate", str(results), "--out", str(target)], tmp_path), f"--out {target}", fragment
+        )
+    args = ["bench-ratelimit", "--settings", "a", "--memory-terms", "0", "--out", str(a_file / "d")]
+    _refused(_cli(args, tmp_path), "is a file, not a folder")
 
 
 def test_an_unusable_cache_directory_is_a_warning_not_a_crash(tmp_path: Path) -> None:

@@ -362,3 +362,26 @@ def test_readers_agree_on_a_file_left_uncompacted_by_a_kill(tmp_path: Path) -> N
     with OutputLog(out):  # the next run compacts it
         pass
     assert out.read_text().count("\n") == 2
+
+
+def test_the_library_refuses_records_into_the_input_or_the_results_before_any_call(tmp_path: Path) -> None:
+    from voorbeelden.batch.output import OutputError
+
+    inp = tmp_path / "in.jsonl"
+    inp.write_text(json.dumps({"begrip": "besluit"}) + "\n")
+    out = tmp_path / "out.jsonl"
+    for records, says in ((inp, "same file as the input"), (out, "same file as --out")):
+        with pytest.raises(
+            OutputError, match=says
+        ):  # nothing listens on port 9: a call would fail differently
+            asyncio.run(
+                generate_many(
+                    inp,
+                    out=out,
+                    records=records,
+                    base_url="http://127.0.0.1:9/v1",
+                    api_key="x",
+                    progress=False,
+                )
+            )
+    assert inp.read_text() == json.dumps({"begrip": "besluit"}) + "\n" and not out.exists()

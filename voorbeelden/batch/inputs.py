@@ -154,12 +154,3 @@ def parse_line(n: int, value: Request | Mapping[str, Any] | str | bytes) -> Item
         raw = value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
         return BadLine.of(n, raw, f"invalid request: {err}")
     return Item(n, request_key(request), request)
-
-
-def same_file(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
-    """Whether two paths name one file (same device and inode: symlinks, hard links, ``./x`` vs ``x``)."""
-    try:
-        sa, sb = os.stat(a), os.stat(b)
-    except OSError:
-        return False
-    return (sa.st_dev, sa.st_ino) == (sb.st_dev, sb.st_ino)

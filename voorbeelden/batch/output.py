@@ -22,12 +22,12 @@ import hashlib
 import json
 import os
 import re
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
 from voorbeelden.batch.filelock import FileLock, LockHeld
+from voorbeelden.outpaths import OutputPathError, check_file_target
 from voorbeelden.types import Request
 
 __all__ = [
@@ -127,34 +127,20 @@ def read_results(path: str | os.PathLike[str]) -> dict[str, dict[str, Any]]:
 def check_output(path: str | os.PathLike[str]) -> None:
     """Raise :class:`OutputError` if ``path`` cannot be this batch's results file; changes nothing.
 
-    Cheap checks only (the full scan happens when the log opens): a directory, an unwritable file or folder
-    (tried with a temporary file that leaves nothing behind), or a file whose first line is not a result line."""
+    Cheap checks only (the full scan happens when the log opens): what :func:`check_file_target` refuses (a
+    directory, a file or folder that cannot be written), or a file whose first line is not a result line."""
     p = Path(path)
-    if p.is_dir():
-        raise OutputError(f"--out {p} is a directory; give a file name such as {p / 'results.jsonl'}")
+    try:
+        check_file_target(p, "--out")
+    except OutputPathError as err:
+        raise OutputError(str(err)) from None
     if p.exists():
-        if not os.access(p, os.W_OK):
-            raise OutputError(f"--out {p} is not writable (permission denied)")
         with open(p, "rb") as f:
             first = f.readline()
         whole = first.endswith(b"\n")
         ours = _result_line(first) is not None if whole else _torn_tail_is_ours(first)
         if first.strip() and not ours:
             raise NotOurFile(_not_ours(p, 1))
-    else:
-        parent = p.parent if str(p.parent) else Path(".")
-        existing = next((a for a in (parent, *parent.parents) if a.exists()), Path("."))
-        if not existing.is_dir():
-            raise OutputError(f"--out {p}: {existing} is a file, not a folder")
-        if not os.access(existing, os.W_OK | os.X_OK):
-            raise OutputError(f"--out {p}: cannot create it, folder {existing} is not writable")
-        try:  # the permission bits can allow what the file system refuses (/sys, read-only mounts, quotas)
-            with tempfile.TemporaryFile(dir=existing):  # nameless where it can be: leaves nothing behind
-                pass
-        except OSError as exc:
-            raise OutputError(
-                f"--out {p}: cannot create files in {existing} ({exc.strerror or exc})"
-            ) from exc
 
 
 def _not_ours(path: Path, n: int) -> str:

@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from voorbeelden.batch.admission import CALLS_PER_TERM
-from voorbeelden.batch.inputs import RequestSource, check_source, is_path, same_file
+from voorbeelden.batch.inputs import RequestSource, check_source, is_path
 from voorbeelden.batch.output import OutputError
+from voorbeelden.outpaths import OutputPathError, check_file_target, same_target
 
 if TYPE_CHECKING:
     import openai
@@ -89,11 +90,22 @@ class BatchSettings:
 
         strategy = info(self.strategy)
         check_source(requests)
-        if self.out is not None and is_path(requests) and same_file(requests, self.out):  # type: ignore[arg-type]
+        source = os.fspath(requests) if is_path(requests) else None  # type: ignore[call-overload]
+        if self.out is not None and source is not None and same_target(source, self.out):
             raise OutputError(
                 f"--out {self.out} is the input file itself; results appended to the input would be read "
                 "back as input. Choose another --out"
             )
+        if self.records is not None:
+            try:
+                check_file_target(
+                    self.records,
+                    "--records",
+                    not_same_as={"the input": source, "--out": self.out},
+                    example="records.jsonl",
+                )
+            except OutputPathError as err:
+                raise OutputError(str(err)) from None
         return strategy.in_flight(getattr(self.config, "k", None) or 3, CALLS_PER_TERM)
 
     def term_config(self) -> GeneratorConfig | None:

@@ -99,11 +99,9 @@ INCOMPLETE_MARK = "INCOMPLETE"
 
 def check_out_root(out_root: Path) -> None:
     """Refuse a report folder that cannot be used, before any notebook runs (a message, not a traceback)."""
-    existing = next((p for p in (out_root, *out_root.parents) if p.exists()), None)
-    if existing is not None and not existing.is_dir():
-        raise ValueError(f"--out {out_root}: {existing} is a file, not a folder")
-    if existing is not None and not os.access(existing, os.W_OK | os.X_OK):
-        raise ValueError(f"--out {out_root}: folder {existing} is not writable")
+    from voorbeelden.outpaths import check_folder_target
+
+    check_folder_target(out_root, "--out")
 
 
 def _mark_incomplete(report_dir: Path) -> None:

@@ -209,16 +209,24 @@ def _fail(message: str) -> int:
 def run(args: argparse.Namespace) -> int:
     from voorbeelden.backend import endpoint_spec, open_backend
     from voorbeelden.batch import generate_many
-    from voorbeelden.batch.inputs import check_source, same_file
+    from voorbeelden.batch.inputs import check_source
     from voorbeelden.batch.output import check_output
+    from voorbeelden.outpaths import check_file_target, same_target
     from voorbeelden.syncrun import run_sync
 
     # Everything that can be checked is checked before a simulator starts or a file changes.
     try:
         check_source(args.input)
-        if same_file(args.input, args.out):
+        if same_target(args.input, args.out):
             return _fail(f"--out {args.out} is the input file itself; choose another --out")
         check_output(args.out)
+        if args.records is not None:
+            check_file_target(
+                args.records,
+                "--records",
+                not_same_as={"the input": args.input, "--out": args.out},
+                example="records.jsonl",
+            )
     except ValueError as err:
         return _fail(str(err))
     spec = endpoint_spec(args.base_url)

@@ -26,10 +26,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from voorbeelden.bench.calibrate import CalibrationError, calibrate_files, write_profile
+    from voorbeelden.outpaths import OutputPathError, check_file_target
 
+    inputs = {f"input {name}": name for name in args.results}
     try:
+        check_file_target(args.out, "--out", not_same_as=inputs, example="profile.json")
         cal = calibrate_files(args.results, name=args.name)
-    except CalibrationError as e:
+    except (CalibrationError, OutputPathError) as e:
         print(f"calibrate: {e}", file=sys.stderr)
         return 2
     path = write_profile(cal, args.out)

@@ -8,9 +8,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from _fake_keys import fake_key
 from _truth_server import free_port
-from conftest import env_without_openai
+from conftest import env_without_openai, run_voorbeelden
 
 from voorbeelden.generator import generate_sync
 from voorbeelden.sim import SimConfig, running_simulator
@@ -55,3 +56,31 @@ def test_the_cli_shows_the_hint_and_the_host_but_not_the_key() -> None:
     assert done.returncode == 1, done.stderr
     assert f"try {root}/v1" in done.stdout
     assert KEY not in done.stdout + done.stderr
+
+
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        ("localhost:8000", "did you mean http://localhost:8000?"),
+        ("ftp://x/v1", "is not an http(s) base URL such as"),
+        ("http://[::1", "is not a valid URL (Invalid IPv6 URL)"),
+        ("http://host:abc/v1", "is not a valid URL"),
+        ("not a url", "is not an http(s) base URL such as"),
+    ],
+)
+def test_a_base_url_that_is_not_http_is_refused_before_any_call(url: str, says: str, tmp_path: Path) -> None:
+    """It used to run: six parts, three attempts each, all failed as connection errors (or a traceback)."""
+    inp = tmp_path / "in.jsonl"
+    inp.write_text('{"begrip": "besluit"}\n')
+    env = env_without_openai()
+    for args, source in (
+        (["generate", "besluit", "--base-url", url], "--base-url"),
+        (["batch", str(inp), "--out", str(tmp_path / "o.jsonl"), "--base-url", url, "--yes"], "--base-url"),
+        (["generate", "besluit"], "OPENAI_BASE_URL"),
+    ):
+        run_env = {**env, "OPENAI_BASE_URL": url} if source == "OPENAI_BASE_URL" else env
+        done = run_voorbeelden(args, cwd=tmp_path, env=run_env)
+        assert done.returncode == 2, done.stderr
+        assert f"{source} {url!r}" in done.stderr and says in done.stderr, done.stderr
+        assert "Traceback" not in done.stderr and "FAILED" not in done.stdout
+    assert not (tmp_path / "o.jsonl").exists()

@@ -64,6 +64,26 @@ def url_host(url: str) -> str:
     return f"{host}:{parts.port}" if parts.port else host
 
 
+def checked_base_url(url: str, source: str) -> str:
+    """``url`` without a trailing slash if it is an http(s) URL with a host; else a ValueError naming
+    ``source`` (``--base-url``, ``OPENAI_BASE_URL``). Checked before any call: ``localhost:8000`` or a typo
+    would otherwise fail every call as a connection error, after all its retries."""
+    text = url.strip().rstrip("/")
+    example = "http://127.0.0.1:8000/v1"
+    try:
+        parts = urlsplit(text)
+        parts.port  # noqa: B018 (parsing the port is the check: "host:abc" raises here)
+    except ValueError as exc:
+        raise ValueError(
+            f"{source} {url!r} is not a valid URL ({exc}); give a base URL such as {example}"
+        ) from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        guess = "://" not in text and not any(c.isspace() for c in text)
+        hint = f"; did you mean http://{text}?" if guess else f" such as {example}"
+        raise ValueError(f"{source} {url!r} is not an http(s) base URL{hint}")
+    return text
+
+
 def resolve_backend(backend: str = "auto", environ: dict[str, str] | None = None) -> BackendSpec:
     """``"sim"`` -> simulated; a URL -> real; ``"auto"`` -> real when OPENAI_BASE_URL or OPENAI_API_KEY is
     set (the base URL defaulting to OpenAI's), else simulated."""
@@ -74,7 +94,7 @@ def resolve_backend(backend: str = "auto", environ: dict[str, str] | None = None
     if choice == "auto":
         base = env.get("OPENAI_BASE_URL", "").strip()
         if base:
-            return BackendSpec("real", base.rstrip("/"), source="OPENAI_BASE_URL")
+            return BackendSpec("real", checked_base_url(base, "OPENAI_BASE_URL"), source="OPENAI_BASE_URL")
         if env.get("OPENAI_API_KEY", "").strip():
             return BackendSpec(
                 "real",
@@ -92,15 +112,16 @@ def resolve_backend(backend: str = "auto", environ: dict[str, str] | None = None
                 raise ValueError(f"backend 'local' cannot start: {why}")
         return BackendSpec("local", url.rstrip("/") or None, source="backend parameter")
     if choice.startswith(("http://", "https://")):
-        return BackendSpec("real", choice.rstrip("/"), source="backend parameter")
+        return BackendSpec("real", checked_base_url(choice, "backend"), source="backend parameter")
     raise ValueError(f"backend must be 'auto', 'sim', 'local' or an http(s) base URL, got {backend!r}")
 
 
 def endpoint_spec(base_url: str | None = None, environ: Mapping[str, str] | None = None) -> BackendSpec:
     """What a command's ``--base-url`` and the environment choose: that URL, else ``"auto"`` (OPENAI_BASE_URL,
-    else OPENAI_API_KEY alone, which means OpenAI's API, else the simulator); ``source`` names the choice."""
+    else OPENAI_API_KEY alone, which means OpenAI's API, else the simulator); ``source`` names the choice.
+    A URL that is not http(s) with a host is a ValueError naming where it came from."""
     if base_url:
-        return BackendSpec("real", base_url, source="--base-url")
+        return BackendSpec("real", checked_base_url(base_url, "--base-url"), source="--base-url")
     return resolve_backend("auto", dict(os.environ if environ is None else environ))
 
 

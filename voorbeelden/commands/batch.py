@@ -227,9 +227,9 @@ def run(args: argparse.Namespace) -> int:
                 not_same_as={"the input": args.input, "--out": args.out},
                 example="records.jsonl",
             )
+        spec = endpoint_spec(args.base_url)
     except ValueError as err:
         return _fail(str(err))
-    spec = endpoint_spec(args.base_url)
     if not _consented(args, spec):
         return EXIT_NO_CONSENT
 

@@ -101,13 +101,14 @@ def run(args: argparse.Namespace) -> int:
     try:
         request = Request(begrip=args.begrip, definitie=args.definitie, context=context)
         config = GeneratorConfig(deadline_s=args.deadline, k=3 if args.k is None else args.k)
+        spec = endpoint_spec(args.base_url)
     except (InvalidRequest, ValueError) as err:
         return _fail(str(err))
     if args.model:
         config = config.with_model(args.model)
     try:
         with open_backend(
-            endpoint_spec(args.base_url),
+            spec,
             profile=args.sim_profile,
             time_scale=args.time_scale,
             process=False,

@@ -71,7 +71,11 @@ def test_a_deadline_during_a_retry_after_wait_is_a_timeout_in_status_and_error_a
         row = _table_row(table, part.value)
         assert "FAILED (timeout)" in row and "rate_limited" not in row  # status agrees with the error
         assert f"{recs[0].waited_s:.2f} s" in row  # the waited column
-    assert "waited" in table.splitlines()[0] and "to retry (Retry-After/backoff)" in table
+    assert (
+        "waited" in table.splitlines()[0]
+        and "sum of waits" in table
+        and "to retry (Retry-After/backoff)" in table
+    )
     assert gen.to_dict()["summary"]["waited_s"] > 6 * 0.3
 
 

@@ -205,7 +205,8 @@ def render_timing(gen: Generation) -> str:
         + (f" ({short} short)" if short else "")
         + f"; wall {gen.wall_s:.2f} s ({gen.strategy}); sum of calls {gen.sum_latency_s:.2f} s, "
         f"slowest part {gen.max_latency_s:.2f} s (critical path)"
-        + (f"; waited {gen.waited_s:.2f} s to retry (Retry-After/backoff)" if gen.waited_s else "")
+        # a sum over all parts, like "sum of calls": concurrent parts wait at the same time, so it can exceed wall
+         + (f"; sum of waits {gen.waited_s:.2f} s to retry (Retry-After/backoff)" if gen.waited_s else "")
     )
     return "\n".join(lines)
 

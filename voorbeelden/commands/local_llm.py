@@ -63,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
         with running_local_llm(config) as llm:
             print(llm.base_url, flush=True)
             print(
-                f"local-llm: model {llm.model} ({llm.model_path}), {config.threads} threads, "
+                f"local-llm: model {llm.model} ({llm.model_path}), {config.threads} CPU thread(s), "
                 f"interrupt_requests={config.interrupt_requests}; server concurrency {llm.concurrency} "
                 "(one request at a time: concurrent requests queue). Ctrl-C to stop.",
                 file=sys.stderr,

@@ -197,6 +197,17 @@ def test_report_with_invalid_yaml_or_a_file_as_out_gets_a_message(tmp_path: Path
     assert a_file.read_text() == "x"
 
 
+def test_report_refuses_an_out_whose_latest_is_not_its_link(tmp_path: Path) -> None:
+    """A real folder or file named ``latest`` made the finished report crash at the end, when it is linked."""
+    ci = ROOT / "notebooks" / "params" / "ci.yaml"
+    out = tmp_path / "reports"
+    out.mkdir()
+    (out / "latest").mkdir()
+    result = _cli(["report", "--params", str(ci), "--out", str(out), "--no-progress"], tmp_path)
+    _refused(result, "latest is a real folder, not the link")
+    assert [p.name for p in out.iterdir()] == ["latest"]  # no report folder started
+
+
 def test_report_into_a_read_only_folder_gets_a_message(tmp_path: Path) -> None:
     ci = ROOT / "notebooks" / "params" / "ci.yaml"
     if os.geteuid() == 0:  # root writes into a mode-555 folder; no one creates entries in /proc/self

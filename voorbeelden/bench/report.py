@@ -102,6 +102,13 @@ def check_out_root(out_root: Path) -> None:
     from voorbeelden.outpaths import check_folder_target
 
     check_folder_target(out_root, "--out")
+    latest = out_root / "latest"
+    if (latest.exists() or latest.is_symlink()) and not latest.is_symlink():
+        # found now, not after minutes of notebooks when the finished report cannot be linked
+        raise ValueError(
+            f"--out {out_root}: {latest} is a real {'folder' if latest.is_dir() else 'file'}, not the link to "
+            "the newest report that this command keeps there; rename or move it"
+        )
 
 
 def _mark_incomplete(report_dir: Path) -> None:
@@ -179,7 +186,11 @@ def _point_latest(out_root: Path, report_dir: Path) -> None:
     if tmp.is_symlink() or tmp.exists():
         tmp.unlink()
     tmp.symlink_to(report_dir.name, target_is_directory=True)
-    os.replace(tmp, link)
+    try:
+        os.replace(tmp, link)
+    except OSError:
+        tmp.unlink()
+        raise
 
 
 SOCKET_DIR_PREFIX = "voorbeelden-kernel-"

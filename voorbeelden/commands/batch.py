@@ -206,28 +206,30 @@ def _fail(message: str) -> int:
     return 2
 
 
-def run(args: argparse.Namespace) -> int:
-    from voorbeelden.backend import endpoint_spec, open_backend
-    from voorbeelden.batch import generate_many
+def _check_before_work(args: argparse.Namespace) -> BackendSpec:
+    """Everything that can be checked, before a simulator starts or a file changes (ValueError: a message)."""
+    from voorbeelden.backend import endpoint_spec
     from voorbeelden.batch.inputs import check_source
     from voorbeelden.batch.output import check_output
     from voorbeelden.outpaths import check_file_target, same_target
+
+    check_source(args.input)
+    if same_target(args.input, args.out):
+        raise ValueError(f"--out {args.out} is the input file itself; choose another --out")
+    check_output(args.out)
+    if args.records is not None:
+        inputs = {"the input": args.input, "--out": args.out}
+        check_file_target(args.records, "--records", not_same_as=inputs, example="records.jsonl")
+    return endpoint_spec(args.base_url)
+
+
+def run(args: argparse.Namespace) -> int:
+    from voorbeelden.backend import open_backend
+    from voorbeelden.batch import generate_many
     from voorbeelden.syncrun import run_sync
 
-    # Everything that can be checked is checked before a simulator starts or a file changes.
     try:
-        check_source(args.input)
-        if same_target(args.input, args.out):
-            return _fail(f"--out {args.out} is the input file itself; choose another --out")
-        check_output(args.out)
-        if args.records is not None:
-            check_file_target(
-                args.records,
-                "--records",
-                not_same_as={"the input": args.input, "--out": args.out},
-                example="records.jsonl",
-            )
-        spec = endpoint_spec(args.base_url)
+        spec = _check_before_work(args)
     except ValueError as err:
         return _fail(str(err))
     if not _consented(args, spec):

@@ -55,7 +55,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def _params(args: argparse.Namespace) -> list[Any]:
     from voorbeelden.bench.ratelimit import SETTINGS, RateLimitParams
+    from voorbeelden.outpaths import check_folder_target
 
+    if args.out:  # before minutes of measurements, not when the first plot is saved
+        check_folder_target(args.out, "--out")
     out = []
     for name in args.settings:
         if name not in SETTINGS:
@@ -75,13 +78,10 @@ def run(args: argparse.Namespace) -> int:
 
     from voorbeelden.bench.memory import measure_memory
     from voorbeelden.bench.ratelimit import check_goals, format_table, plot_accepted, run_experiment
-    from voorbeelden.outpaths import check_folder_target
 
     try:
         settings = _params(args)
         checkpoints = [int(c) for c in args.memory_checkpoints] if args.memory_checkpoints else None
-        if args.out:  # before minutes of measurements, not when the first plot is saved
-            check_folder_target(args.out, "--out")
     except (ValueError, ValidationError) as err:
         print(f"voorbeelden bench-ratelimit: {err}", file=sys.stderr)
         return 2

@@ -40,7 +40,19 @@ def test_help_documents_the_exit_codes(command: str) -> None:
     assert done.returncode == 0
     text = " ".join(done.stdout.split())
     assert "exit codes:" in text
-    for code in ("0 ", "1 ", "2 bad input", "3 partial"):
+    for code in ("0 ", "1 ", "2 bad input", "3 partial", "130 interrupted"):
+        assert code in text, code
+
+
+def test_report_help_documents_its_exit_codes() -> None:
+    text = " ".join(_cli("report", "--help").stdout.split())
+    for code in (
+        "0 every notebook ran",
+        "1 a notebook failed",
+        "2 bad parameters",
+        "4 stopped",
+        "130 interrupted",
+    ):
         assert code in text, code
 
 
@@ -48,7 +60,7 @@ def test_readme_documents_the_exit_codes() -> None:
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     assert "## Exit codes" in readme
     section = readme.split("## Exit codes", 1)[1].split("\n## ", 1)[0]
-    for needle in ("`0`", "`1`", "`2`", "`3`", "partial", "batch", "report"):
+    for needle in ("`0`", "`1`", "`2`", "`3`", "`130`", "partial", "batch", "report"):
         assert needle in section, needle
 
 

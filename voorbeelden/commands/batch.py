@@ -26,7 +26,8 @@ EXIT_CODES_HELP = f"""exit codes:
   1  no part delivered for any term (every call failed, or every line invalid)
   2  bad input (arguments, missing input file): nothing was sent
   3  partial: some terms incomplete or some lines invalid (see "terms" in --json, and --out)
-  {EXIT_NO_CONSENT}  stopped before any call: over {BATCH_CONSENT_CALLS} calls to a remote (possibly paid) endpoint need --yes"""
+  {EXIT_NO_CONSENT}  stopped before any call: over {BATCH_CONSENT_CALLS} calls to a remote (possibly paid) endpoint need --yes
+  130  interrupted (Ctrl-C): the lines finished so far are kept; run again to resume"""
 
 
 def term_entry(row: dict[str, Any]) -> dict[str, Any]:

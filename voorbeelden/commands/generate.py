@@ -24,7 +24,8 @@ EXIT_CODES_HELP = """exit codes:
   0  all six parts delivered (a list part with fewer items than asked is marked "short", not lost)
   1  no part delivered (every call failed: see the table)
   2  bad input (invalid arguments or request, no backend): nothing was sent
-  3  partial: some parts delivered, some lost"""
+  3  partial: some parts delivered, some lost
+  130  interrupted (Ctrl-C)"""
 
 
 def exit_code(gen: Generation) -> int:

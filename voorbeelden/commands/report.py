@@ -12,7 +12,8 @@ EXIT_CODES_HELP = f"""exit codes:
   0  every notebook ran and every headline figure rests on complete pairs
   1  a notebook failed, or a headline has no complete pair (summary.json: ok false, with the reason)
   2  bad parameters: nothing was run
-  {EXIT_NO_CONSENT}  stopped before any call: a remote (possibly paid) endpoint needs consent (--yes)"""
+  {EXIT_NO_CONSENT}  stopped before any call: a remote (possibly paid) endpoint needs consent (--yes)
+  130  interrupted (Ctrl-C): the report folder is marked INCOMPLETE and reports/latest is not moved"""
 
 
 HELP = "run the benchmark notebooks and write an HTML report"

@@ -36,7 +36,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--contenders",
         type=_csv,
         default=None,
-        help=f"contenders (default all: {','.join(CONTENDER_KINDS)})",
+        help=(
+            f"contenders (default batch,batch-untold,naive,cookbook; also {CONTENDER_KINDS[-1]}: the cookbook with "
+            "its documented 15 s pause after a 429, slow on quantized limits)"
+        ),
     )
     p.add_argument("--n-terms", type=at_least_one, default=None, help="terms per run (default 100)")
     p.add_argument("--memory-terms", type=count, default=100_000, help="terms of the memory run (0: skip it)")

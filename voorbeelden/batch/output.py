@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from voorbeelden.batch.filelock import FileLock, LockHeld
-from voorbeelden.outpaths import OutputPathError, check_file_target
+from voorbeelden.outpaths import OutputPathError, check_file_target, same_target
 from voorbeelden.types import Request
 
 __all__ = [
@@ -36,6 +36,7 @@ __all__ = [
     "OutputLocked",
     "OutputLog",
     "check_output",
+    "check_targets",
     "compact",
     "iter_results",
     "line_key",
@@ -141,6 +142,27 @@ def check_output(path: str | os.PathLike[str]) -> None:
         ours = _result_line(first) is not None if whole else _torn_tail_is_ours(first)
         if first.strip() and not ours:
             raise NotOurFile(_not_ours(p, 1))
+
+
+def check_targets(
+    source: str | os.PathLike[str] | None,
+    out: str | os.PathLike[str] | None,
+    records: str | os.PathLike[str] | None,
+) -> None:
+    """Raise :class:`OutputError` if a file the batch writes is its input (``source``, None when the requests
+    do not come from a file) or, for ``records``, the results file or unusable; changes nothing. The CLI asks
+    before it starts a simulator, the library before anything opens."""
+    if out is not None and source is not None and same_target(source, out):
+        raise OutputError(
+            f"--out {out} is the input file itself; results appended to the input would be read back as "
+            "input. Choose another --out"
+        )
+    if records is not None:
+        try:
+            inputs = {"the input": source, "--out": out}
+            check_file_target(records, "--records", not_same_as=inputs, example="records.jsonl")
+        except OutputPathError as err:
+            raise OutputError(str(err)) from None
 
 
 def _not_ours(path: Path, n: int) -> str:

@@ -13,8 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from voorbeelden.batch.admission import CALLS_PER_TERM
 from voorbeelden.batch.inputs import RequestSource, check_source, is_path
-from voorbeelden.batch.output import OutputError
-from voorbeelden.outpaths import OutputPathError, check_file_target, same_target
+from voorbeelden.batch.output import check_targets
 
 if TYPE_CHECKING:
     import openai
@@ -91,21 +90,7 @@ class BatchSettings:
         strategy = info(self.strategy)
         check_source(requests)
         source = os.fspath(requests) if is_path(requests) else None  # type: ignore[call-overload]
-        if self.out is not None and source is not None and same_target(source, self.out):
-            raise OutputError(
-                f"--out {self.out} is the input file itself; results appended to the input would be read "
-                "back as input. Choose another --out"
-            )
-        if self.records is not None:
-            try:
-                check_file_target(
-                    self.records,
-                    "--records",
-                    not_same_as={"the input": source, "--out": self.out},
-                    example="records.jsonl",
-                )
-            except OutputPathError as err:
-                raise OutputError(str(err)) from None
+        check_targets(source, self.out, self.records)
         return strategy.in_flight(getattr(self.config, "k", None) or 3, CALLS_PER_TERM)
 
     def term_config(self) -> GeneratorConfig | None:

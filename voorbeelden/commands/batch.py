@@ -211,16 +211,11 @@ def _check_before_work(args: argparse.Namespace) -> BackendSpec:
     """Everything that can be checked, before a simulator starts or a file changes (ValueError: a message)."""
     from voorbeelden.backend import endpoint_spec
     from voorbeelden.batch.inputs import check_source
-    from voorbeelden.batch.output import check_output
-    from voorbeelden.outpaths import check_file_target, same_target
+    from voorbeelden.batch.output import check_output, check_targets
 
     check_source(args.input)
-    if same_target(args.input, args.out):
-        raise ValueError(f"--out {args.out} is the input file itself; choose another --out")
+    check_targets(args.input, args.out, args.records)
     check_output(args.out)
-    if args.records is not None:
-        inputs = {"the input": args.input, "--out": args.out}
-        check_file_target(args.records, "--records", not_same_as=inputs, example="records.jsonl")
     return endpoint_spec(args.base_url)
 
 

@@ -61,12 +61,15 @@ def git_info() -> dict[str, Any]:
     return {"commit": commit, "dirty": bool(status) if status is not None else None}
 
 
-def collect_environment(backend: dict[str, Any] | None = None) -> dict[str, Any]:
+def collect_environment(
+    backend: dict[str, Any] | None = None, git: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Where a result was measured; ``git`` when the caller read it already (a report reads it at its start)."""
     return {
         "python": sys.version.split()[0],
         "platform": platform.platform(),
         "cpus": os.cpu_count(),
         "packages": package_versions(),
-        "git": git_info(),
+        "git": git if git is not None else git_info(),
         "backend": backend,
     }

@@ -135,9 +135,8 @@ _BASE: dict[str, Any] = {
     "n_terms": 100,
     "profile": "uniform-2s",
     "modes": list(MODES),
-    # "cookbook-status" (the documented 15 s pause after a rate-limit error) is left out by default: on a
-    # quantized limit it pauses after nearly every request, 7.4x the ideal wall in setting b, and it had not
-    # finished setting a's quantized mode after 19 minutes (batch: 122 s). Ask for it with --contenders.
+    # "cookbook-status" (the documented 15 s pause after a rate-limit error) is opt-in (--contenders): on a
+    # quantized limit it pauses after nearly every request, which makes setting a's quantized modes take hours.
     "contenders": ["batch", "batch-untold", "naive", "cookbook"],
     "quantum_s": 1.0,
     "seed": 0,

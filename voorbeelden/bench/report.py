@@ -103,7 +103,7 @@ def check_out_root(out_root: Path) -> None:
 
     check_folder_target(out_root, "--out")
     latest = out_root / "latest"
-    if (latest.exists() or latest.is_symlink()) and not latest.is_symlink():
+    if latest.exists() and not latest.is_symlink():
         # found now, not after minutes of notebooks when the finished report cannot be linked
         raise ValueError(
             f"--out {out_root}: {latest} is a real {'folder' if latest.is_dir() else 'file'}, not the link to "
@@ -233,7 +233,6 @@ def _execute(nb: Path, output: Path, parameters: dict[str, Any], timeout_s: int,
     # The kernel talks to us over IPC sockets in a private temporary folder: local by construction, so
     # ipykernel has no reason to warn that TCP runs unencrypted, and nothing lands in the notebooks folder.
     # The folder's name carries our pid: a report killed with SIGKILL cannot remove it, the next one does.
-    sweep_socket_dirs()
     sockets = tempfile.TemporaryDirectory(prefix=f"{SOCKET_DIR_PREFIX}{os.getpid()}-")
     try:
         pm.execute_notebook(
@@ -398,6 +397,7 @@ def build_summary(
     config: Mapping[str, Any],
     params_file: Path,
     duration_s: float,
+    git: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     s01 = read_json(report_dir / f"{NB01}.json")
     s02 = read_json(report_dir / f"{NB02}.json")
@@ -406,7 +406,9 @@ def build_summary(
     if env is None:
         from voorbeelden.bench.environment import collect_environment
 
-        env = collect_environment()
+        env = collect_environment(git=git)
+    elif git is not None:  # the commit the run started from, not the one checked out when notebook 03 ran
+        env["git"] = git
     backend = _backend_info(s01, s02, config.get("common") or {})
     env["backend"] = backend
     overhead: dict[str, dict[str, float]] = {}
@@ -501,6 +503,7 @@ def run_report(
         raise ValueError(f"--out {out_root}: cannot create the folder ({exc.strerror or exc})") from exc
     report_dir = _timestamp_dir(out_root.resolve())
     _mark_incomplete(report_dir)
+    sweep_socket_dirs()  # what killed reports left in the temporary folder
     timeout_s = int(config.get("execution_timeout") or DEFAULT_EXECUTION_TIMEOUT_S)
     os.environ.setdefault("MPLBACKEND", "agg")  # inherited by the kernels: headless plotting
 
@@ -520,8 +523,7 @@ def run_report(
     bar.close()
 
     _merge_jsonl(report_dir)
-    summary = build_summary(report_dir, runs, config, params_path, time.monotonic() - t0)
-    summary["environment"]["git"] = started_from
+    summary = build_summary(report_dir, runs, config, params_path, time.monotonic() - t0, git=started_from)
     if local_backend is not None:
         summary["backend"] = summary["environment"]["backend"] = local_backend
         summary["backend_line"] = describe_backend(local_backend)

@@ -201,13 +201,14 @@ def render_timing(gen: Generation) -> str:
     lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
     delivered = sum(1 for p in ALL_PARTS if p not in gen.errors)
     short = sum(1 for p in ALL_PARTS if p not in gen.errors and gen.shortfalls.get(p))
+    # "sum of waits" is over all parts, like "sum of calls": parts that run at once wait at once, so it can
+    # exceed the wall time
     lines.append(
         f"{delivered} of {len(ALL_PARTS)} parts delivered"
         + (f" ({short} short)" if short else "")
         + f"; wall {gen.wall_s:.2f} s ({gen.strategy}); sum of calls {gen.sum_latency_s:.2f} s, "
         f"slowest part {gen.max_latency_s:.2f} s (critical path)"
-        # a sum over all parts, like "sum of calls": concurrent parts wait at the same time, so it can exceed wall
-         + (f"; sum of waits {gen.waited_s:.2f} s to retry (Retry-After/backoff)" if gen.waited_s else "")
+        + (f"; sum of waits {gen.waited_s:.2f} s to retry (Retry-After/backoff)" if gen.waited_s else "")
     )
     return "\n".join(lines)
 

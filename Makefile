@@ -61,7 +61,7 @@ lab: $(STAMP)
 	$(BIN)/jupyter lab notebooks/
 
 fidelity: $(STAMP)
-	$(BIN)/voorbeelden sim-fidelity --requests 1000
+	$(BIN)/voorbeelden bench fidelity --requests 1000
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

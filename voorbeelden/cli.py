@@ -14,25 +14,21 @@ import importlib
 import pkgutil
 import sys
 import textwrap
+from types import ModuleType
+from typing import Any
 
 from voorbeelden import __version__
 
 _WIDTH = 100
 
 
-def build_parser() -> argparse.ArgumentParser:
-    import voorbeelden.commands as commands
-
-    parser = argparse.ArgumentParser(
-        prog="voorbeelden",
-        description="Generate Dutch voorbeelden for a term with an LLM, and measure call strategies honestly.",
-    )
-    parser.add_argument("--version", action="version", version=f"voorbeelden-lab {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
+def add_commands(sub: Any, package: ModuleType) -> None:
+    """One subparser per module of ``package`` (``_``-prefixed modules skipped), built the same way for
+    every command; a command that is itself a group (``voorbeelden bench NAME``) calls this for its own."""
+    for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name):
         if info.name.startswith("_"):
             continue
-        module = importlib.import_module(f"voorbeelden.commands.{info.name}")
+        module = importlib.import_module(f"{package.__name__}.{info.name}")
         p = sub.add_parser(
             info.name.replace("_", "-"),
             help=module.HELP,
@@ -43,6 +39,17 @@ def build_parser() -> argparse.ArgumentParser:
         )
         module.add_arguments(p)
         p.set_defaults(func=module.run)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    import voorbeelden.commands as commands
+
+    parser = argparse.ArgumentParser(
+        prog="voorbeelden",
+        description="Generate Dutch voorbeelden for a term with an LLM, and measure call strategies honestly.",
+    )
+    parser.add_argument("--version", action="version", version=f"voorbeelden-lab {__version__}")
+    add_commands(parser.add_subparsers(dest="command", metavar="COMMAND"), commands)
     return parser
 
 

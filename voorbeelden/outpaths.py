@@ -1,7 +1,7 @@
 """Where a command may write: its output files and folders, checked before any work.
 
 Every command that writes (``batch --out/--records``, ``calibrate --out``, ``report --out``,
-``bench-ratelimit --out``) checks its targets here, so a bad target is one message naming the option, exit 2,
+``bench ratelimit --out``) checks its targets here, so a bad target is one message naming the option, exit 2,
 before a simulator starts or a file changes, instead of a traceback after the work. Two rules beyond "can I
 write there": an output is never the same file as an input or as another output of the same run (records
 appended into the input would be read back as input), and permission bits are not trusted alone: the folder is

@@ -210,7 +210,7 @@ class _Budget:
         # lower bound is the period within the header's millisecond, while the upper bound needs an answer
         # that happens to arrive just before a refill and can stay far off. (The slow end, taken before,
         # paced a client told nothing 16-46% below the limit once one answer had shown two requests in a
-        # refill interval: `voorbeelden bench-ratelimit --settings b --modes quantized`.) A period believed a
+        # refill interval: `voorbeelden bench ratelimit --settings b --modes quantized`.) A period believed a
         # hair short costs an occasional 429, which re-anchors the budget and pauses for its retry-after.
         # R = 0 may hide a debt (charged rejections), so such an answer only gives a guess while no bound
         # exists. Bounds that contradict each other (the limit changed) restart.

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from voorbeelden.bench.retries import bench_config, predicted_delivery
+from voorbeelden.experiments.retries import bench_config, predicted_delivery
 from voorbeelden.sim.config import FAULT_KINDS
 from voorbeelden.types import ALL_PARTS
 
@@ -149,7 +149,7 @@ async def _one(cell: Cell, client: Any, cfg: Any, sim_key: str, deadline_s: floa
             client=client,
             config=cfg,
             sim_key=sim_key,
-            scenario=f"fault-matrix {cell.fault_kind} {cell.fault_rate}",
+            scenario=f"bench faults {cell.fault_kind} {cell.fault_rate}",
         )
     except Exception as exc:  # the point of the matrix: count these (must be 0)
         crash: str | None = "".join(traceback.format_exception_only(exc)).strip()

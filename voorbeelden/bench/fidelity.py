@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from voorbeelden.bench.gcpause import gc_paused
+from voorbeelden.experiments.gcpause import gc_paused
 from voorbeelden.sim.config import SimConfig
 from voorbeelden.sim.server import running_simulator
 from voorbeelden.syncrun import run_sync

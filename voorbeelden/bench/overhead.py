@@ -21,8 +21,8 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, StrictBool
 
 from voorbeelden.backend import make_client
-from voorbeelden.bench.params import Float, Int
 from voorbeelden.config import GeneratorConfig
+from voorbeelden.experiments.params import Float, Int
 from voorbeelden.generator import generate
 from voorbeelden.syncrun import run_sync
 from voorbeelden.types import Generation
@@ -83,7 +83,7 @@ async def _generations(
     async with client:
         return [
             await generate(
-                REQUEST, strategy, client=client, config=config, sim_key=key, scenario="bench-overhead"
+                REQUEST, strategy, client=client, config=config, sim_key=key, scenario="bench overhead"
             )
             for strategy, key in plan
         ]

@@ -170,9 +170,9 @@ def _add_embedded_sim_options(p: argparse.ArgumentParser) -> None:
 def _consented(args: argparse.Namespace, spec: BackendSpec) -> bool:
     """Above BATCH_CONSENT_CALLS calls to a remote endpoint, say what will happen and ask (voorbeelden.consent)."""
     from voorbeelden.batch.inputs import count_lines
-    from voorbeelden.bench.plan import per_generation
     from voorbeelden.config import default_model
     from voorbeelden.consent import Plan, confirm, is_remote
+    from voorbeelden.consent_plan import per_generation
 
     if spec.kind != "real" or not is_remote(spec.base_url):
         return True

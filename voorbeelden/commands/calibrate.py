@@ -2,7 +2,7 @@
 
 Reads trials/report JSONL (generation rows with their call records, or one record per line), fits per part
 the time to first token, output tokens and tokens/s, and the server's effective concurrency (see
-:mod:`voorbeelden.bench.calibrate`), writes the profile file and prints what it fitted. Serve the result with
+:mod:`voorbeelden.sim.calibrate`), writes the profile file and prints what it fitted. Serve the result with
 ``voorbeelden sim --profile-file profile.json``.
 """
 
@@ -25,8 +25,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from voorbeelden.bench.calibrate import CalibrationError, calibrate_files, write_profile
     from voorbeelden.outpaths import OutputPathError, check_file_target
+    from voorbeelden.sim.calibrate import CalibrationError, calibrate_files, write_profile
 
     inputs = {f"input {name}": name for name in args.results}
     try:

@@ -1,4 +1,4 @@
-"""``voorbeelden report``: run the notebook suite and write ``reports/<timestamp>/`` (see voorbeelden.bench.report)."""
+"""``voorbeelden report``: run the notebook suite and write ``reports/<timestamp>/`` (see voorbeelden.report.runner)."""
 
 from __future__ import annotations
 
@@ -43,9 +43,9 @@ def _consented(args: argparse.Namespace) -> bool:
     """Ask before a remote endpoint is called (see voorbeelden.consent); True when nothing needs asking."""
     from pathlib import Path
 
-    from voorbeelden.bench.plan import quietly, report_plan
-    from voorbeelden.bench.report import DEFAULT_PARAMS, NOTEBOOKS_DIR, load_params, plan_parameters
     from voorbeelden.consent import confirm
+    from voorbeelden.consent_plan import quietly, report_plan
+    from voorbeelden.report.runner import DEFAULT_PARAMS, NOTEBOOKS_DIR, load_params, plan_parameters
 
     params = Path(args.params) if args.params else DEFAULT_PARAMS
     nb_dir = Path(args.notebooks) if args.notebooks else NOTEBOOKS_DIR
@@ -75,7 +75,7 @@ def _consented(args: argparse.Namespace) -> bool:
 def run(args: argparse.Namespace) -> int:
     import yaml
 
-    from voorbeelden.bench.report import run_report
+    from voorbeelden.report.runner import run_report
 
     try:
         if not _consented(args):

@@ -145,7 +145,7 @@ def _part_profile(data: Any, where: str) -> PartProfile:
 
 def profile_from_dict(data: Any) -> Profile:
     """A profile from its JSON form (``voorbeelden calibrate`` writes it; see
-    :func:`voorbeelden.bench.calibrate.profile_to_dict`). Every part must be present; errors name the field."""
+    :func:`voorbeelden.sim.calibrate.profile_to_dict`). Every part must be present; errors name the field."""
     if not isinstance(data, dict):
         raise ValueError("a profile file holds one JSON object")
     name = data.get("name")

@@ -335,18 +335,7 @@ class Caller:
             headers["x-sim-key"] = self.state.sim_key
         if ask.extra_headers:
             headers.update(ask.extra_headers)
-        settings = ask.settings
-        body = {
-            "model": settings.model,
-            "messages": ask.messages,
-            "temperature": settings.temperature,
-            "max_tokens": settings.max_tokens,
-        }
-        if settings.seed is not None:
-            body["seed"] = settings.seed
-        if ask.extra_body:
-            body.update(ask.extra_body)
-        return headers, body
+        return headers, chat_body(ask.settings, ask.messages, ask.extra_body)
 
     def _failed(
         self, rec: CallRecord, err: Exception, body: Mapping[str, Any], http_status: int | None
@@ -497,6 +486,24 @@ class Caller:
         if usage.get("completion_tokens") is None:
             usage = {**usage, "completion_tokens": n_content}
         return text, finish_reason, usage
+
+
+def chat_body(
+    settings: PartSettings, messages: list[dict[str, str]], extra_body: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """The JSON body of one chat completion. One function because the Batch API path
+    (``voorbeelden.batch.provider``) must put exactly what an online call sends into its request lines."""
+    body: dict[str, Any] = {
+        "model": settings.model,
+        "messages": messages,
+        "temperature": settings.temperature,
+        "max_tokens": settings.max_tokens,
+    }
+    if settings.seed is not None:
+        body["seed"] = settings.seed
+    if extra_body:
+        body.update(extra_body)
+    return body
 
 
 def _gave_up(part: Part | None, settings: PartSettings, rec: CallRecord, attempts: int) -> PartOutcome:

@@ -425,4 +425,7 @@ def build_app(config: SimConfig) -> web.Application:
     app.router.add_get("/admin/config", admin_get_config)
     app.router.add_post("/admin/config", admin_config)
     app.router.add_post("/admin/reset", admin_reset)
+    from voorbeelden.sim.batches import add_batch_routes  # here: batches.py reads this module's helpers
+
+    add_batch_routes(app)  # /v1/files and /v1/batches (OpenAI's Batch API), /admin/batches
     return app

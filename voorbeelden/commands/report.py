@@ -45,14 +45,20 @@ def _consented(args: argparse.Namespace) -> bool:
 
     from voorbeelden.consent import confirm
     from voorbeelden.consent_plan import quietly, report_plan
-    from voorbeelden.report.runner import DEFAULT_PARAMS, NOTEBOOKS_DIR, load_params, plan_parameters
+    from voorbeelden.report.plan import (
+        DEFAULT_PARAMS,
+        NOTEBOOKS_DIR,
+        load_params,
+        notebook_names,
+        plan_parameters,
+    )
 
     params = Path(args.params) if args.params else DEFAULT_PARAMS
     nb_dir = Path(args.notebooks) if args.notebooks else NOTEBOOKS_DIR
     config = load_params(params)
-    names = list(config.get("notebooks") or {}) or sorted(p.name for p in nb_dir.glob("[0-9]*.ipynb"))
-    missing = [n for n in names if not (nb_dir / n).is_file()]
-    if missing:  # run_report says so, with exit 2
+    try:
+        names = notebook_names(config, nb_dir, params)
+    except FileNotFoundError:  # run_report says so, with exit 2
         return True
     # The same checked parameters the run will use: invalid ones stop here (exit 2) before anyone is asked.
     plan = report_plan(

@@ -31,7 +31,7 @@ from voorbeelden.backend import PLACEHOLDER_KEY, open_backend
 from voorbeelden.begrippen import load_begrippen
 from voorbeelden.experiments import stats
 from voorbeelden.experiments.retries import bench_config
-from voorbeelden.experiments.speedup import read_json, write_json
+from voorbeelden.experiments.speedup import write_json
 from voorbeelden.experiments.trials import TrialResults, run_trials
 from voorbeelden.sim.calibrate import Calibration, calibrate, read_records, write_profile
 
@@ -316,9 +316,9 @@ def _ci_words(s: Mapping[str, Any]) -> str:
     return f", 95% CI {lo:.2f}-{hi:.2f}{verdict}"
 
 
-def report_sections(report_dir: Path, summary: Mapping[str, Any]) -> dict[str, Any]:
-    """What the report's first page adds from notebook 06: the calibration table and the speedup notes."""
-    data = read_json(report_dir / f"{NB06}.json")
+def report_fields(data: Mapping[str, Any] | None, summary: Mapping[str, Any]) -> dict[str, Any]:
+    """What the report's summary adds from notebook 06's side file (None: not run): the calibration table and
+    the speedup notes (see voorbeelden.report.sections)."""
     calibration = None
     if data is not None:
         calibration = {

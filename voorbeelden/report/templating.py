@@ -12,15 +12,31 @@ from typing import Any
 import jinja2
 
 
+def num(value: Any, fmt: str = "{:.2f}") -> str:
+    """``value`` formatted, or an en dash for a figure that is missing (None or NaN): never "nan"."""
+    if value is None or isinstance(value, bool) or not isinstance(value, int | float) or value != value:
+        return "–" if value is None or isinstance(value, int | float) else str(value)
+    return fmt.format(value)
+
+
+def n_of(n: Any, total: Any = None) -> str:
+    """Completeness as "n of N" (just "n" without a total; an en dash when unknown)."""
+    if n is None:
+        return "–"
+    return f"{int(n)} of {int(total)}" if total is not None else str(int(n))
+
+
 @cache
 def environment() -> jinja2.Environment:
-    return jinja2.Environment(
+    env = jinja2.Environment(
         loader=jinja2.PackageLoader("voorbeelden.report", "templates"),
         autoescape=True,
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
     )
+    env.filters.update(num=num, n_of=n_of)
+    return env
 
 
 def render(template: str, **context: Any) -> str:

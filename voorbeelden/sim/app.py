@@ -171,13 +171,40 @@ async def _chat(request: web.Request, st: SimState, loop: asyncio.AbstractEventL
     finally:
         st.leave("queued")
     st.enter("in_flight")
+    pace = _Pace(loop, st)
     try:
-        t0 = loop.time()
-        call.headers["x-sim-queue-ms"] = f"{(t0 - t_queue) * 1000:.3f}"
-        return await _serve(request, call, _sample(call, profile, fault), fault, t0, loop)
+        call.headers["x-sim-queue-ms"] = f"{(pace.t0 - t_queue) * 1000:.3f}"
+        if pace.stream is not None:
+            call.headers["x-sim-batch"] = str(pace.stream.decoder.active)
+        return await _serve(request, call, _sample(call, profile, fault), fault, pace)
     finally:
+        pace.close()
         st.leave("in_flight")
         st.gate.release()
+
+
+class _Pace:
+    """When an admitted call reaches a point of its work, given as seconds it would take served alone
+    (scaled): at that offset from admission, or, on a batching profile, when the shared decoder has done that
+    much of it (later, as other streams share the server; see :mod:`voorbeelden.sim.batching`)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, st: SimState) -> None:
+        self.loop = loop
+        self.t0 = loop.time()
+        self.stream = st.decoder.join() if st.decoder is not None else None
+
+    async def until(self, work_s: float) -> None:
+        if self.stream is None:
+            await _sleep_until(self.loop, self.t0 + work_s)
+        else:
+            await self.stream.until(work_s)
+
+    def elapsed_s(self) -> float:
+        return self.loop.time() - self.t0
+
+    def close(self) -> None:
+        if self.stream is not None:
+            self.stream.close()
 
 
 def _rate_limit(st: SimState, call: _Call, profile: Profile) -> web.Response | None:
@@ -236,8 +263,7 @@ async def _serve(
     call: _Call,
     sample: Sample,
     fault: str | None,
-    t0: float,
-    loop: asyncio.AbstractEventLoop,
+    pace: _Pace,
 ) -> web.StreamResponse:
     """Answer an admitted call (holding a capacity slot) at the times its sample says: a server error after the
     first-token time, a stream, or one JSON body (possibly malformed or dropped)."""
@@ -250,18 +276,22 @@ async def _serve(
         "completion_tokens": sample.tokens_out,
     }
     usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
-    ttft_at = t0 + sample.ttft_s * call.scale
-    end_at = t0 + sample.service_s * call.scale
+    ttft_w = sample.ttft_s * call.scale
+    end_w = sample.service_s * call.scale
 
     if fault in _SERVER_ERRORS:
-        call.headers["x-sim-service-ms"] = f"{sample.ttft_s * call.scale * 1000:.3f}"
-        await _sleep_until(loop, ttft_at)
+        call.headers["x-sim-service-ms"] = f"{ttft_w * 1000:.3f}"
+        await pace.until(ttft_w)
         return error_response(int(fault), _SERVER_ERRORS[fault], type_="server_error", headers=call.headers)
 
-    call.headers["x-sim-service-ms"] = f"{sample.service_s * call.scale * 1000:.3f}"
+    # The schedule served alone; a batching server's plain answer says the time it really took (its
+    # headers go out at the end), a stream's cannot (they go out at the first token).
+    call.headers["x-sim-service-ms"] = f"{end_w * 1000:.3f}"
     if params.stream:
-        return await _stream(request, call, text, finish, usage, ttft_at, end_at, fault, loop)
-    await _sleep_until(loop, ttft_at if fault == "drop" else end_at)
+        return await _stream(request, call, text, finish, usage, ttft_w, end_w, fault, pace)
+    await pace.until(ttft_w if fault == "drop" else end_w)
+    if pace.stream is not None:
+        call.headers["x-sim-service-ms"] = f"{pace.elapsed_s() * 1000:.3f}"
     raw = json.dumps(_completion(call, text, finish, usage), ensure_ascii=False).encode()
     if fault == "malformed":
         return web.Response(
@@ -365,10 +395,10 @@ async def _stream(
     text: str,
     finish: str,
     usage: dict[str, int],
-    ttft_at: float,
-    end_at: float,
+    ttft_w: float,
+    end_w: float,
     fault: str | None,
-    loop: asyncio.AbstractEventLoop,
+    pace: _Pace,
 ) -> web.StreamResponse:
     """SSE: headers and the first chunk at TTFT, the rest spread evenly until the end of the service time,
     so a client measures a realistic time to first token."""
@@ -376,17 +406,17 @@ async def _stream(
     step = -(-len(text) // n) if text else 0
     pieces = [text[i * step : (i + 1) * step] for i in range(n)] if text else [""]
     inc = call.params.include_usage
-    await _sleep_until(loop, ttft_at)
+    await pace.until(ttft_w)
     resp = web.StreamResponse(status=200, headers=call.headers)
     resp.content_type = "text/event-stream"
     resp.headers["cache-control"] = "no-cache"
     try:
         await resp.prepare(request)
         await resp.write(_chunk(call, {"role": "assistant", "content": "", "refusal": None}, None, inc))
-        span = end_at - ttft_at
+        span = end_w - ttft_w
         for i, piece in enumerate(pieces):
             if i:
-                await _sleep_until(loop, ttft_at + span * i / max(1, len(pieces) - 1))
+                await pace.until(ttft_w + span * i / max(1, len(pieces) - 1))
             if fault == "malformed" and i == len(pieces) // 2:
                 await resp.write(
                     b'data: {"id": "' + call.id.encode() + b'", "choices": [{"delta": {"content": "\n\n'

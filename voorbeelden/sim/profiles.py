@@ -83,6 +83,73 @@ def _name(part: object) -> str:
 
 
 @dataclass(frozen=True)
+class Batching:
+    """How a server that batches concurrent requests into shared decode steps slows each of them down.
+
+    ``speed[n - 1]`` is the speed of every stream while ``n`` streams share the server, relative to a stream
+    served alone (``speed[0]`` is 1): a call's work (its time to first token plus its decode time, both as
+    drawn for a call served alone) advances at that rate, re-evaluated whenever a stream starts or ends
+    (processor sharing). At most ``max_batch`` streams are served at once (``len(speed)``); more wait in
+    arrival order, as llama.cpp's ``llama-server -np N`` or vLLM's ``max_num_seqs`` do. Total throughput at
+    ``n`` streams is ``n * speed[n - 1]`` times one stream's.
+    """
+
+    speed: tuple[float, ...]
+    source: str = ""
+
+    def __post_init__(self) -> None:
+        speed = tuple(self.speed)
+        if not speed:
+            raise ValueError("batching.speed needs one value per number of streams, 1..max_batch")
+        for i, v in enumerate(speed):
+            if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v) or v <= 0:
+                raise ValueError(f"batching.speed[{i}] must be a finite number > 0, got {v!r}")
+        if abs(speed[0] - 1.0) > 1e-9:
+            raise ValueError(f"batching.speed[0] (one stream alone) must be 1, got {speed[0]!r}")
+        object.__setattr__(self, "speed", tuple(float(v) for v in speed))
+
+    @property
+    def max_batch(self) -> int:
+        return len(self.speed)
+
+    def rate(self, streams: int) -> float:
+        """Per-stream speed with ``streams`` active (1 for zero or one; capped at ``max_batch``)."""
+        return self.speed[min(max(streams, 1), self.max_batch) - 1]
+
+    def throughput(self, streams: int) -> float:
+        """Total decode rate with ``streams`` active, relative to one stream alone."""
+        n = min(max(streams, 0), self.max_batch)
+        return n * self.rate(n)
+
+    @classmethod
+    def step_model(cls, max_batch: int, cost: float, source: str = "") -> Batching:
+        """Per-stream speed ``1 / (1 + cost * (n - 1))``: each decode step takes a fixed time plus ``cost``
+        times that for every further stream in the batch (a CPU or memory-bound decoder's first-order
+        shape); ``cost`` 0 is perfect batching, 1 is no gain at all."""
+        if max_batch < 1 or not math.isfinite(cost) or cost < 0:
+            raise ValueError(f"step_model needs max_batch >= 1 and cost >= 0, got {max_batch!r}, {cost!r}")
+        return cls(tuple(1.0 / (1.0 + cost * (n - 1)) for n in range(1, max_batch + 1)), source)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"max_batch": self.max_batch, "speed": list(self.speed), "source": self.source}
+
+
+def batching_from_dict(data: Any, where: str = "batching") -> Batching:
+    """The JSON form ``{"speed": [1.0, 0.8, ...], "max_batch": N}`` (``max_batch``, when given, must equal
+    the number of speeds); errors name the field."""
+    if not isinstance(data, dict) or not isinstance(data.get("speed"), list):
+        raise ValueError(f"{where} must be an object with 'speed': a list, one value per number of streams")
+    speed = data["speed"]
+    mb = data.get("max_batch", len(speed))
+    if isinstance(mb, bool) or not isinstance(mb, int) or mb != len(speed):
+        raise ValueError(f"{where}.max_batch must equal the number of speeds ({len(speed)}), got {mb!r}")
+    try:
+        return Batching(tuple(speed), str(data.get("source", "")))
+    except ValueError as e:
+        raise ValueError(str(e).replace("batching.", f"{where}.")) from None
+
+
+@dataclass(frozen=True)
 class Profile:
     name: str
     description: str
@@ -90,6 +157,8 @@ class Profile:
     parts: dict[str, PartProfile]
     generic: PartProfile
     extra: dict[str, PartProfile] = field(default_factory=dict)
+    # None: calls do not slow each other (the server's --capacity, if any, is the only limit)
+    batching: Batching | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "parts", PartTable({_name(k): v for k, v in self.parts.items()}))
@@ -160,6 +229,7 @@ def profile_from_dict(data: Any) -> Profile:
     if missing:
         raise ValueError(f"the profile lacks part(s) {', '.join(missing)}")
     extra = data.get("extra") or {}
+    batching = data.get("batching")
     return Profile(
         name=name,
         description=str(data.get("description", "")),
@@ -167,6 +237,7 @@ def profile_from_dict(data: Any) -> Profile:
         parts={p: _part_profile(v, f"parts.{p}") for p, v in parts.items()},
         generic=_part_profile(data.get("generic", parts[ALL_PARTS[0].value]), "generic"),
         extra={p: _part_profile(v, f"extra.{p}") for p, v in dict(extra).items()},
+        batching=None if batching is None else batching_from_dict(batching),
     )
 
 
@@ -277,4 +348,31 @@ GPT_4O_AA = _term_tool(
     _AA_TPS,
 )
 
-PROFILES: dict[str, Profile] = {p.name: p for p in (UNIFORM_2S, DEFINITIE_APP, GPT_4O_AA, HEAVY_TAIL)}
+# --- batching-6 ----------------------------------------------------------------------------------------
+# Source: llama.cpp's llama-server with SmolLM2-135M-Instruct Q4_1 on 2 shared cores, 6 slots
+# (`voorbeelden local-llm --engine llama-server --slots 6`), temperature 0, parts capped at 200 tokens.
+# Per-part token counts, the solo TTFT and token rate, and the batching curve are this project's fits of
+# measured call records (voorbeelden calibrate); the curve is the step model with the fitted per-stream cost.
+# The measured values and their date live in docs/, not here.
+_B6_TTFT = LogNormal(0.08, 0.2)
+_B6_TPS = LogNormal(90.0, 0.1)
+_B6_TOKENS = {
+    "voorbeeldzinnen": 110,
+    "praktijkvoorbeelden": 190,
+    "tegenvoorbeelden": 120,
+    "synoniemen": 45,
+    "antoniemen": 45,
+    "toelichting": 120,
+}
+BATCHING_6 = Profile(
+    name="batching-6",
+    description="a batching server (llama-server, 6 slots): each stream slows as streams share decode steps",
+    source="llama.cpp llama-server, SmolLM2-135M Q4_1, -np 6, 2 cores; fitted by voorbeelden calibrate",
+    parts=_by_tokens(_B6_TTFT, _B6_TPS, _B6_TOKENS, 0.3),
+    generic=PartProfile(_B6_TTFT, LogNormal(100, 0.3), _B6_TPS),
+    batching=Batching.step_model(6, 0.3, "step model fitted to llama-server -np 6 records"),
+)
+
+PROFILES: dict[str, Profile] = {
+    p.name: p for p in (UNIFORM_2S, DEFINITIE_APP, GPT_4O_AA, HEAVY_TAIL, BATCHING_6)
+}

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from voorbeelden.fifo import FifoSemaphore
+from voorbeelden.sim.batching import SharedDecoder
 from voorbeelden.sim.config import SimConfig
 from voorbeelden.sim.ratelimit import RateLimiter
 
@@ -89,13 +90,28 @@ def _limiter(c: SimConfig) -> RateLimiter:
     )
 
 
+def _slots(c: SimConfig) -> int | None:
+    """Calls served at once: ``capacity``, and at most the profile's ``max_batch`` when it batches."""
+    batching = c.resolved_profile().batching
+    if batching is None:
+        return c.capacity
+    return batching.max_batch if c.capacity is None else min(c.capacity, batching.max_batch)
+
+
+def _decoder(c: SimConfig) -> SharedDecoder | None:
+    batching = c.resolved_profile().batching
+    return None if batching is None else SharedDecoder(batching)
+
+
 class SimState:
     """Everything a running server shares between requests; owned by the server's event loop."""
 
     def __init__(self, config: SimConfig) -> None:
         self.config = config
         self.counters = Counters()
-        self.gate = CapacityGate(config.capacity)
+        self.gate = CapacityGate(_slots(config))
+        # the streams a batching profile decodes together (None: calls do not slow each other)
+        self.decoder = _decoder(config)
         self.limiter = _limiter(config)
         self.shutdown = asyncio.Event()
         self.seq = 0
@@ -103,8 +119,11 @@ class SimState:
     def apply(self, config: SimConfig) -> None:
         old = self.config
         self.config = config
-        if config.capacity != old.capacity:
-            self.gate.set_capacity(config.capacity)
+        if _slots(config) != _slots(old):
+            self.gate.set_capacity(_slots(config))
+        if config.resolved_profile().batching != old.resolved_profile().batching:
+            # streams already running finish on the decoder they joined
+            self.decoder = _decoder(config)
         if _limit_fields(config) != _limit_fields(old):
             self.limiter = _limiter(config)
 

@@ -89,8 +89,11 @@ class AiohttpTransport(httpx2.AsyncBaseTransport):
     """``httpx2.AsyncClient(transport=AiohttpTransport(limit=300))``: up to ``limit`` connections, reused."""
 
     def __init__(self, limit: int = 1000) -> None:
+        from voorbeelden.injected import call_delay_s
+
         self.limit = limit
         self._session: aiohttp.ClientSession | None = None
+        self._delay_s = call_delay_s()  # a test knob that proves `voorbeelden compare` (0 unless set)
 
     def _get_session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
@@ -106,6 +109,8 @@ class AiohttpTransport(httpx2.AsyncBaseTransport):
     async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
         headers = [(k, v) for k, v in request.headers.multi_items() if k.lower() not in _DROP_REQUEST_HEADERS]
         body = await request.aread()
+        if self._delay_s:
+            await asyncio.sleep(self._delay_s)
         try:
             response = await self._get_session().request(
                 request.method,

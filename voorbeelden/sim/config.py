@@ -221,10 +221,12 @@ class SimConfig:
 
     def resolved_profile(self) -> Any:
         """The :class:`~voorbeelden.sim.profiles.Profile` to serve: the file's (loaded once) or a built-in."""
+        from voorbeelden.injected import with_slow_part
         from voorbeelden.sim.profiles import PROFILES
 
         loaded = self.__dict__.get("_loaded_profile")
-        return loaded if loaded is not None else PROFILES[self.profile]
+        # with_slow_part: the test knob VOORBEELDEN_TEST_SLOW_PART (docs/COMPARE.md); unset, a no-op
+        return with_slow_part(loaded if loaded is not None else PROFILES[self.profile])
 
     @property
     def rules(self) -> tuple[FaultRule, ...]:

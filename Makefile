@@ -1,6 +1,7 @@
 # The two commands a newcomer needs:
 #   make report   set up .venv (when absent) and run the report suite against the embedded simulator
 #   make test     set up .venv (when absent) and run the whole test suite (what CI runs)
+#   make test-fast  the unit tier only (tests/unit), for the edit loop
 
 PYTHON ?= python3
 VENV   ?= .venv
@@ -17,7 +18,7 @@ else
 REPORT_DEPS := $(STAMP)
 endif
 
-.PHONY: install install-local report test test-local lint format lab fidelity bench clean
+.PHONY: install install-local report test test-fast test-local lint format lab fidelity bench clean
 
 install: $(STAMP)
 
@@ -42,6 +43,11 @@ report: $(REPORT_DEPS)
 test: $(STAMP)
 	$(BIN)/ruff check voorbeelden tests
 	MPLBACKEND=agg $(BIN)/python -m pytest
+
+# The unit tier for the edit loop (in-process tests, no subprocess, notebook or real model): under a minute.
+test-fast: $(STAMP)
+	$(BIN)/ruff check voorbeelden tests
+	MPLBACKEND=agg $(BIN)/python -m pytest tests/unit -q
 
 # Every strategy against the real local model (tests marked real_llm; a few minutes on 2 cores).
 test-local: $(LOCAL_STAMP)

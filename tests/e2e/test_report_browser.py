@@ -149,13 +149,24 @@ class Cdp:
         return out
 
 
+LAYOUT_JS = """
+(() => {
+  const top = e => e ? Math.round(e.getBoundingClientRect().top + window.scrollY) : null;
+  return {viewport: window.innerHeight, verdict: top(document.getElementById('verdict')),
+          chart: top(document.querySelector('.charts img')), speedup: top(document.getElementById('speedup')),
+          notebooks: top(document.getElementById('notebooks')),
+          verdict_lines: document.querySelectorAll('#verdict > p').length,
+          folded: Array.from(document.querySelectorAll('details')).filter(d => !d.open).length};
+})()
+"""
+
 IMAGES_JS = """
 Array.from(document.images).map(i => ({src: i.getAttribute('src'), complete: i.complete,
                                        w: i.naturalWidth, h: i.naturalHeight}))
 """
 
 
-async def _inspect(port: int, url: str) -> tuple[list[dict[str, Any]], list[str], str, bytes]:
+async def _inspect(port: int, url: str) -> tuple[list[dict[str, Any]], list[str], str, bytes, dict[str, Any]]:
     async with aiohttp.ClientSession() as http:
         async with http.get(f"http://127.0.0.1:{port}/json/list") as resp:
             targets = await resp.json(content_type=None)
@@ -172,13 +183,15 @@ async def _inspect(port: int, url: str) -> tuple[list[dict[str, Any]], list[str]
             await asyncio.sleep(0.3)
             res = await cdp.send("Runtime.evaluate", expression=IMAGES_JS, returnByValue=True)
             images = res["result"]["value"]
+            res = await cdp.send("Runtime.evaluate", expression=LAYOUT_JS, returnByValue=True)
+            layout = res["result"]["value"]
             title = (await cdp.send("Runtime.evaluate", expression="document.title", returnByValue=True))[
                 "result"
             ]["value"]
             shot = await cdp.send("Page.captureScreenshot", format="png")
             errors = cdp.errors()
             cdp.reader.cancel()
-            return images, errors, title, base64.b64decode(shot["data"])
+            return images, errors, title, base64.b64decode(shot["data"]), layout
 
 
 def test_index_html_renders_with_all_images_and_no_errors(report_dir: Path) -> None:
@@ -187,7 +200,7 @@ def test_index_html_renders_with_all_images_and_no_errors(report_dir: Path) -> N
     profile = Path(tempfile.mkdtemp(prefix="chromium-profile-"))
     proc, port = _start_chromium(profile)
     try:
-        images, errors, title, png = asyncio.run(asyncio.wait_for(_inspect(port, index.as_uri()), 60))
+        images, errors, title, png, layout = asyncio.run(asyncio.wait_for(_inspect(port, index.as_uri()), 60))
         (report_dir / "screenshot.png").write_bytes(png)
     finally:
         _kill(proc)
@@ -201,3 +214,9 @@ def test_index_html_renders_with_all_images_and_no_errors(report_dir: Path) -> N
     assert not errors, "\n".join(errors)
     shot = (report_dir / "screenshot.png").read_bytes()
     assert shot[:8] == b"\x89PNG\r\n\x1a\n" and len(shot) > 10_000
+    # Read at a glance: the verdict (status, speedup, strategies), then the headline charts, starting on the
+    # first screen (1280x900), then the tables; long lists folded.
+    assert layout["verdict_lines"] == 3, layout
+    assert layout["verdict"] < layout["chart"] < layout["viewport"], layout
+    assert layout["chart"] < layout["speedup"] < layout["notebooks"], layout
+    assert layout["folded"] >= 1, layout

@@ -129,11 +129,50 @@ def _calibration(data: Mapping[str, Any] | None, summary: Mapping[str, Any]) -> 
     return report_fields(data, summary)
 
 
+_LEVEL_KEYS = (
+    "strategy",
+    "load",
+    "generations_started",
+    "generations_complete",
+    "within_slo",
+    "wall_p50_s",
+    "wall_p95_s",
+    "wall_p99_s",
+    "first_visible_p50_s",
+    "generations_per_min",
+    "goodput_per_min",
+    "calls_per_min",
+    "rate_limited_429",
+    "calls_in_flight_peak",
+)
+
+
 def _load(data: Mapping[str, Any] | None, _summary: Mapping[str, Any]) -> dict[str, Any]:
-    """Notebook 07 (under load): its side file as written, minus what the summary states elsewhere."""
+    """Notebook 07 (under load, ``07_load.json``): the knee per strategy and the figures of every level.
+
+    The side file is :meth:`voorbeelden.experiments.load.SweepResult.to_dict` (plus ``ok``/``reason``); each
+    level carries its load under ``users`` (closed loop) or ``rate`` (open loop), copied here as ``load``."""
     if data is None:
         return {"load": None}
-    return {"load": {k: v for k, v in data.items() if k not in ("backend", "params", "notebook")}}
+    settings = data.get("settings") or {}
+    key = "rate" if data.get("mode") == "open" or settings.get("mode") == "open" else "users"
+    knees = [{"strategy": s, **k} for s, k in (data.get("knee") or {}).items()]
+    levels = [{**lv, "load": lv.get(key)} for lv in data.get("levels") or []]
+    return {
+        "load": {
+            "ok": bool(data.get("ok", True)),
+            "reason": data.get("reason"),
+            "load_key": key,
+            "unit": (knees[0].get("unit") if knees else None) or key,
+            "slo_s": settings.get("slo_s"),
+            "knees": knees,
+            "levels": pick(levels, _LEVEL_KEYS),
+            "parallel_stops_paying_at": data.get("parallel_stops_paying_at"),
+            "generations": data.get("generations") or {},
+            "stopped": data.get("stopped") or {},
+            "conclusion": list(data.get("conclusion") or []),
+        }
+    }
 
 
 SECTIONS: tuple[Section, ...] = (
@@ -181,5 +220,6 @@ SECTIONS: tuple[Section, ...] = (
         side_file_name="07_load.json",
         charts=("07_*.png",),
         headline=True,
+        verdict=words.load_line,
     ),
 )

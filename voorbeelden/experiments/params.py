@@ -245,6 +245,19 @@ class CalibrationParams(TrialParams):
     goal: Float(gt=0.0, le=1.0)
 
 
+def _split_numbers(value: Any) -> Any:
+    """:func:`_split`, and each piece of a string read as a number (``papermill -p users 1,2,4`` passes text)."""
+    if not isinstance(value, str):
+        return _split(value)
+    out: list[Any] = []
+    for piece in _split(value):
+        try:
+            out.append(ast.literal_eval(piece))
+        except (ValueError, SyntaxError):
+            out.append(piece)  # reported by the item's own check, with the text as given
+    return out
+
+
 class LoadParams(NotebookParams):
     """07: a load sweep per strategy (closed loop over ``users`` or open loop over ``rates``, exactly one),
     on each simulator profile (capacity ``sim_capacity``) or on the backend; times in model seconds.
@@ -257,8 +270,8 @@ class LoadParams(NotebookParams):
     seed: Seed
     strategies: Strategies
     k: Int(1, 6)
-    users: Annotated[list[Int(1, 10_000)], BeforeValidator(_split)]
-    rates: Annotated[list[Float(gt=0.0)], BeforeValidator(_split)]
+    users: Annotated[list[Int(1, 10_000)], BeforeValidator(_split_numbers)]
+    rates: Annotated[list[Float(gt=0.0)], BeforeValidator(_split_numbers)]
     think_s: Float(ge=0.0)
     slo_s: Float(gt=0.0)
     duration_s: Float(gt=0.0)

@@ -49,8 +49,7 @@ async def run_lifecycle(store: BatchStore, st: Any, batch: SimBatch) -> None:
     start = _now()
     batch.progress = (start, span)
     if await _phase(batch, run_for):
-        done = batch.counts(_now())["completed"]
-        return await _finish_cancelled(store, st, batch, lines, done)
+        return await _finish_cancelled(store, st, batch, lines, batch.completed)  # frozen by the cancel
     done = batch.counts(_now())["completed"] if expires else len(lines)
     batch.progress = None
     batch.status = "finalizing"

@@ -324,6 +324,8 @@ async def cancel_batch(request: web.Request) -> web.Response:
     if batch.status in TERMINAL:
         raise BadRequest(f"Cannot cancel a batch with status '{batch.status}'.", status=409)
     if batch.status != "cancelling":
+        batch.completed = batch.counts(_now())["completed"]  # the lines done by now are kept
+        batch.progress = None
         batch.status = "cancelling"
         batch.times["cancelling_at"] = int(time.time())
         batch.cancel.set()

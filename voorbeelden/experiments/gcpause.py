@@ -1,7 +1,7 @@
 """One way to keep the garbage collector out of a measurement, used by the trials and the fidelity benchmark.
 
-A collector pause inside a timed generation delays its call starts and response reads (measured: a 0.19 s stall
-in one parallel generation in a notebook kernel). Inside :func:`gc_paused` the objects that exist at entry (a
+A collector pause inside a timed generation delays its call starts and response reads (a measured stall is in
+docs/MEASUREMENTS.md). Inside :func:`gc_paused` the objects that exist at entry (a
 kernel's imports) are frozen out of the collector's scans; with ``disable=True`` the collector does not run at
 all. On exit the collector's previous state is restored, whatever it was: no process-wide setting outlives the
 measurement.

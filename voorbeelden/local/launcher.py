@@ -116,7 +116,8 @@ class LocalLLMConfig:
             raise ValueError(f"n_ctx must be an integer >= 512, got {self.n_ctx!r}")
         if self.n_ctx > N_CTX_CEILING:
             raise ValueError(
-                f"n_ctx must be at most the model's trained context (SmolLM2-135M: 8192), got {self.n_ctx}"
+                f"n_ctx must be at most {N_CTX_CEILING} tokens (and at most the model's trained context, read "
+                f"from its GGUF header when the server starts), got {self.n_ctx}"
             )
         if not self.model_alias:
             raise ValueError("model_alias must be a non-empty name")

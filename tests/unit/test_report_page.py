@@ -256,3 +256,21 @@ def test_the_calibration_section_states_the_error_and_the_verdict(tmp_path: Path
     section = index[index.index("id='calibration'") : index.index("id='notebooks'")]
     assert "+33%" in section and "a line" in section and "fit: a note" in section and "within 15%" in section
     assert (">yes<" if goal_met else ">NO<") in section
+
+
+def test_every_section_template_ships_as_package_data() -> None:
+    """pyproject ships ``report/templates/*`` (one level, no subfolders): a template a section names must be a
+    file right there, or a non-editable install renders no first page."""
+    import tomllib
+
+    import voorbeelden.report
+
+    root = Path(voorbeelden.report.__file__).parent
+    globs = tomllib.loads((root.parents[1] / "pyproject.toml").read_text())["tool"]["setuptools"][
+        "package-data"
+    ]
+    assert "report/templates/*" in globs["voorbeelden"]
+    templates = root / "templates"
+    assert not [p for p in templates.iterdir() if p.is_dir()], "subfolders are not package data"
+    for name in ["index.html.j2", "report.css", *(s.template for s in SECTIONS if s.template)]:
+        assert (templates / name).is_file(), name

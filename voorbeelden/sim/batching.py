@@ -120,6 +120,16 @@ def replay(
     does, each needing ``works`` seconds of work (its time served alone). The same model as the live server,
     as a pure function: calibration replays measured generations with it, and tests check the server
     against it."""
+    return replay_times(starts, works, batching, order)[1]
+
+
+def replay_times(
+    starts: Sequence[float],
+    works: Sequence[float],
+    batching: Batching,
+    order: Sequence[int] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`replay`'s admission times (when each call got a place in the batch) and end times."""
     starts_a = np.asarray(starts, float)
     works_a = np.asarray(works, float)
     n = len(starts_a)
@@ -129,6 +139,7 @@ def replay(
     queue: collections.deque[int] = collections.deque()
     remaining: dict[int, float] = {}
     ends = np.zeros(n)
+    admits = np.zeros(n)
     t = float(starts_a.min()) if n else 0.0
     eps = 1e-12
     while arrivals or queue or remaining:
@@ -146,8 +157,9 @@ def replay(
             queue.append(arrivals.popleft())
         while queue and len(remaining) < batching.max_batch:
             i = queue.popleft()
+            admits[i] = t
             if works_a[i] <= 0:
                 ends[i] = t
             else:
                 remaining[i] = float(works_a[i])
-    return ends
+    return admits, ends

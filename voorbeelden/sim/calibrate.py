@@ -38,6 +38,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from voorbeelden.sim.calibrate_batching import BatchingFit, fit_batching
+from voorbeelden.sim.calibrate_capacity import Concurrency, _concurrency, fifo_ends
+
+__all__ = ["Calibration", "CalibrationError", "Concurrency", "calibrate", "calibrate_files", "fifo_ends"]
 from voorbeelden.sim.profiles import LogNormal, PartProfile, Profile
 from voorbeelden.types import ALL_PARTS
 
@@ -80,19 +84,6 @@ class PartFit:
 
 
 @dataclass(frozen=True)
-class Concurrency:
-    """The server's effective concurrency: ``capacity`` (None = no limit observed) and the evidence."""
-
-    capacity: int | None
-    busy_median: float | None  # mean requests in service at once, median over overlapping generations
-    in_flight_median: float | None  # most calls the client had open at once, median over those generations
-    n_generations: int
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-
-@dataclass(frozen=True)
 class Calibration:
     """A fitted profile, the concurrency and the fit's diagnostics; :meth:`to_dict` is the profile file."""
 
@@ -106,9 +97,14 @@ class Calibration:
     residual_sigma: float
     n_records: int
     notes: list[str] = field(default_factory=list)
+    batching_fit: BatchingFit | None = None
 
     @property
     def capacity(self) -> int | None:
+        """Calls served at once without slowing each other; None when a batching curve (whose max_batch
+        limits the server) was fitted, or when no limit was observed."""
+        if self.batching_fit is not None and self.batching_fit.batching is not None:
+            return None
         return self.concurrency.capacity
 
     def profile(self) -> Profile:
@@ -119,6 +115,7 @@ class Calibration:
             parts={p: f.profile() for p, f in self.parts.items()},
             generic=self.generic.profile(),
             extra={p: f.profile() for p, f in self.extra.items()},
+            batching=None if self.batching_fit is None else self.batching_fit.batching,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -129,6 +126,7 @@ class Calibration:
             "seconds_per_token": self.seconds_per_token,
             "residual_sigma": self.residual_sigma,
             "concurrency": self.concurrency.to_dict(),
+            "batching": None if self.batching_fit is None else self.batching_fit.to_dict(),
             "parts": {p: f.to_dict() for p, f in {**self.parts, **self.extra}.items()},
             "notes": list(self.notes),
         }
@@ -166,7 +164,7 @@ def _pp(p: PartProfile) -> dict[str, Any]:
 
 
 def profile_to_dict(profile: Profile) -> dict[str, Any]:
-    return {
+    data = {
         "format": PROFILE_FORMAT,
         "name": profile.name,
         "description": profile.description,
@@ -175,6 +173,9 @@ def profile_to_dict(profile: Profile) -> dict[str, Any]:
         "generic": _pp(profile.generic),
         "extra": {name: _pp(pp) for name, pp in profile.extra.items()},
     }
+    if profile.batching is not None:
+        data["batching"] = profile.batching.to_dict()
+    return data
 
 
 def write_profile(calibration: Calibration, path: str | Path) -> Path:
@@ -328,88 +329,6 @@ def _fit_service(df: pd.DataFrame) -> ServiceFit:
     return dataclasses.replace(fit, residual_sigma=sigma)
 
 
-def fifo_ends(
-    starts: Sequence[float], services: Sequence[float], slots: int, order: Sequence[int] | None = None
-) -> np.ndarray:
-    """When each call would end on a server with ``slots`` slots taking calls in ``order`` (default: by
-    start time)."""
-    if order is None:
-        order = np.argsort(np.asarray(starts, float), kind="stable")
-    free = [0.0] * slots
-    ends = np.zeros(len(order))
-    for i in order:
-        k = int(np.argmin(free))
-        begin = max(float(starts[i]), free[k])
-        free[k] = begin + float(services[i])
-        ends[i] = free[k]
-    return ends
-
-
-_SCALES = np.geomspace(0.5, 2.0, 25)
-
-
-def _replay(grp: pd.DataFrame, service: Mapping[str, float], slope: float) -> tuple[int, np.ndarray]:
-    """The fewest slots whose replay explains one generation's end times, and its calls' fitted service
-    times."""
-    starts = grp["t_start"].to_numpy(float)
-    ends = grp["t_end"].to_numpy(float)
-    services = np.array(
-        [service.get(p, 0.0) + slope * t for p, t in zip(grp["part"], grp["tokens_out"], strict=True)]
-    )
-    most = int(grp["in_flight"].max())
-    # Taken in the order they were sent, or in the order they ended: calls sent within a millisecond
-    # reach the server in any order, and a server that takes one call at a time finishes them in the
-    # order it took them. Each slot count gets the better of the two.
-    # Each slot count also gets the service times scaled by the factor that fits it best (0.5x to 2x):
-    # a service-time fit from few calls, or a machine busier than when the solo calls ran, must not
-    # pass for a different number of slots.
-    orders = (np.argsort(starts, kind="stable"), np.argsort(ends, kind="stable"))
-    errors = np.array(
-        [
-            min(np.abs(fifo_ends(starts, services * a, c, o) - ends).sum() for o in orders for a in _SCALES)
-            for c in range(1, most + 1)
-        ]
-    )
-    # The fewest slots that explain the timings (within 5% of the work): more slots than that change
-    # nothing a client could measure.
-    good = np.flatnonzero(errors <= errors.min() + 0.05 * services.sum())
-    return 1 + int(good[0]), services
-
-
-def _concurrency(df: pd.DataFrame, service: Mapping[str, float], slope: float) -> Concurrency:
-    """For each generation whose calls overlapped: replay its calls (their start times, their fitted service
-    times) on a first-come-first-served server with 1, 2, ... slots and keep the slot count whose end times
-    match the observed ones best. The median of those is the capacity; when the best match is as many slots
-    as the client had calls in flight, nothing queued and no limit was observed (None)."""
-    best: list[int] = []
-    busy: list[float] = []
-    flight: list[float] = []
-    waited: list[bool] = []
-    for _, grp in df[~df["solo"]].groupby("gen", sort=False):
-        if len(grp) < 2:
-            continue
-        slots, services = _replay(grp, service, slope)
-        # A call that took well over its service time waited for the server.
-        waited += list(grp["latency_s"].to_numpy(float) > 1.25 * services + 0.005)
-        best.append(slots)
-        flight.append(float(grp["in_flight"].max()))
-        span = float(grp["t_end"].to_numpy(float).max() - grp["t_start"].to_numpy(float).min())
-        if span > 0:
-            busy.append(float(services.sum()) / span)
-    if not best:
-        return Concurrency(capacity=None, busy_median=None, in_flight_median=None, n_generations=0)
-    c = sorted(best)[(len(best) - 1) // 2]  # the lower median: two generations that disagree give the fewer
-    f = float(np.median(flight))
-    # Hardly any overlapping call waited: the server served everything the client had open at once.
-    capacity = None if (c >= f or float(np.mean(waited)) < 0.2) else max(1, c)
-    return Concurrency(
-        capacity=capacity,
-        busy_median=float(np.median(busy)) if busy else None,
-        in_flight_median=f,
-        n_generations=len(best),
-    )
-
-
 def _usable_records(records: pd.DataFrame) -> pd.DataFrame:
     """The records a fit can use, marked ``solo``/``in_flight``; a :class:`CalibrationError` says why there
     are none."""
@@ -508,8 +427,19 @@ def calibrate(
         )
     service = {label: fits[label].ttft.median for label in labels}
     concurrency = _concurrency(df, service, service_fit.s_per_token)
+    batching = fit_batching(df, service, service_fit.s_per_token)
     if concurrency.n_generations == 0:
         notes.append("no generation ran calls concurrently: the server's concurrency is not observed (None)")
+    elif batching.batching is not None:
+        notes.append(
+            f"concurrent calls slowed each other: batching curve fitted (max batch {batching.max_batch}, "
+            f"per-stream speed {batching.batching.rate(batching.max_batch):.2f}x at {batching.max_batch} "
+            f"streams); it replaces the slot count"
+        )
+        if batching.max_batch == batching.most_in_flight:
+            notes.append(
+                f"no call queued up to {batching.max_batch} streams: beyond that the profile queues (not observed)"
+            )
     part_fits = {p: fits[p] for p in PARTS}
     return Calibration(
         name=name,
@@ -522,6 +452,7 @@ def calibrate(
         residual_sigma=service_fit.residual_sigma,
         n_records=len(df),
         notes=notes,
+        batching_fit=batching,
     )
 
 

@@ -1,0 +1,178 @@
+"""Fit how a server slows concurrent calls down (its batching curve) from measured call records.
+
+A batching server (llama.cpp's ``llama-server -np N``, vLLM, TGI, hosted APIs) decodes concurrent streams in
+shared steps: each stream gets slower as more share the server, up to a maximum batch beyond which calls
+queue. The simulator models that as processor sharing (:mod:`voorbeelden.sim.batching`); this module finds
+the model's two numbers from records:
+
+* every call's *work* is its fitted solo service time (time to first token of its part + its output tokens
+  at the solo token rate: the fit of the calls that ran alone, see :mod:`voorbeelden.sim.calibrate`);
+* every generation whose calls overlapped is replayed with its observed start times on a server with
+  ``max_batch`` slots and the step-model curve ``speed(n) = 1 / (1 + cost * (n - 1))``
+  (:meth:`~voorbeelden.sim.profiles.Batching.step_model`), for every ``max_batch`` up to the most calls the
+  client had open and a grid of costs (0 = calls do not slow each other);
+* the pair whose replayed end times are closest to the observed ones (summed absolute error over all calls)
+  wins; among ``max_batch`` values within 2% of the best error the largest is kept: queueing must show in
+  the timings to be believed (a smaller batch and a slightly different cost can mimic a larger batch when
+  few calls reach it).
+
+The concurrency levels come from the overlap of a generation's own calls (every strategy that runs calls at
+once: parallel, bounded with k = 2, 3, ...), so runs at several concurrency levels pin the curve down best.
+Beside the fit, :func:`observed_speeds` gives the per-stream speed each level showed directly (a check of
+the curve's shape, not an input to it).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from voorbeelden.sim.batching import replay
+from voorbeelden.sim.profiles import Batching
+
+COSTS = np.concatenate([[0.0], np.geomspace(0.01, 4.0, 28)])
+# a curve is kept when it explains the timings better than the best no-slowdown server by this share of
+# the replayed calls' work; below it the plain capacity fit says as much
+MIN_GAIN = 0.05
+SAME_ERROR = 0.02
+
+
+@dataclass(frozen=True)
+class BatchingFit:
+    """The fitted curve (None: calls did not measurably slow each other) and the evidence."""
+
+    batching: Batching | None
+    max_batch: int | None
+    cost: float | None
+    error_s: float  # summed |replayed - observed| end times of the best model
+    error_no_slowdown_s: float  # the same for the best model with cost 0 (a plain slot server)
+    work_s: float  # summed work of the replayed calls (the scale of both errors)
+    n_generations: int
+    n_calls: int
+    most_in_flight: int
+
+    def to_dict(self) -> dict[str, object]:
+        d = dataclasses.asdict(self)
+        d["batching"] = None if self.batching is None else self.batching.to_dict()
+        return d
+
+
+@dataclass(frozen=True)
+class _Gen:
+    starts: np.ndarray
+    ends: np.ndarray
+    works: np.ndarray
+    orders: tuple[np.ndarray, ...]
+
+
+def _generations(df: pd.DataFrame, ttft: Mapping[str, float], s_per_token: float) -> list[_Gen]:
+    gens = []
+    for _, grp in df[~df["solo"]].groupby("gen", sort=False):
+        if len(grp) < 2:
+            continue
+        starts = grp["t_start"].to_numpy(float)
+        ends = grp["t_end"].to_numpy(float)
+        works = np.array(
+            [ttft.get(p, 0.0) + s_per_token * t for p, t in zip(grp["part"], grp["tokens_out"], strict=True)]
+        )
+        # calls sent within a millisecond reach the server in any order: try the order sent and the order
+        # they ended (a queueing server finishes them in the order it took them)
+        by_start, by_end = np.argsort(starts, kind="stable"), np.argsort(ends, kind="stable")
+        orders = (by_start,) if (by_start == by_end).all() else (by_start, by_end)
+        gens.append(_Gen(starts, ends, works, orders))
+    return gens
+
+
+def _error(gens: list[_Gen], batching: Batching) -> float:
+    return float(
+        sum(
+            min(np.abs(replay(g.starts, g.works, batching, o) - g.ends).sum() for o in g.orders) for g in gens
+        )
+    )
+
+
+def fit_batching(df: pd.DataFrame, ttft: Mapping[str, float], s_per_token: float) -> BatchingFit:
+    """The best (max_batch, cost) for the overlapping generations in ``df`` (rows marked ``solo``, ``gen``,
+    ``in_flight`` by the calibration), given each part's fitted TTFT and the solo seconds per output token."""
+    gens = _generations(df, ttft, s_per_token)
+    most = int(df["in_flight"].max()) if len(df) else 1
+    work = float(sum(g.works.sum() for g in gens))
+    n_calls = int(sum(len(g.starts) for g in gens))
+    if not gens:
+        return BatchingFit(None, None, None, 0.0, 0.0, 0.0, 0, 0, most)
+    errors = {
+        (b, cost): _error(gens, Batching.step_model(b, cost)) for b in range(1, most + 1) for cost in COSTS
+    }
+    best = min(errors.values())
+    b_best = max(b for (b, _), e in errors.items() if e <= best + SAME_ERROR * work)
+    cost_best = min((e, c) for (b, c), e in errors.items() if b == b_best)[1]
+    cost_best = _refine(gens, b_best, cost_best)
+    err = _error(gens, Batching.step_model(b_best, cost_best))
+    plain = min(e for (_, c), e in errors.items() if c == 0.0)
+    keep = b_best > 1 and cost_best > 0 and plain - err > MIN_GAIN * work
+    curve = (
+        Batching.step_model(b_best, cost_best, "fitted step model (voorbeelden calibrate)") if keep else None
+    )
+    return BatchingFit(
+        batching=curve,
+        max_batch=b_best if keep else None,
+        cost=cost_best if keep else None,
+        error_s=err,
+        error_no_slowdown_s=plain,
+        work_s=work,
+        n_generations=len(gens),
+        n_calls=n_calls,
+        most_in_flight=most,
+    )
+
+
+def _refine(gens: list[_Gen], b: int, cost: float) -> float:
+    """Golden-section search for the cost around the grid's best (the error is smooth in it)."""
+    if cost == 0.0:
+        return 0.0
+    i = int(np.searchsorted(COSTS, cost))
+    lo, hi = COSTS[max(1, i - 1)], COSTS[min(len(COSTS) - 1, i + 1)]
+    g = (np.sqrt(5) - 1) / 2
+    for _ in range(20):
+        a, c = hi - g * (hi - lo), lo + g * (hi - lo)
+        if _error(gens, Batching.step_model(b, a)) <= _error(gens, Batching.step_model(b, c)):
+            hi = c
+        else:
+            lo = a
+    return float((lo + hi) / 2)
+
+
+def observed_speeds(df: pd.DataFrame, ttft: Mapping[str, float], s_per_token: float) -> pd.DataFrame:
+    """Per concurrency level ``n`` (calls of the generation open at once, from the overlap): the speed the
+    calls showed, relative to solo, by least squares on ``work_i = sum_n speed_n * time_i(n)`` (a call's
+    work is done at the speed of each level for the time it spent at that level). Assumes nothing queued
+    (every open call was being served); a level with too little time under it is left out."""
+    rows: list[np.ndarray] = []
+    works: list[float] = []
+    for _, grp in df.groupby("gen", sort=False):
+        s = grp["t_start"].to_numpy(float)
+        e = grp["t_end"].to_numpy(float)
+        edges = np.unique(np.concatenate([s, e]))
+        for k, (p, t) in enumerate(zip(grp["part"], grp["tokens_out"], strict=True)):
+            at = np.zeros(int(grp["in_flight"].max()) + 1)
+            for a, b in itertools.pairwise(edges):
+                if a >= s[k] and b <= e[k]:
+                    n = int(((s < b) & (e > a)).sum())
+                    at[n] += b - a
+            rows.append(at)
+            works.append(ttft.get(p, 0.0) + s_per_token * t)
+    if not rows:
+        return pd.DataFrame(columns=["streams", "speed", "seconds"])
+    width = max(len(r) for r in rows)
+    x = np.array([np.pad(r, (0, width - len(r))) for r in rows])[:, 1:]
+    keep = x.sum(axis=0) > 0.02 * x.sum()
+    sol, *_ = np.linalg.lstsq(x[:, keep], np.array(works), rcond=None)
+    levels = np.arange(1, width)[keep]
+    return pd.DataFrame(
+        {"streams": levels, "speed": sol, "seconds": x[:, keep].sum(axis=0), "throughput": levels * sol}
+    )

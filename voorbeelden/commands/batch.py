@@ -160,7 +160,7 @@ def _add_embedded_sim_options(p: argparse.ArgumentParser) -> None:
     )
     sim.add_argument(
         "--sim-rate-limit-mode",
-        type=one_of(("bucket", "quantized"), "rate-limit mode"),
+        type=one_of(("bucket", "quantized", "short-window"), "rate-limit mode"),
         default="bucket",
         help="how the simulator enforces --sim-rpm/--sim-tpm (see `voorbeelden sim --help`)",
     )

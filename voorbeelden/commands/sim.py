@@ -82,7 +82,9 @@ def _add_rate_limit_options(g: argparse._ArgumentGroup) -> None:
         type=one_of(RATE_LIMIT_MODES, "rate-limit mode"),
         default="bucket",
         help="bucket: one minute, refilling continuously, starts full (default); quantized: the minute's "
-        "share is also enforced over windows of --quantum seconds (short bursts get 429s)",
+        "share is also enforced over windows of --quantum seconds (short bursts get 429s); short-window: "
+        "quantized, and x-ratelimit-remaining/reset count that short window while x-ratelimit-limit names "
+        "the minute",
     )
     g.add_argument(
         "--quantum",

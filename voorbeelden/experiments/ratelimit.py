@@ -5,7 +5,8 @@
     print(format_table(results))
     for goal in check_goals(results, p): print(goal.describe())
 
-For each simulator mode (``bucket``, ``quantized``, each with and without charging rejected requests; see
+For each simulator mode (``bucket``, ``quantized``, each with and without charging rejected requests, and
+``short-window``, whose headers count the short window; see
 :mod:`voorbeelden.sim.ratelimit`) and each contender (:mod:`voorbeelden.experiments.contenders`), a new simulator
 process with the same seed and limit serves ``n_terms`` terms x 6 calls. The simulator's counters give the
 requests it accepted (with their times) and the 429s it sent; the contender reports parts ok and failed, its
@@ -53,6 +54,8 @@ MODES: dict[str, tuple[str, bool]] = {
     "quantized": ("quantized", False),
     "bucket+charge": ("bucket", True),
     "quantized+charge": ("quantized", True),
+    # quantized, and the remaining/reset headers count the short window (limit: the minute)
+    "short-window": ("short-window", False),
 }
 TOLD_KINDS = ("batch", "cookbook", "cookbook-status")
 _LABELS = {

@@ -119,7 +119,8 @@ class SimConfig:
     tpm: float | None = None
     # How rpm/tpm are enforced (see voorbeelden.sim.ratelimit): "bucket" (one minute, refilling continuously,
     # starts full) or "quantized" (the minute's share also enforced over windows of about
-    # rate_limit_quantum_s simulated seconds); charge_rejected also charges requests answered 429.
+    # rate_limit_quantum_s simulated seconds) or "short-window" (quantized, and the remaining/reset headers
+    # count the short window); charge_rejected also charges requests answered 429.
     rate_limit_mode: str = "bucket"
     rate_limit_quantum_s: float = 1.0
     charge_rejected: bool = False

@@ -1,6 +1,6 @@
 """Requests-per-minute and tokens-per-minute limits, in the shapes real providers enforce them.
 
-Two modes (``SimConfig.rate_limit_mode``) and one switch (``SimConfig.charge_rejected``):
+Three modes (``SimConfig.rate_limit_mode``) and one switch (``SimConfig.charge_rejected``):
 
 ``bucket`` (the default)
     A token bucket per dimension that holds one minute's allowance, starts full and refills continuously,
@@ -32,7 +32,7 @@ import math
 import time
 from dataclasses import dataclass, field
 
-RATE_LIMIT_MODES: tuple[str, ...] = ("bucket", "quantized")
+RATE_LIMIT_MODES: tuple[str, ...] = ("bucket", "quantized", "short-window")
 
 
 def go_duration(seconds: float) -> str:
@@ -111,7 +111,8 @@ class QuantizedWindow:
         self._used = 0.0
 
     def _roll(self, now: float) -> None:
-        index = math.floor((now - self.t0) / self.length)
+        # (a hair of slack: a time that is a window's end computed in floating point opens the next window)
+        index = math.floor((now - self.t0) / self.length + 1e-9)
         if index > self._index:
             self._index, self._used = index, 0.0
 
@@ -124,6 +125,16 @@ class QuantizedWindow:
     def take(self, amount: float, now: float) -> None:
         self._roll(now)
         self._used += min(amount, self.allowance)
+
+    def remaining(self, now: float) -> float:
+        """What the current window still admits."""
+        self._roll(now)
+        return max(0.0, self.allowance - self._used)
+
+    def reset_s(self, now: float) -> float:
+        """Seconds until the next window opens."""
+        self._roll(now)
+        return max(0.0, self.t0 + (self._index + 1) * self.length - now)
 
 
 @dataclass
@@ -184,7 +195,7 @@ class RateLimiter:
             if not limit:
                 continue
             window = None
-            if self.mode == "quantized":
+            if self.mode in ("quantized", "short-window"):
                 window = QuantizedWindow(limit, minute, self.quantum_s * self.time_scale, t0)
             self.dims.append(_Dimension(name, TokenBucket(limit, minute, t0), window))
 
@@ -216,14 +227,19 @@ class RateLimiter:
         return Decision(allowed, max(waits.values(), default=0.0), self.headers(now), which)
 
     def headers(self, now: float | None = None) -> dict[str, str]:
-        """The per-minute budget after this request, as the real API reports it (never a negative count)."""
+        """The per-minute budget after this request, as the real API reports it (never a negative count);
+        in the ``short-window`` mode the remaining count and reset of the current short window instead."""
         now = time.monotonic() if now is None else now
         h: dict[str, str] = {}
         for d in self.dims:
             bucket = d.bucket
+            remaining, reset = bucket.level(now), bucket.reset_s(now)
+            if self.mode == "short-window" and d.window is not None:
+                remaining = min(remaining, d.window.remaining(now))
+                reset = d.window.reset_s(now)
             h[f"x-ratelimit-limit-{d.name}"] = str(int(bucket.capacity))
-            h[f"x-ratelimit-remaining-{d.name}"] = str(max(0, math.floor(bucket.level(now))))
-            h[f"x-ratelimit-reset-{d.name}"] = go_duration(bucket.reset_s(now))
+            h[f"x-ratelimit-remaining-{d.name}"] = str(max(0, math.floor(remaining)))
+            h[f"x-ratelimit-reset-{d.name}"] = go_duration(reset)
         return h
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 
 from voorbeelden.commands._options import at_least_one
@@ -28,11 +29,26 @@ example (a CI gate):
   voorbeelden compare baseline/ reports/latest/ --threshold 5% --html compare.html"""
 
 
+def threshold(text: str) -> float:
+    """``"5%"`` or ``"0.05"`` -> 0.05; anything else, or outside (0, 100%), is refused naming what is accepted."""
+    raw = text.strip()
+    try:
+        value = float(raw[:-1]) / 100 if raw.endswith("%") else float(raw)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or not 0 < value < 1:
+        raise argparse.ArgumentTypeError(
+            f"must be a percentage such as 5% or a fraction such as 0.05 (in (0, 1)), got {text!r}"
+        )
+    return value
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("base", metavar="BASE", help="the baseline report folder (reports/<timestamp>)")
     p.add_argument("new", metavar="NEW", help="the report folder to judge against it")
     p.add_argument(
         "--threshold",
+        type=threshold,
         default="5%",
         metavar="PCT",
         help="a change counts only when the whole CI is beyond this (default 5%%; also 0.05)",
@@ -51,17 +67,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from voorbeelden.redact import redact
-    from voorbeelden.report.compare import NotComparable, compare_reports, format_table, parse_threshold
+    from voorbeelden.report.compare import NotComparable, compare_reports, format_table
     from voorbeelden.report.compare_figures import NotAReport
 
     try:
-        threshold = parse_threshold(args.threshold)
-    except ValueError as exc:
-        print(f"compare: --threshold {exc}", file=sys.stderr)
-        return 2
-    try:
         result = compare_reports(
-            args.base, args.new, threshold=threshold, force=args.force, n_boot=args.n_boot
+            args.base, args.new, threshold=args.threshold, force=args.force, n_boot=args.n_boot
         )
     except NotAReport as exc:
         print(f"compare: {redact(str(exc))}", file=sys.stderr)

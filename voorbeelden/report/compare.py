@@ -171,20 +171,6 @@ def differences(base: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
 # --- the comparison ----------------------------------------------------------------------------------------
 
 
-def parse_threshold(text: str) -> float:
-    """``"5%"`` or ``"0.05"`` -> 0.05; anything else (or outside (0, 100%)) is a ValueError naming it."""
-    raw = text.strip()
-    try:
-        value = float(raw[:-1]) / 100 if raw.endswith("%") else float(raw)
-    except ValueError:
-        value = math.nan
-    if not math.isfinite(value) or not 0 < value < 1:
-        raise ValueError(
-            f"must be a percentage such as 5% or a fraction such as 0.05 (in (0, 1)), got {text!r}"
-        )
-    return value
-
-
 def compare_figures(
     base: Mapping[str, FigureData],
     new: Mapping[str, FigureData],

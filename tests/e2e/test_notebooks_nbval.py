@@ -27,6 +27,7 @@ def test_the_report_suite_notebooks_are_present() -> None:
         "04_scale_and_rate_limits.ipynb",
         "05_strategies.ipynb",
         "06_calibration.ipynb",
+        "07_under_load.ipynb",
     ]
 
 

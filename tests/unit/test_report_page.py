@@ -82,7 +82,7 @@ def _report_dir(tmp_path: Path, *, s01_ok: bool = True, load: bool = False) -> P
     (d / "03_environment.json").write_text(json.dumps(ENV), encoding="utf-8")
     if load:
         (d / "07_load.json").write_text(json.dumps(_load_side_file()), encoding="utf-8")
-    for png in ("01_speedup_vs_bound.png", "05_pareto.png", "01_gantt_uniform-2s.png", "07_knee.png"):
+    for png in ("01_speedup_vs_bound.png", "05_pareto.png", "01_gantt_uniform-2s.png", "07_goodput.png"):
         (d / png).write_bytes(b"\x89PNG\r\n\x1a\n")
     return d
 
@@ -94,14 +94,32 @@ def _load_side_file() -> dict[str, Any]:
              "calls_in_flight_peak": 12}  # fmt: skip
     knee = {"unit": "users", "level": 4.0, "next_level": 8.0, "interpolated": 6.5, "low": 5.9, "high": 7.1,
             "windows": [5.9, 7.1]}  # fmt: skip
-    return {
-        "ok": True,
+    sweep = {
         "mode": "closed",
         "settings": {"slo_s": 15.0, "mode": "closed"},
         "levels": [{**level, "strategy": s, "users": u} for s in ("sequential", "parallel") for u in (1, 4)],
         "knee": {"parallel": knee, "sequential": {**knee, "level": 1.0, "next_level": 4.0}},
         "parallel_stops_paying_at": 8.0,
         "generations": {"started": 40, "complete": 36, "incomplete": 4, "cut": 0},
+    }
+    predicted = {**sweep, "knee": {"parallel": {**knee, "level": 2.0, "next_level": 4.0}}}
+    return {
+        **sweep,
+        "label": "uniform-2s",
+        "ok": True,
+        "reason": None,
+        "runs": [{**sweep, "label": "uniform-2s"}, {**predicted, "label": "batching-6", "prediction": True}],
+        "prediction": [
+            {
+                "strategy": "parallel",
+                "measured": 6.5,
+                "predicted": 2.6,
+                "error": -0.6,
+                "measured_low": 5.9,
+                "measured_high": 7.1,
+            }
+        ],
+        "conclusion": ["parallel serves most users within the SLO"],
     }
 
 
@@ -148,7 +166,7 @@ def test_an_ok_report_reads_as_a_three_line_verdict_then_charts_then_tables(tmp_
     strategies_html = index[index.index("id='strategies'") : index.index("id='notebooks'")]
     assert "<details>" in strategies_html and "11 strategy rows" in strategies_html
     assert "<details" not in index[index.index("id='speedup'") : index.index("id='strategies'")]
-    assert "07_knee.png" in index and "id='load'" not in index  # no 07 side file: no section, plot listed
+    assert "07_goodput.png" in index and "id='load'" not in index  # no 07 side file: no section, plot listed
 
 
 def test_failures_come_first_and_are_never_reported_as_success(tmp_path: Path) -> None:
@@ -196,13 +214,17 @@ def test_the_load_side_file_becomes_summary_fields_a_verdict_line_a_chart_and_a_
     assert [k["strategy"] for k in load["knees"]] == ["parallel", "sequential"]
     assert load["slo_s"] == 15.0 and load["levels"][1]["load"] == 4 and load["load_key"] == "users"
     line = summary["verdict"][3]
-    assert line.startswith("Under load, p95 within the 15 s SLO up to: parallel 4 users (crossing at ~6.5")
+    assert line.startswith(
+        "Under load (uniform-2s), p95 within the 15 s SLO up to: parallel 4 users (crossing at ~6.5"
+    )
     assert "parallel stops paying at 8 users" in line and "36 of 40 generations complete" in line
     index = render_index(summary, d)
     charts = index[index.index("id='charts'") : index.index("id='speedup'")]
-    assert "src='07_knee.png'" in charts
+    assert "src='07_goodput.png'" in charts
     section = index[index.index("id='load'") : index.index("id='notebooks'")]
     assert "9 of 10" in section and "24.0" in section and "5.9–7.1" in section
+    assert "batching-6 (predicted)" in section and "-60%" in section
+    assert "parallel serves most users within the SLO" in section
 
 
 def test_a_failed_load_headline_fails_the_report(tmp_path: Path) -> None:
@@ -223,7 +245,8 @@ def test_a_new_notebook_joins_through_one_registry_entry(tmp_path: Path) -> None
     def summarise(data: dict | None, summary: dict) -> dict:
         if data is None:
             return {"load": None}
-        shape = {"unit": "users", "load_key": "users", "slo_s": None, "knees": [], "levels": []}
+        shape = {"unit": "users", "load_key": "users", "slo_s": None, "label": None, "prediction": []}
+        shape |= {"knees": [], "all_knees": [], "levels": []}
         return {"load": {**shape, **data, "parallel_stops_paying_at": None, "conclusion": ["nine says hi"]}}
 
     extra = Section(

@@ -148,28 +148,37 @@ _LEVEL_KEYS = (
 
 
 def _load(data: Mapping[str, Any] | None, _summary: Mapping[str, Any]) -> dict[str, Any]:
-    """Notebook 07 (under load, ``07_load.json``): the knee per strategy and the figures of every level.
+    """Notebook 07 (under load, ``07_load.json``): the knee per strategy of every run, the levels of the first.
 
-    The side file is :meth:`voorbeelden.experiments.load.SweepResult.to_dict` (plus ``ok``/``reason``); each
-    level carries its load under ``users`` (closed loop) or ``rate`` (open loop), copied here as ``load``."""
+    The side file is the first run's :meth:`voorbeelden.experiments.load_sweep.SweepResult.to_dict` at the top
+    level (plus ``label``, ``ok``, ``reason``, ``conclusion``, ``prediction``) and every run under ``runs``.
+    Each level carries its load under ``users`` (closed loop) or ``rate`` (open loop), copied as ``load``."""
     if data is None:
         return {"load": None}
     settings = data.get("settings") or {}
-    key = "rate" if data.get("mode") == "open" or settings.get("mode") == "open" else "users"
-    knees = [{"strategy": s, **k} for s, k in (data.get("knee") or {}).items()]
-    levels = [{**lv, "load": lv.get(key)} for lv in data.get("levels") or []]
+    key = "rate" if "open" in (data.get("mode"), settings.get("mode")) else "users"
+    runs = data.get("runs") or [data]
+
+    def knees(run: Mapping[str, Any]) -> list[dict[str, Any]]:
+        label = run.get("label") or data.get("label") or ""
+        tag = " (predicted)" if run.get("prediction") else ""
+        return [{"label": f"{label}{tag}", "strategy": s, **k} for s, k in (run.get("knee") or {}).items()]
+
+    first = knees(data)
     return {
         "load": {
             "ok": bool(data.get("ok", True)),
             "reason": data.get("reason"),
+            "label": data.get("label"),
             "load_key": key,
-            "unit": (knees[0].get("unit") if knees else None) or key,
+            "unit": (first[0].get("unit") if first else None) or key,
             "slo_s": settings.get("slo_s"),
-            "knees": knees,
-            "levels": pick(levels, _LEVEL_KEYS),
+            "knees": first,
+            "all_knees": [k for run in runs for k in knees(run)],
+            "levels": pick([{**lv, "load": lv.get(key)} for lv in data.get("levels") or []], _LEVEL_KEYS),
             "parallel_stops_paying_at": data.get("parallel_stops_paying_at"),
             "generations": data.get("generations") or {},
-            "stopped": data.get("stopped") or {},
+            "prediction": list(data.get("prediction") or []),
             "conclusion": list(data.get("conclusion") or []),
         }
     }
@@ -218,7 +227,7 @@ SECTIONS: tuple[Section, ...] = (
         template="section_load.html.j2",
         shows=("load",),
         side_file_name="07_load.json",
-        charts=("07_*.png",),
+        charts=("07_goodput.png",),
         headline=True,
         verdict=words.load_line,
     ),

@@ -114,7 +114,8 @@ def load_line(summary: Mapping[str, Any]) -> str | None:
     unit = load.get("unit") or "users"
     slo = f" {load['slo_s']:g} s" if finite(load.get("slo_s")) else ""
     knees = "; ".join(f"{k['strategy']} {knee_words(k, unit)}" for k in load["knees"])
-    text = f"Under load, p95 within the{slo} SLO up to: {knees}"
+    where = f" ({load['label']})" if load.get("label") else ""
+    text = f"Under load{where}, p95 within the{slo} SLO up to: {knees}"
     if finite(load.get("parallel_stops_paying_at")):
         text += f"; parallel stops paying at {load['parallel_stops_paying_at']:g} {unit}"
     gens = load.get("generations") or {}

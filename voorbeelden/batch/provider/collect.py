@@ -94,6 +94,8 @@ def collect(
             continue
         if not entry.finished or not entry.downloaded:
             continue  # lost: its lines count as never sent
+        if not any(cid.rpartition(":")[0] in pending for cid in entry.custom_ids):
+            continue  # every term it carried is in --out already
         key_ = entry.batch_id or entry.tag
         results = cache.get(key_) if cache is not None else None
         if results is None:

@@ -216,8 +216,9 @@ def read_output_line(
     prompt = messages_for(request, part, config)[-1]["content"]
     result = parse_part(text if isinstance(text, str) else None, part, settings.count, prompt=prompt)
     truncated = finish == "length"
-    if not result.ok:
-        return _failed(part, "truncated" if truncated else "parse", str(result.error), False, **common)
+    if not result.ok:  # as online: an unusable answer is asked again (a fresh sample), a cut-off one is not
+        kind = "truncated" if truncated else "parse"
+        return _failed(part, kind, str(result.error), not truncated, **common)
     value = result.value
     if truncated and isinstance(value, list) and result.found > 1 and len(value) == result.found:
         value = value[:-1]  # as online: the last item was being written when the token budget ran out

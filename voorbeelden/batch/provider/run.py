@@ -221,7 +221,7 @@ class BatchApiRun:
 
     async def retry_online(self, cids: list[str]) -> None:
         """Retryable failed lines through the online caller (retries, timeouts and records as online)."""
-        from voorbeelden.caller import Caller, RunState
+        from voorbeelden.caller import Call, Caller, RunState
 
         gate = asyncio.Semaphore(self.s.online_in_flight)
 
@@ -235,7 +235,7 @@ class BatchApiRun:
                 caller = Caller(
                     self.client, state, retry=self.cfg.retry, call_timeout_s=self.cfg.call_timeout_s
                 )
-                outcome = await caller.call_part(request, part, self.cfg.settings(part))
+                outcome = await caller.call_part(Call.for_part(request, part, self.cfg.settings(part)))
             self.online[cid] = online_result(part, outcome, state.records)
 
         async with asyncio.TaskGroup() as tg:
@@ -283,7 +283,9 @@ class BatchApiRun:
                     self.state.save()
                     continue
                 await remote.submit(self.client, self.state, entry, lines, self.folder)
-            if entry.finished and not entry.downloaded:
+            carries = any(cid.rpartition(":")[0] in self.pending for cid in entry.custom_ids)
+            missing = any(not p.exists() for p in remote.result_files(entry, self.folder))
+            if entry.finished and carries and (not entry.downloaded or missing):
                 await remote.download(self.client, entry, self.folder)
                 entry.downloaded = True
                 self.state.save()

@@ -96,29 +96,3 @@ def strategies_line(summary: Mapping[str, Any]) -> str | None:
             text += f", cheapest {cheap['strategy']} (${cheap['cost_usd_per_gen'] * 1000:.2f} per 1,000)"
         parts.append(text)
     return "Strategies: " + "; ".join(parts) + "."
-
-
-def knee_words(knee: Mapping[str, Any], unit: str) -> str:
-    """One strategy's knee in words (the load experiment's own wording, so the page and the notebook agree)."""
-    from voorbeelden.experiments.load_stats import Knee
-
-    fields = {k: knee.get(k) for k in ("level", "next_level", "interpolated", "low", "high")}
-    return Knee(**fields, windows=list(knee.get("windows") or [])).describe(unit)
-
-
-def load_line(summary: Mapping[str, Any]) -> str | None:
-    """Notebook 07: per strategy the highest load whose p95 generation wall stays within the SLO."""
-    load = summary.get("load") or {}
-    if not load.get("knees"):
-        return None
-    unit = load.get("unit") or "users"
-    slo = f" {load['slo_s']:g} s" if finite(load.get("slo_s")) else ""
-    knees = "; ".join(f"{k['strategy']} {knee_words(k, unit)}" for k in load["knees"])
-    where = f" ({load['label']})" if load.get("label") else ""
-    text = f"Under load{where}, p95 within the{slo} SLO up to: {knees}"
-    if finite(load.get("parallel_stops_paying_at")):
-        text += f"; parallel stops paying at {load['parallel_stops_paying_at']:g} {unit}"
-    gens = load.get("generations") or {}
-    if gens.get("started"):
-        text += f" ({n_of(gens.get('complete'), gens['started'])} generations complete)"
-    return text + "."

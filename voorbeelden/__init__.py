@@ -6,7 +6,7 @@ stays cheap (the CLI and the simulator process do not pay for pandas or matplotl
 
 from __future__ import annotations
 
-from voorbeelden._lazy import lazy_exports
+from voorbeelden._lazy import lazy_dir, lazy_exports
 
 __version__ = "0.1.0"
 
@@ -23,7 +23,7 @@ _EXPORTS: dict[str, str] = {
     "generate_sync": "voorbeelden.generator",
     "GeneratorConfig": "voorbeelden.config",
     "PartSettings": "voorbeelden.config",
-    "STRATEGIES": "voorbeelden.strategies",
+    "get_strategy": "voorbeelden.strategies.registry",
     "LatencyHistory": "voorbeelden.strategies.context",
     # batch
     "generate_many": "voorbeelden.batch",
@@ -38,3 +38,4 @@ __all__ = [*sorted(_EXPORTS), "__version__"]
 
 
 __getattr__ = lazy_exports(globals(), _EXPORTS)
+__dir__ = lazy_dir(globals(), _EXPORTS)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable, Iterable, Mapping
+from types import ModuleType
 from typing import Any
 
 
@@ -25,6 +26,24 @@ def lazy_exports(namespace: dict[str, Any], exports: Mapping[str, str]) -> Calla
         return value
 
     return __getattr__
+
+
+def lazy_dir(namespace: dict[str, Any], exports: Mapping[str, str]) -> Callable[[], list[str]]:
+    """A module ``__dir__`` that lists the lazy ``exports`` beside what is already loaded: without it
+    ``dir(package)`` (and so Jupyter's tab completion) offers none of the names not yet accessed."""
+
+    def __dir__() -> list[str]:
+        # The public names (lazy or not), the module's dunders and its loaded submodules; not the helpers it
+        # imported for itself (``lazy_exports``, ``annotations``).
+        public = set(exports) | set(namespace.get("__all__", ()))
+        own = {
+            n
+            for n, v in namespace.items()
+            if n.startswith("__") or (isinstance(v, ModuleType) and n[0] != "_")
+        }
+        return sorted(public | own)
+
+    return __dir__
 
 
 def by_module(modules: Mapping[str, Iterable[str]]) -> dict[str, str]:

@@ -97,3 +97,36 @@ def test_running_simulator_process_imports_no_openai_pandas_matplotlib(tmp_path:
     mods = imported(report.read_text())
     assert {"voorbeelden", "aiohttp"} <= mods  # it did import the server it runs
     assert not mods & {"openai", "pandas", "matplotlib"}, sorted(mods)
+
+
+def test_importing_the_cli_imports_no_openai_pandas_matplotlib_numpy() -> None:
+    """``import voorbeelden.cli`` (what every command pays before it starts) stays free of the heavy
+    libraries; checked by what it imports, not by a timing."""
+    res = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", "import voorbeelden.cli"],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        cwd=ROOT,
+        timeout=60,
+    )
+    assert res.returncode == 0, res.stderr[-2000:]
+    mods = imported(res.stderr)
+    assert "voorbeelden" in mods
+    assert not mods & {"openai", "pandas", "matplotlib", "numpy"}, sorted(mods)
+
+
+def test_dir_of_the_package_lists_its_public_names_without_importing_them() -> None:
+    """Jupyter's tab completion asks ``dir(voorbeelden)``: the lazy exports are listed before first use,
+    and listing them imports nothing heavy."""
+    code = (
+        "import sys, voorbeelden\n"
+        "names = dir(voorbeelden)\n"
+        "missing = sorted(set(voorbeelden.__all__) - set(names))\n"
+        "print(missing, 'generate' in names, 'openai' in sys.modules, 'lazy_exports' in names)\n"
+    )
+    res = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=_env(), cwd=ROOT, timeout=60
+    )
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert res.stdout.split() == ["[]", "True", "False", "False"]

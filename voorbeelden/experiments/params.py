@@ -230,6 +230,18 @@ class StrategiesParams(TrialParams):
     prices: dict[str, Price]
 
 
+def _local_servers(value: list[str]) -> list[str]:
+    from voorbeelden.local.engines import ENGINES, MAX_SLOTS
+
+    for item in value:
+        engine, _, slots = item.partition(":")
+        if engine not in ENGINES or (slots and not (slots.isdigit() and 1 <= int(slots) <= MAX_SLOTS)):
+            raise ValueError(
+                f"{item!r} is not ENGINE[:SLOTS] with ENGINE one of {', '.join(ENGINES)} and SLOTS 1..{MAX_SLOTS}"
+            )
+    return value
+
+
 class CalibrationParams(TrialParams):
     """06: measure sequential/parallel/bounded on a backend, calibrate the simulator, compare predictions."""
 
@@ -243,6 +255,9 @@ class CalibrationParams(TrialParams):
     max_tokens: Int(1, 100_000) | None
     call_timeout_s: Float(gt=0.0, le=3600.0)
     goal: Float(gt=0.0, le=1.0)
+    # backend 'local' only: servers this notebook starts and calibrates one after the other, as ENGINE:SLOTS
+    # (e.g. llama-server:6, llama-server:1); empty: the backend it is given (the report's server)
+    local_servers: Annotated[list[str], BeforeValidator(_split), AfterValidator(_local_servers)] = []
 
 
 def _split_numbers(value: Any) -> Any:

@@ -14,16 +14,16 @@ options), ``run.caller`` for a call with custom messages (``combined``, ``split`
 computed itself, and ``run.client`` for streaming. Add it to :data:`~voorbeelden.strategies.registry.REGISTRY`;
 ``generate()`` stays unchanged.
 
-Only the registry is imported with this package; ``RunContext``, ``LatencyHistory`` and ``fan_out`` (which
+One lookup of a runner: :func:`get_strategy` (``names()`` lists them, ``info(name)`` tells the facts without
+importing the runner). Only the registry is imported with this package; ``RunContext``, ``LatencyHistory`` and ``fan_out`` (which
 import openai through the caller) are loaded on first access.
 """
 
 from __future__ import annotations
 
-from voorbeelden._lazy import lazy_exports
+from voorbeelden._lazy import lazy_dir, lazy_exports
 from voorbeelden.strategies.registry import (
     REGISTRY,
-    STRATEGIES,
     Strategy,
     StrategyInfo,
     get_strategy,
@@ -39,7 +39,6 @@ _LAZY = {
 
 __all__ = [
     "REGISTRY",
-    "STRATEGIES",
     "Strategy",
     "StrategyInfo",
     "get_strategy",
@@ -50,3 +49,4 @@ __all__ = [
 
 
 __getattr__ = lazy_exports(globals(), _LAZY)
+__dir__ = lazy_dir(globals(), _LAZY)

@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 
-from voorbeelden.caller import UNSUPPORTED_FORMAT, PartOutcome
+from voorbeelden.caller import UNSUPPORTED_FORMAT, Call, PartOutcome
 from voorbeelden.parsing import ParseResult, parse_part
 from voorbeelden.prompts import build_combined_messages
 from voorbeelden.strategies.context import RunContext, fan_out
@@ -139,15 +139,16 @@ async def _ask_combined(
 
     attempts = 0
     for kind in COMBINED_FORMATS[fmt]:
-        outcome = await run.caller.call(
-            COMBINED_LABEL,
-            settings,
-            build_combined_messages(run.request, counts),
-            parse,
+        call = Call(
+            settings=settings,
+            messages=build_combined_messages(run.request, counts),
+            label=COMBINED_LABEL,
+            parse=parse,
             extra_body={"response_format": combined_response_format(kind, counts)},
             note=_FORMAT_NOTES[kind],
             attempt_offset=attempts,
         )
+        outcome = await run.caller.call_part(call)
         attempts += outcome.attempts
         if outcome.error_kind != UNSUPPORTED_FORMAT:
             break  # answered, or failed for a reason another format would not fix

@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from voorbeelden.caller import Caller, PartOutcome
+from voorbeelden.caller import Call, Caller, PartOutcome
 from voorbeelden.config import GeneratorConfig
 from voorbeelden.types import Part, Request
 
@@ -72,8 +72,15 @@ class RunContext:
     def store(self, part: Part, outcome: PartOutcome) -> None:
         self.outcomes[part] = outcome
 
+    def part_call(self, part: Part, **options: Any) -> Call:
+        """The call for ``part`` of this run's request, with its configured settings (``options`` as
+        :class:`~voorbeelden.caller.Call` takes them: ``stream``, ``hedge``, ``messages``...)."""
+        return Call.for_part(
+            self.request, part, options.pop("settings", None) or self.config.settings(part), **options
+        )
+
     async def run_part(self, part: Part) -> PartOutcome:
-        outcome = await self.caller.call_part(self.request, part, self.config.settings(part))
+        outcome = await self.caller.call_part(self.part_call(part))
         self.store(part, outcome)
         return outcome
 

@@ -57,12 +57,9 @@ async def _first_good(tasks: list[asyncio.Task[PartOutcome]]) -> PartOutcome:
 
 
 async def hedged_part(run: RunContext, part: Part) -> PartOutcome:
-    settings = run.config.settings(part)
     loop = asyncio.get_running_loop()
     t0 = loop.time()
-    primary = asyncio.create_task(
-        run.caller.call_part(run.request, part, settings), name=f"voorbeelden:{part}"
-    )
+    primary = asyncio.create_task(run.caller.call_part(run.part_call(part)), name=f"voorbeelden:{part}")
     tasks = [primary]
     try:
         delay = hedge_delay(part, run.options, run.latencies)
@@ -72,7 +69,7 @@ async def hedged_part(run: RunContext, part: Part) -> PartOutcome:
             outcome = await primary
         else:
             backup = asyncio.create_task(
-                run.caller.call_part(run.request, part, settings, hedge=True, attempt_offset=100),
+                run.caller.call_part(run.part_call(part, hedge=True, attempt_offset=100)),
                 name=f"voorbeelden:{part}:hedge",
             )
             tasks.append(backup)

@@ -3,7 +3,7 @@
 Why a light module of its own: ``voorbeelden --help`` lists the names, ``bench.params`` validates them, the
 batch runner sizes its admission gate by how many calls a strategy has in flight and the consent plan counts
 calls per generation, all before any call is made. None of those should pay for importing ``openai`` (about
-0.4 s); the runner of a strategy is imported only when a generation runs it (:meth:`StrategyInfo.load`).
+0.4 s); the runner of a strategy is imported only when a generation runs it (:func:`get_strategy`).
 
 Adding a strategy: write ``async def runner(run: RunContext, parts: Sequence[Part]) -> None`` in a module of
 this package and add one :class:`StrategyInfo` line to :data:`REGISTRY`. ``generate()`` stays unchanged.
@@ -12,7 +12,7 @@ this package and add one :class:`StrategyInfo` line to :data:`REGISTRY`. ``gener
 from __future__ import annotations
 
 import importlib
-from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
@@ -45,12 +45,6 @@ class StrategyInfo:
     calls: Calls = "per_part"
     streams: bool = False
     options: tuple[str, ...] = ()
-
-    def load(self) -> Strategy:
-        """The runner coroutine function (imports its module, and with it openai, on first use)."""
-        module, _, attr = self.runner.partition(":")
-        fn: Strategy = getattr(importlib.import_module(module), attr)
-        return fn
 
     def in_flight(self, k: int, n_parts: int = len(ALL_PARTS)) -> int:
         """Calls one generation has in flight at most (split rounds and hedged backups aside)."""
@@ -119,27 +113,9 @@ def info(name: str) -> StrategyInfo:
 
 
 def get_strategy(name: str) -> Strategy:
-    """The runner of ``name`` (imported now)."""
-    return info(name).load()
-
-
-class Runners(Mapping[str, Strategy]):
-    """A read-only name -> runner view of :data:`REGISTRY` that imports a runner only when it is looked up,
-    so ``sorted(STRATEGIES)`` and ``name in STRATEGIES`` stay cheap."""
-
-    def __getitem__(self, name: str) -> Strategy:
-        if name not in REGISTRY:
-            raise KeyError(name)
-        return REGISTRY[name].load()
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(REGISTRY)
-
-    def __len__(self) -> int:
-        return len(REGISTRY)
-
-    def __repr__(self) -> str:
-        return f"Runners({', '.join(REGISTRY)})"
-
-
-STRATEGIES: Mapping[str, Strategy] = Runners()
+    """THE lookup of a strategy's runner: the coroutine function of ``name``, its module imported now (and
+    with it openai); an unknown name is a ValueError that lists the known ones. For the facts about a
+    strategy without importing it, use :func:`info`; for the names, :func:`names`."""
+    module, _, attr = info(name).runner.partition(":")
+    fn: Strategy = getattr(importlib.import_module(module), attr)
+    return fn

@@ -74,7 +74,7 @@ def _one_item(
     headers = {"x-sim-key": f"{key}#item{i}"} if key else None
     settings_i = one if one.seed is None else dataclasses.replace(one, seed=one.seed + i)
     return run.caller.call_part(
-        run.request, part, settings_i, messages=_variant(messages, i), extra_headers=headers
+        run.part_call(part, settings=settings_i, messages=_variant(messages, i), extra_headers=headers)
     )
 
 

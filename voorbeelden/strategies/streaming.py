@@ -14,7 +14,7 @@ from voorbeelden.types import Part
 
 async def streaming(run: RunContext, parts: Sequence[Part]) -> None:
     async def one(part: Part) -> None:
-        outcome = await run.caller.call_part(run.request, part, run.config.settings(part), stream=True)
+        outcome = await run.caller.call_part(run.part_call(part, stream=True))
         run.store(part, outcome)
 
     await fan_out(parts, one)

@@ -293,3 +293,59 @@ def test_every_section_template_ships_as_package_data() -> None:
     assert not [p for p in templates.iterdir() if p.is_dir()], "subfolders are not package data"
     for name in ["index.html.j2", "report.css", *(s.template for s in SECTIONS if s.template)]:
         assert (templates / name).is_file(), name
+
+
+def test_the_engines_side_file_becomes_a_section_a_headline_chart_and_a_say_in_the_verdict(
+    tmp_path: Path,
+) -> None:
+    d = _report_dir(tmp_path)
+    side = {
+        "ok": False,
+        "reason": "llama-cpp-python: no complete pair",
+        "simulated": False,
+        "n_generations": 8,
+        "n_complete_generations": 5,
+        "speedup": [
+            {
+                "engine": "llama-server",
+                "slots": 6,
+                "n_pairs": 2,
+                "n_pairs_total": 2,
+                "pairs_complete": "2 of 2",
+                "speedup_median": 2.1,
+                "ci_low": 1.75,
+                "ci_high": 2.64,
+                "trial_bound_median": 5.0,
+            },
+            {
+                "engine": "llama-cpp-python",
+                "slots": 1,
+                "n_pairs": 0,
+                "n_pairs_total": 2,
+                "pairs_complete": "0 of 2",
+                "speedup_median": None,
+                "ci_low": None,
+                "ci_high": None,
+                "trial_bound_median": None,
+            },
+        ],
+        "server": [{"engine": "llama-server", "strategy": "parallel", "busy_slots_per_decode": 5.2}],
+        "curve": [
+            {"engine": "llama-server", "streams": n, "total_tokens_per_s": 50.0 * n} for n in (1, 2, 4)
+        ],
+        "verdict": ["llama-server (6 slot(s)): parallel 2.10x faster than sequential"],
+    }
+    (d / "08_local_engines.json").write_text(json.dumps(side))
+    (d / "08_batching_curve.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+    summary = _summary(d, _runs())
+    assert (
+        summary["ok"] is False
+        and "08_local_engines: llama-cpp-python: no complete pair" in summary["reasons"]
+    )
+    assert summary["engines"]["speedup"][0]["speedup_median"] == 2.1 and len(summary["verdict"]) == 3
+    index = render_index(summary, d)
+    assert index.index("src='08_batching_curve.png'") < index.index("id='speedup'")
+    section = index[index.index("id='engines'") : index.index("id='notebooks'")]
+    assert "2.10×" in section and "1.75–2.64" in section and "0 of 2" in section and "5 of 8" in section
+    assert "parallel 2.10x faster" in section and "busy_slots_per_decode" in section and "5.20" in section
+    assert "200.00" in section  # the curve's 4-stream row

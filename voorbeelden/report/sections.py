@@ -184,6 +184,39 @@ def _load(data: Mapping[str, Any] | None, _summary: Mapping[str, Any]) -> dict[s
     }
 
 
+_ENGINE_SPEEDUP_KEYS = (
+    "engine",
+    "slots",
+    "n_pairs",
+    "n_pairs_total",
+    "pairs_complete",
+    "speedup_median",
+    "ci_low",
+    "ci_high",
+    "trial_bound_median",
+)
+
+
+def _engines(data: Mapping[str, Any] | None, _summary: Mapping[str, Any]) -> dict[str, Any]:
+    """Notebook 08 (``08_local_engines.json``): per engine the paired speedup, the server's own counters and the
+    batching curve (:func:`voorbeelden.experiments.engines.engines_experiment` writes it)."""
+    if data is None:
+        return {"engines": None}
+    return {
+        "engines": {
+            "ok": bool(data.get("ok", True)),
+            "reason": data.get("reason"),
+            "simulated": bool(data.get("simulated")),
+            "speedup": pick(data.get("speedup") or [], _ENGINE_SPEEDUP_KEYS),
+            "server": list(data.get("server") or []),
+            "curve": list(data.get("curve") or []),
+            "verdict": list(data.get("verdict") or []),
+            "n_generations": data.get("n_generations"),
+            "n_complete_generations": data.get("n_complete_generations"),
+        }
+    }
+
+
 SECTIONS: tuple[Section, ...] = (
     Section(
         "01_sequential_vs_parallel",
@@ -229,5 +262,14 @@ SECTIONS: tuple[Section, ...] = (
         side_file_name="07_load.json",
         charts=("07_goodput.png",),
         headline=True,  # no verdict line: the verdict stays three lines; the knee is in the section and chart
+    ),
+    Section(
+        "08_local_engines",
+        _engines,
+        "One model, two servers: queueing vs batching",
+        template="section_engines.html.j2",
+        shows=("engines",),
+        charts=("08_batching_curve.png",),
+        headline=True,
     ),
 )

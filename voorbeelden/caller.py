@@ -9,6 +9,7 @@ the deadline, which is appended before the cancellation propagates.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import random
 import time
 from collections.abc import Callable, Mapping
@@ -16,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import openai
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_never
 
 from voorbeelden.config import PartSettings, RetryPolicy
 from voorbeelden.fifo import FifoSemaphore
@@ -33,6 +34,7 @@ _ERROR_KINDS = {400: "bad_request", 401: "auth", 403: "forbidden", 404: "not_fou
 # uses for that (llama-cpp-python answers "json_schema" with a 500 validation error): not retryable.
 UNSUPPORTED_FORMAT = "unsupported_response_format"
 STREAM_CUT = "stream_cut"
+SIM_HEADER_PREFIX = "x-sim-"  # the simulator's own request headers, never sent to another endpoint
 
 
 class _StreamCut(Exception):
@@ -56,6 +58,9 @@ class RunState:
     trial: int = 0
     begrip: str = ""
     sim_key: str | None = None
+    # Whether the endpoint is this package's simulator (decided by the generator from the backend): only then
+    # are the simulator's own headers (``x-sim-attempt``, ``x-sim-key``) sent; no other endpoint sees them.
+    simulator: bool = False
     records: list[CallRecord] = field(default_factory=list)
     on_record: Callable[[CallRecord], None] | None = None
     deadline_expired: Callable[[], bool] = lambda: False
@@ -117,30 +122,53 @@ class PartOutcome:
 
 
 @dataclass(frozen=True)
-class _Ask:
-    """What every attempt at one call sends and how its answer is read (the options of :meth:`call_part`);
-    ``part`` is None for a call that is not one part, which then brings its own ``parse`` and ``label``."""
+class Call:
+    """One call to make, everything its attempts send and how its answer is read.
 
-    part: Part | None
+    Build a part's call with :meth:`for_part` (its prompt from the request); a call that is not one part
+    (the combined call asks for all six) gives ``part=None`` and brings its own ``label`` (the records'
+    ``part`` field) and ``parse``. The options, all off by default: ``hedge`` (a backup call, marked on its
+    records), ``attempt_offset`` (its attempts are numbered from there: backups from 100), ``stream`` (SSE
+    with usage; fills ``ttft_s`` and marks the first complete item visible), ``extra_body`` (e.g.
+    ``response_format``), ``extra_headers`` (e.g. another ``x-sim-key`` for a distinct simulator draw) and
+    ``note`` (the records' ``note``)."""
+
     settings: PartSettings
     messages: list[dict[str, str]]
-    hedge: bool
-    stream: bool
-    extra_body: Mapping[str, Any] | None
-    extra_headers: Mapping[str, str] | None
-    parse: Callable[[str | None], ParseResult] | None
-    label: str | None
-    note: str | None
+    part: Part | None = None
+    label: str | None = None
+    parse: Callable[[str | None], ParseResult] | None = None
+    hedge: bool = False
+    attempt_offset: int = 0
+    stream: bool = False
+    extra_body: Mapping[str, Any] | None = None
+    extra_headers: Mapping[str, str] | None = None
+    note: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.part is None and (self.parse is None or not self.label):
+            raise TypeError("a Call that is not one part (part=None) needs its own label and parse")
+
+    @classmethod
+    def for_part(cls, request: Request, part: Part, settings: PartSettings, **options: Any) -> Call:
+        """The call for one part of ``request``, its messages built from the prompts unless given."""
+        messages = options.pop("messages", None)
+        if messages is None:
+            messages = build_messages(request, part, settings)
+        return cls(settings=settings, messages=messages, part=part, **options)
 
 
 class AttemptFailed(Exception):
     """One attempt's failure, carrying what the retry policy needs to decide and to wait."""
 
-    def __init__(self, record: CallRecord, retryable: bool, retry_after_s: float | None = None) -> None:
+    def __init__(
+        self, record: CallRecord, retryable: bool, retry_after_s: float | None = None, resample: bool = False
+    ) -> None:
         super().__init__(record.error or record.error_kind or record.status)
         self.record = record
         self.retryable = retryable
         self.retry_after_s = retry_after_s
+        self.resample = resample  # an answer with no usable item: worth one fresh sample
 
 
 def backoff_s(policy: RetryPolicy, retry_number: int, rng: random.Random | None = None) -> float:
@@ -174,83 +202,52 @@ class Caller:
         self.call_timeout_s = call_timeout_s
         self.rng = rng or random.Random()
 
-    async def call_part(
-        self,
-        request: Request,
-        part: Part,
-        settings: PartSettings,
-        *,
-        messages: list[dict[str, str]] | None = None,
-        hedge: bool = False,
-        attempt_offset: int = 0,
-        stream: bool = False,
-        extra_body: Mapping[str, Any] | None = None,
-        extra_headers: Mapping[str, str] | None = None,
-        parse: Callable[[str | None], ParseResult] | None = None,
-        label: str | None = None,
-        note: str | None = None,
-    ) -> PartOutcome:
-        """Never raises except ``CancelledError``: failures become an outcome with ``error`` set.
+    async def call_part(self, call: Call) -> PartOutcome:
+        """Every attempt at ``call``, under the retry policy. Never raises except ``CancelledError``:
+        failures become an outcome with ``error`` set (the part's empty default)."""
+        return await self._call(call)
 
-        Optional extras (all off by default): ``stream`` (SSE with usage; fills ``ttft_s`` and marks the first
-        complete item visible), ``extra_body`` (e.g. ``response_format``), ``extra_headers`` (e.g. another
-        ``x-sim-key`` for a distinct draw), ``parse`` (text -> ParseResult instead of :func:`parse_part`) and
-        ``label`` (the record's ``part`` field, e.g. ``"combined"``) and ``note`` (the records' ``note``).
-        """
-        ask = _Ask(
-            part,
-            settings,
-            build_messages(request, part, settings) if messages is None else messages,
-            hedge,
-            stream,
-            extra_body,
-            extra_headers,
-            parse,
-            label,
-            note,
-        )
-        return await self._call(ask, attempt_offset)
+    async def _call(self, call: Call) -> PartOutcome:
+        """Every attempt at one call, under the retry policy; the last failure becomes an empty outcome.
 
-    async def call(
-        self,
-        label: str,
-        settings: PartSettings,
-        messages: list[dict[str, str]],
-        parse: Callable[[str | None], ParseResult],
-        *,
-        extra_body: Mapping[str, Any] | None = None,
-        note: str | None = None,
-        attempt_offset: int = 0,
-    ) -> PartOutcome:
-        """A call that is not one part (the combined call asks for all six): its records are labelled
-        ``label``, ``parse`` reads its answer, and the outcome's ``part`` is None. Retries, timeouts and
-        records as for :meth:`call_part`; never raises except ``CancelledError``."""
-        ask = _Ask(None, settings, messages, False, False, extra_body, None, parse, label, note)
-        return await self._call(ask, attempt_offset)
-
-    async def _call(self, ask: _Ask, attempt_offset: int) -> PartOutcome:
-        """Every attempt at one call, under the retry policy; the last failure becomes an empty outcome."""
+        Two budgets: ``max_retries`` for failures of the endpoint (retryable statuses, timeouts, lost
+        connections), and ``parse_retries`` for answers with no usable item, which are asked again at once
+        for a fresh sample (the next seed when the run sets one), as validation-retry libraries do: a small
+        model that echoed the instruction once usually answers the second time."""
         failed: list[CallRecord] = []
         attempts = 0
+        resamples = 0
 
         async def one() -> PartOutcome:
             nonlocal attempts
             attempts += 1
             try:
-                return await self._attempt(ask, attempt_offset + attempts)
+                return await self._attempt(call, call.attempt_offset + attempts, resamples)
             except AttemptFailed as exc:
                 failed.append(exc.record)
                 raise
 
+        def again(exc: BaseException) -> bool:
+            nonlocal resamples
+            if not isinstance(exc, AttemptFailed):
+                return False
+            if exc.resample:
+                if resamples >= self.retry.parse_retries:
+                    return False
+                resamples += 1
+                return True
+            return exc.retryable and attempts - resamples <= self.retry.max_retries
+
         try:
-            outcome = await self._retrying(failed)(one)
+            outcome = await self._retrying(failed, again)(one)
         except AttemptFailed as exc:
-            return _gave_up(ask.part, ask.settings, exc.record, attempts)
+            return _gave_up(call.part, call.settings, exc.record, attempts)
         outcome.attempts = attempts
         return outcome
 
-    def _retrying(self, failed: list[CallRecord]) -> AsyncRetrying:
-        """The retry loop of one part; ``failed`` is where the attempts append their failed records."""
+    def _retrying(self, failed: list[CallRecord], again: Callable[[BaseException], bool]) -> AsyncRetrying:
+        """The retry loop of one call: ``again`` decides (and counts) each retry; ``failed`` is where the
+        attempts append their failed records."""
 
         async def sleep(seconds: float) -> None:
             # The wait between attempts goes on the record of the attempt that caused it, also when the
@@ -263,8 +260,8 @@ class Caller:
                     failed[-1].waited_s = time.monotonic() - started
 
         return AsyncRetrying(
-            stop=stop_after_attempt(self.retry.max_retries + 1),
-            retry=retry_if_exception(lambda e: isinstance(e, AttemptFailed) and e.retryable),
+            stop=stop_never,
+            retry=retry_if_exception(again),
             wait=self._wait,
             sleep=sleep,
             reraise=True,
@@ -272,24 +269,27 @@ class Caller:
 
     def _wait(self, retry_state: RetryCallState) -> float:
         exc = retry_state.outcome.exception() if retry_state.outcome else None
+        if isinstance(exc, AttemptFailed) and exc.resample:
+            return 0.0  # the endpoint answered; a fresh sample need not wait
         if isinstance(exc, AttemptFailed) and exc.retry_after_s is not None:
             return min(exc.retry_after_s, self.retry.retry_after_cap_s)
         return backoff_s(self.retry, retry_state.attempt_number, self.rng)
 
-    async def _attempt(self, ask: _Ask, attempt: int) -> PartOutcome:
+    async def _attempt(self, call: Call, attempt: int, resamples: int) -> PartOutcome:
         """One attempt; a stream waits its turn when this run streams one call at a time."""
-        if not ask.stream:
-            return await self._attempt_once(ask, attempt, ask.note)
+        if not call.stream:
+            return await self._attempt_once(call, attempt, call.note, resamples)
         waited = self.state.streams.capacity is not None  # noted on the record: it waited its turn
         await self.state.streams.acquire()
         try:
-            return await self._attempt_once(ask, attempt, "stream:one_at_a_time" if waited else ask.note)
+            note = "stream:one_at_a_time" if waited else call.note
+            return await self._attempt_once(call, attempt, note, resamples)
         finally:
             self.state.streams.release()
 
-    async def _attempt_once(self, ask: _Ask, attempt: int, note: str | None) -> PartOutcome:
+    async def _attempt_once(self, ask: Call, attempt: int, note: str | None, resamples: int) -> PartOutcome:
         state = self.state
-        headers, body = self._request(ask, attempt)
+        headers, body = self._request(ask, attempt, resamples)
         rec = state.new_record(ask.label or ask.part, attempt, ask.hedge)
         rec.note = note
         http_status: int | None = None
@@ -328,14 +328,22 @@ class Caller:
         }
         return self._deliver(ask, rec, text, finish_reason, common)
 
-    def _request(self, ask: _Ask, attempt: int) -> tuple[dict[str, str], dict[str, Any]]:
-        """The headers and JSON body of one attempt."""
-        headers = {"x-sim-attempt": str(attempt)}
-        if self.state.sim_key:
-            headers["x-sim-key"] = self.state.sim_key
-        if ask.extra_headers:
-            headers.update(ask.extra_headers)
-        return headers, chat_body(ask.settings, ask.messages, ask.extra_body)
+    def _request(self, call: Call, attempt: int, resamples: int) -> tuple[dict[str, str], dict[str, Any]]:
+        """The headers and JSON body of one attempt. The simulator's own headers go to the simulator only
+        (``RunState.simulator``); a resample after an unusable answer asks with the next seed."""
+        headers: dict[str, str] = {}
+        if self.state.simulator:
+            headers["x-sim-attempt"] = str(attempt)
+            if self.state.sim_key:
+                headers["x-sim-key"] = self.state.sim_key
+        if call.extra_headers:
+            headers.update(call.extra_headers)
+        if not self.state.simulator:
+            headers = {k: v for k, v in headers.items() if not k.lower().startswith(SIM_HEADER_PREFIX)}
+        settings = call.settings
+        if resamples and settings.seed is not None:
+            settings = dataclasses.replace(settings, seed=settings.seed + resamples)
+        return headers, chat_body(settings, call.messages, call.extra_body)
 
     def _failed(
         self, rec: CallRecord, err: Exception, body: Mapping[str, Any], http_status: int | None
@@ -396,19 +404,30 @@ class Caller:
         retry_after = parse_retry_after(err.response.headers)
         unsupported = _rejects_response_format(code, err.message, body)
         retryable = (code in RETRYABLE_STATUS or code >= 500) and not unsupported
+        # An endpoint that asks for a longer pause than the cap will not be ready after the cap either:
+        # waiting the cap and asking again would only turn its answer into a timeout later on.
+        too_long = retryable and retry_after is not None and retry_after > self.retry.retry_after_cap_s
+        if too_long:
+            retryable = False
         self.state.finish(
             rec,
             "rate_limited" if code == 429 else "error",
             error_kind=UNSUPPORTED_FORMAT if unsupported else error_kind_for_status(code),
             error=f"HTTP {code} from {endpoint_host(self.client)}: {_short(err.message)}"
-            + (missing_v1_hint(self.client) if code == 404 else ""),
+            + (missing_v1_hint(self.client) if code == 404 else "")
+            + (
+                f" (retry-after {retry_after:g} s is over the cap of {self.retry.retry_after_cap_s:g} s: "
+                "not retried)"
+                if too_long
+                else ""
+            ),
             http_status=code,
             retry_after_s=retry_after,
         )
         return AttemptFailed(rec, retryable, retry_after if retryable else None)
 
     def _deliver(
-        self, ask: _Ask, rec: CallRecord, text: str | None, finish_reason: str | None, common: dict[str, Any]
+        self, ask: Call, rec: CallRecord, text: str | None, finish_reason: str | None, common: dict[str, Any]
     ) -> PartOutcome:
         """Parse an answer into the part's outcome (or a non-retryable parse failure) and finish ``rec``."""
         state, part, settings = self.state, ask.part, ask.settings
@@ -421,7 +440,7 @@ class Caller:
         if not result.ok:
             kind = "truncated" if truncated else "parse"
             state.finish(rec, "parse_error", error_kind=kind, error=result.error, **common)
-            raise AttemptFailed(rec, retryable=False)
+            raise AttemptFailed(rec, retryable=False, resample=kind == "parse")
         value = result.value
         if truncated and isinstance(value, list) and result.found > 1 and len(value) == result.found:
             value = value[:-1]  # the last item was being written when the token budget ran out

@@ -8,6 +8,7 @@ is the guard against that.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -33,6 +34,7 @@ class PartSettings:
     seed: int | None = None  # sent as ``seed`` when set (servers that honour it repeat their sampling)
 
     def __post_init__(self) -> None:
+        _finite("PartSettings", temperature=self.temperature)
         if not self.model:
             raise ValueError("model must be a non-empty name")
         if not 0.0 <= self.temperature <= 2.0:
@@ -80,9 +82,23 @@ def _env_number(name: str, kind: type[float] | type[int]) -> float | int | None:
     if not raw:
         return None
     try:
-        return kind(raw)
+        value = kind(raw)
     except ValueError:
         raise ValueError(f"{name}={raw!r} is not a valid {kind.__name__}") from None
+    if not math.isfinite(value):
+        raise ValueError(f"{name}={raw!r} is not a finite number")
+    return value
+
+
+def _finite(owner: str, **values: object) -> None:
+    """A ValueError naming ``owner.field`` for a value that is not a finite real number. Why here: NaN passes
+    every ``<``/``<=`` range check (each comparison is False), so a NaN timeout or deadline would be taken
+    and silently mean "never"."""
+    for name, value in values.items():
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            raise ValueError(f"{owner}.{name} must be a finite number, got {value!r}")
 
 
 def default_part_settings(model: str | None = None) -> dict[Part, PartSettings]:
@@ -112,10 +128,21 @@ class RetryPolicy:
     backoff_cap_s: float = 8.0
     jitter: float = 0.25
     retry_after_cap_s: float = 60.0
+    # Fresh samples after an answer with no usable item (a parse failure), on top of ``max_retries``.
+    parse_retries: int = 1
 
     def __post_init__(self) -> None:
-        if self.max_retries < 0:
-            raise ValueError("max_retries must be >= 0")
+        _finite(
+            "RetryPolicy",
+            backoff_base_s=self.backoff_base_s,
+            backoff_cap_s=self.backoff_cap_s,
+            jitter=self.jitter,
+            retry_after_cap_s=self.retry_after_cap_s,
+        )
+        for name in ("max_retries", "parse_retries"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"RetryPolicy.{name} must be an integer >= 0, got {value!r}")
         if self.backoff_base_s < 0 or self.backoff_cap_s < 0 or self.retry_after_cap_s < 0:
             raise ValueError("backoff and retry-after caps must be >= 0")
         if not 0.0 <= self.jitter <= 1.0:
@@ -136,12 +163,13 @@ class GeneratorConfig:
         missing = [str(p) for p in ALL_PARTS if p not in self.parts]
         if missing:
             raise ValueError(f"GeneratorConfig.parts lacks settings for {', '.join(missing)}")
+        _finite("GeneratorConfig", call_timeout_s=self.call_timeout_s, deadline_s=self.deadline_s)
         if self.call_timeout_s <= 0:
             raise ValueError("call_timeout_s must be > 0")
         if self.deadline_s is not None and self.deadline_s <= 0:
             raise ValueError("deadline_s must be > 0 (or None for no deadline)")
-        if self.k < 1:
-            raise ValueError("k must be >= 1")
+        if isinstance(self.k, bool) or not isinstance(self.k, int) or self.k < 1:
+            raise ValueError(f"GeneratorConfig.k must be an integer >= 1, got {self.k!r}")
 
     def settings(self, part: Part | str) -> PartSettings:
         return self.parts[Part(part)]
@@ -167,6 +195,25 @@ class GeneratorConfig:
                 p: dataclasses.replace(s, max_tokens=min(s.max_tokens, cap)) for p, s in self.parts.items()
             }
         )
+
+    def with_policy(
+        self,
+        *,
+        deadline_s: float | None = None,
+        call_timeout_s: float | None = None,
+        max_retries: int | None = None,
+        k: int | None = None,
+    ) -> GeneratorConfig:
+        """This config with each given call-policy setting replaced (None keeps it): how code that holds a
+        config and separate settings (a batch's ``--max-retries``) makes the one config a generation takes."""
+        changes: dict[str, object] = {
+            name: value
+            for name, value in (("deadline_s", deadline_s), ("call_timeout_s", call_timeout_s), ("k", k))
+            if value is not None
+        }
+        if max_retries is not None:
+            changes["retry"] = dataclasses.replace(self.retry, max_retries=max_retries)
+        return self.replace(**changes) if changes else self
 
     def replace(self, **changes: object) -> GeneratorConfig:
         return dataclasses.replace(self, **changes)  # type: ignore[arg-type]

@@ -8,7 +8,6 @@ any call), an unknown strategy, a missing backend, or cancellation of the caller
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
@@ -16,7 +15,7 @@ from typing import Any
 
 import openai
 
-from voorbeelden.backend import make_client
+from voorbeelden.backend import is_simulator, make_client
 from voorbeelden.caller import DEADLINE_CUT, Caller, RunState
 from voorbeelden.config import GeneratorConfig
 from voorbeelden.strategies.context import LatencyHistory, RunContext
@@ -27,33 +26,43 @@ from voorbeelden.types import ALL_PARTS, CallRecord, Generation, Part, Request
 RequestLike = Request | Mapping[str, Any]
 
 
-def _effective_config(
+def _config_of(
     config: GeneratorConfig | None,
     deadline_s: float | None,
     call_timeout_s: float | None,
     max_retries: int | None,
     k: int | None,
 ) -> GeneratorConfig:
-    cfg = config or GeneratorConfig()
-    changes: dict[str, Any] = {}
-    if deadline_s is not None:
-        changes["deadline_s"] = deadline_s
-    if call_timeout_s is not None:
-        changes["call_timeout_s"] = call_timeout_s
-    if k is not None:
-        changes["k"] = k
-    if max_retries is not None:
-        changes["retry"] = dataclasses.replace(cfg.retry, max_retries=max_retries)
-    return cfg.replace(**changes) if changes else cfg
+    """The one config of a generation: ``config`` as given, or one built from the keywords. Both at once is
+    a TypeError: merging them made it unclear which of two values for one setting a run used."""
+    given = {
+        name: value
+        for name, value in (
+            ("deadline_s", deadline_s),
+            ("call_timeout_s", call_timeout_s),
+            ("max_retries", max_retries),
+            ("k", k),
+        )
+        if value is not None
+    }
+    if config is not None:
+        if given:
+            raise TypeError(
+                f"generate() takes a GeneratorConfig or the keywords {', '.join(given)}, not both: set them "
+                f"on the config (config.replace(...), RetryPolicy for max_retries)"
+            )
+        return config
+    return GeneratorConfig().with_policy(**given)
 
 
 @asynccontextmanager
 async def _client_scope(
     client: openai.AsyncOpenAI | None, base_url: str | None, api_key: str | None
 ) -> AsyncIterator[openai.AsyncOpenAI]:
-    """An injected client belongs to the caller; one we create here is closed here, on this loop. An injected
-    client's own retries are switched off (on a copy sharing its connection pool): retries the SDK makes
-    internally would never show up as records."""
+    """An injected client belongs to the caller; one we create here (by the one client factory,
+    :func:`~voorbeelden.backend.make_client`) is closed here, on this loop. An injected client's own retries
+    are switched off (on a copy sharing its connection pool): retries the SDK makes internally would never
+    show up as records."""
     if client is not None:
         yield client.with_options(max_retries=0) if client.max_retries else client
         return
@@ -77,6 +86,7 @@ async def generate(
     max_retries: int | None = None,
     k: int | None = None,
     sim_key: str | None = None,
+    simulator: bool | None = None,
     run_id: str = "",
     scenario: str = "",
     trial: int = 0,
@@ -90,10 +100,15 @@ async def generate(
     Generation is lost in that case; the records are not). ``options`` goes to the strategy unchanged.
     ``hedge_history`` is where ``hedged`` learns its percentile delay: pass one history to the generations
     that should learn from each other (a fresh one per generation when omitted).
+
+    The call policy comes from ``config`` or from the keywords ``deadline_s``, ``call_timeout_s``,
+    ``max_retries`` and ``k`` (which build one), never both (TypeError). ``simulator`` says whether the
+    endpoint is this package's simulator, which alone is sent ``sim_key`` and the attempt number as
+    headers; None asks a loopback endpoint's ``/health`` (:func:`~voorbeelden.backend.is_simulator`).
     """
     request = Request.coerce(request_or_fields)
     run_strategy = get_strategy(strategy)
-    cfg = _effective_config(config, deadline_s, call_timeout_s, max_retries, k)
+    cfg = _config_of(config, deadline_s, call_timeout_s, max_retries, k)
     # The deadline counts from the call, not from when the client is ready: building an AsyncOpenAI client
     # (its SSL context) takes tens of ms, which would otherwise make generate() return that much late.
     deadline_at = None if cfg.deadline_s is None else asyncio.get_running_loop().time() + cfg.deadline_s
@@ -107,6 +122,13 @@ async def generate(
         on_record=on_record,
     )
     async with _client_scope(client, base_url, api_key) as cl:
+        if simulator is None:
+            # Our own question, not the caller's work: its time is added to the deadline.
+            asked_at = asyncio.get_running_loop().time()
+            simulator = await is_simulator(str(cl.base_url))
+            if deadline_at is not None:
+                deadline_at += asyncio.get_running_loop().time() - asked_at
+        state.simulator = simulator
         caller = Caller(cl, state, retry=cfg.retry, call_timeout_s=cfg.call_timeout_s)
         run = RunContext(
             request=request,

@@ -18,10 +18,10 @@ import httpx2
 import openai
 import pytest
 
-from voorbeelden.caller import Caller, RunState
+from voorbeelden.caller import Call, Caller, RunState
 from voorbeelden.config import GeneratorConfig, PartSettings, RetryPolicy
 from voorbeelden.generator import generate, generate_sync
-from voorbeelden.strategies import STRATEGIES
+from voorbeelden.strategies import names
 from voorbeelden.types import ALL_PARTS, CallRecord, InvalidRequest, Part, Request
 
 REQ = {
@@ -33,7 +33,9 @@ FAST_RETRY = RetryPolicy(max_retries=2, backoff_base_s=0.01, backoff_cap_s=0.05)
 
 
 def run(sim: Any, strategy: str = "parallel", **kw: Any) -> Any:
-    kw.setdefault("config", GeneratorConfig(retry=FAST_RETRY))
+    # generate() takes a config or the policy keywords, not both: the keywords a test gives go into its config
+    policy = {n: kw.pop(n) for n in ("deadline_s", "call_timeout_s", "max_retries", "k") if n in kw}
+    kw.setdefault("config", GeneratorConfig(retry=FAST_RETRY).with_policy(**policy))
     return asyncio.run(generate(REQ, strategy, base_url=sim.base_url, sim_key="k1", **kw))
 
 
@@ -49,7 +51,7 @@ def max_overlap(records: list[CallRecord]) -> int:
 
 
 def test_registry_has_the_three_strategies() -> None:
-    assert {"sequential", "parallel", "bounded"} <= set(STRATEGIES)
+    assert {"sequential", "parallel", "bounded"} <= set(names())
 
 
 def test_parallel_calls_overlap(fresh: Any) -> None:
@@ -189,7 +191,9 @@ def test_bad_request_is_not_retried(fresh: Any) -> None:
         async with openai.AsyncOpenAI(base_url=fresh.base_url, api_key="x", max_retries=0) as cl:
             caller = Caller(cl, state, retry=FAST_RETRY, call_timeout_s=5)
             settings = GeneratorConfig().settings(Part.SYNONIEMEN)
-            out = await caller.call_part(Request(begrip="besluit"), Part.SYNONIEMEN, settings, messages=[])
+            out = await caller.call_part(
+                Call.for_part(Request(begrip="besluit"), Part.SYNONIEMEN, settings, messages=[])
+            )
         return out, state.records
 
     out, records = asyncio.run(main())
@@ -243,13 +247,19 @@ def test_cancellation_cancels_every_call_cleanly(fresh: Any, strategy: str) -> N
         task = asyncio.create_task(
             generate(REQ, strategy, base_url=fresh.base_url, on_record=records.append, k=3)
         )
-        await asyncio.sleep(0.25)
+        # Cancel once the calls are in flight at the simulator (not after a fixed sleep, which a loaded
+        # machine can spend before the first call has left), and well before the first 1 s call ends.
+        async with asyncio.timeout(10):
+            while (await asyncio.to_thread(fresh.counters))["in_flight"] < expected:  # noqa: ASYNC110
+                await asyncio.sleep(0.005)  # (polling another server's gauge: no event to wait on)
+        await asyncio.sleep(0.05)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
         await asyncio.sleep(0)
         return asyncio.all_tasks() - {asyncio.current_task()}  # type: ignore[operator]
 
+    expected = {"sequential": 1, "parallel": 6, "bounded": 3}[strategy]
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         leftover = asyncio.run(main())
@@ -257,7 +267,6 @@ def test_cancellation_cancels_every_call_cleanly(fresh: Any, strategy: str) -> N
     assert not leftover
     assert not problems, problems
     assert not [w for w in caught if issubclass(w.category, ResourceWarning | RuntimeWarning)], caught
-    expected = {"sequential": 1, "parallel": 6, "bounded": 3}[strategy]
     assert len(records) == expected
     assert {r.status for r in records} == {"cancelled"}
 
@@ -312,3 +321,111 @@ def test_injected_client_retries_are_ours(fresh: Any) -> None:
     syn = sorted((r for r in gen.records if r.part == "synoniemen"), key=lambda r: r.attempt)
     assert [(r.attempt, r.http_status) for r in syn] == [(1, 503), (2, 200)]  # the SDK did not retry silently
     assert fresh.counters()["requests_total"] == 7
+
+
+# ---- one config per generation; numbers that are not numbers ----------------------------------------------
+
+
+def test_a_config_and_policy_keywords_together_are_a_type_error() -> None:
+    """Merged, a run's two values for one setting left it unclear which one ran; now it is one or the other."""
+    with pytest.raises(TypeError, match="GeneratorConfig or the keywords deadline_s, k, not both"):
+        generate_sync(
+            REQ, "bounded", config=GeneratorConfig(), deadline_s=5.0, k=2, base_url="http://x.invalid"
+        )
+
+
+def test_policy_keywords_build_the_config(fresh: Any) -> None:
+    gen = asyncio.run(generate(REQ, "bounded", base_url=fresh.base_url, k=1, max_retries=0, deadline_s=30.0))
+    assert gen.complete and max_overlap(gen.records) == 1
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+def test_a_deadline_that_is_not_a_finite_number_is_refused(bad: float) -> None:
+    with pytest.raises(ValueError, match="deadline_s must be a finite number"):
+        generate_sync(REQ, deadline_s=bad, base_url="http://x.invalid")
+
+
+@pytest.mark.parametrize(
+    ("make", "field"),
+    [
+        (lambda: GeneratorConfig(call_timeout_s=float("nan")), "call_timeout_s"),
+        (lambda: GeneratorConfig(deadline_s=float("nan")), "deadline_s"),
+        (lambda: GeneratorConfig(k=float("nan")), "k"),  # type: ignore[arg-type]
+        (lambda: RetryPolicy(backoff_base_s=float("nan")), "backoff_base_s"),
+        (lambda: RetryPolicy(retry_after_cap_s=float("inf")), "retry_after_cap_s"),
+        (lambda: PartSettings(model="m", temperature=float("nan"), max_tokens=1, count=1), "temperature"),
+    ],
+)
+def test_config_numbers_must_be_finite(make: Any, field: str) -> None:
+    with pytest.raises(ValueError, match=field):
+        make()
+
+
+@pytest.mark.parametrize("raw", ["nan", "inf", "-inf"])
+def test_a_call_timeout_from_the_environment_must_be_finite(
+    raw: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("VOORBEELDEN_CALL_TIMEOUT_S", raw)
+    with pytest.raises(ValueError, match=f"VOORBEELDEN_CALL_TIMEOUT_S='{raw}' is not a finite number"):
+        GeneratorConfig()
+
+
+# ---- the simulator's headers go to the simulator only ------------------------------------------------------
+
+
+def test_no_simulator_header_reaches_an_endpoint_that_is_not_the_simulator() -> None:
+    """An OpenAI-compatible endpoint (here a fake one on a loopback port nobody serves /health on) never sees
+    x-sim-attempt or x-sim-key, whatever sim_key the run was given."""
+    sent: list[dict[str, str]] = []
+
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        sent.append({k.lower(): v for k, v in request.headers.items()})
+        body = json.loads(request.content)
+        text = "\n".join(f"{i}. woord{i}" for i in range(1, 6))
+        if "toelichting" in body["messages"][-1]["content"].splitlines()[0].lower():
+            text = "Een toelichting."
+        choice = {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
+        return httpx2.Response(200, json={"id": "x", "object": "chat.completion", "choices": [choice]})
+
+    async def main() -> Any:
+        http = httpx2.AsyncClient(transport=httpx2.MockTransport(handler))
+        async with openai.AsyncOpenAI(
+            base_url="http://127.0.0.1:9/v1", api_key="x", max_retries=0, http_client=http
+        ) as cl:
+            return await generate(
+                REQ, "split", client=cl, sim_key="pair-7", config=GeneratorConfig(retry=FAST_RETRY)
+            )
+
+    asyncio.run(main())
+    assert sent and all(not k.startswith("x-sim-") for headers in sent for k in headers), sent[0]
+
+
+def test_the_simulator_is_recognised_by_its_health_answer(fresh: Any) -> None:
+    from voorbeelden.backend import is_simulator
+
+    assert asyncio.run(is_simulator(fresh.base_url))
+    assert not asyncio.run(is_simulator("http://127.0.0.1:9/v1"))  # nothing listens there
+    assert not asyncio.run(is_simulator("https://api.openai.com/v1"))  # remote: not even asked
+    assert not asyncio.run(is_simulator(None))
+
+
+def test_another_server_answering_health_is_not_the_simulator() -> None:
+    """llama.cpp's server answers ``GET /health`` with ``{"status": "ok"}`` too: not the simulator."""
+    from aiohttp import web
+
+    from voorbeelden.backend import is_simulator
+
+    async def main() -> bool:
+        app = web.Application()
+        app.router.add_get("/health", lambda request: web.json_response({"status": "ok"}))
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        try:
+            port = runner.addresses[0][1]
+            return await is_simulator(f"http://127.0.0.1:{port}/v1")
+        finally:
+            await runner.cleanup()
+
+    assert asyncio.run(main()) is False

@@ -15,7 +15,7 @@ import pytest
 from voorbeelden.caller import Caller, RunState
 from voorbeelden.config import GeneratorConfig, RetryPolicy
 from voorbeelden.generator import generate
-from voorbeelden.strategies import STRATEGIES, RunContext
+from voorbeelden.strategies import RunContext, get_strategy, names
 from voorbeelden.strategies.combined import parse_combined
 from voorbeelden.strategies.context import LatencyHistory
 from voorbeelden.strategies.hedged import hedge_delay
@@ -31,7 +31,9 @@ COUNTS = {p: GeneratorConfig().settings(p).count for p in ALL_PARTS}
 
 
 def run(sim: Any, strategy: str, sim_key: str = "k1", **kw: Any) -> Any:
-    kw.setdefault("config", GeneratorConfig(retry=FAST_RETRY))
+    # generate() takes a config or the policy keywords, not both: the keywords a test gives go into its config
+    policy = {n: kw.pop(n) for n in ("deadline_s", "call_timeout_s", "max_retries", "k") if n in kw}
+    kw.setdefault("config", GeneratorConfig(retry=FAST_RETRY).with_policy(**policy))
     return asyncio.run(generate(REQ, strategy, base_url=sim.base_url, sim_key=sim_key, **kw))
 
 
@@ -46,7 +48,7 @@ def assert_full(gen: Any) -> None:
 
 
 def test_registered() -> None:
-    assert {"streaming", "split", "combined", "hedged"} <= set(STRATEGIES)
+    assert {"streaming", "split", "combined", "hedged"} <= set(names())
 
 
 # ---- streaming ---------------------------------------------------------------------------------------------
@@ -69,12 +71,12 @@ def test_streaming_marks_first_item_before_any_call_ends(fresh: Any) -> None:
     """The RunState hook: the first complete line of a list part is seen before its call ends."""
 
     async def go() -> tuple[RunState, list[Any]]:
-        state = RunState(sim_key="k2", strategy="streaming")
+        state = RunState(sim_key="k2", strategy="streaming", simulator=True)
         async with openai.AsyncOpenAI(base_url=fresh.base_url, api_key="sim", max_retries=0) as client:
             cfg = GeneratorConfig(retry=FAST_RETRY)
             caller = Caller(client, state, retry=cfg.retry, call_timeout_s=cfg.call_timeout_s)
             ctx = RunContext(request=Request.coerce(REQ), config=cfg, caller=caller)
-            await STRATEGIES["streaming"](ctx, ALL_PARTS)
+            await get_strategy("streaming")(ctx, ALL_PARTS)
             return state, state.records
 
     state, records = asyncio.run(go())
@@ -250,8 +252,7 @@ def test_hedged_deadline_cancels_both_calls(fresh: Any) -> None:
             "hedged",
             base_url=fresh.base_url,
             sim_key="dl",
-            config=GeneratorConfig(retry=FAST_RETRY),
-            deadline_s=0.4,
+            config=GeneratorConfig(retry=FAST_RETRY, deadline_s=0.4),
             options={"hedge_delay_s": 0.1},
         )
         others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]

@@ -274,15 +274,16 @@ GenerateTerm = Callable[..., Awaitable["Generation"]]
 
 def _term_generator(settings: BatchSettings, client: openai.AsyncOpenAI) -> GenerateTerm:
     """:func:`voorbeelden.generate` with what every term of this batch shares already bound."""
+    from voorbeelden.config import GeneratorConfig
     from voorbeelden.generator import generate
 
     return partial(
         generate,
         strategy=settings.strategy,
         client=client,
-        config=settings.term_config(),
-        call_timeout_s=settings.call_timeout_s,
-        max_retries=settings.max_retries,
+        config=(settings.term_config() or GeneratorConfig()).with_policy(
+            call_timeout_s=settings.call_timeout_s, max_retries=settings.max_retries
+        ),
         run_id=settings.run_id,
         scenario="batch",
     )

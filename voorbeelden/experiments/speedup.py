@@ -124,6 +124,7 @@ def trials_per_profile(
     strategies: Sequence[str],
     scenario: str,
     per_profile: Callable[[], Mapping[str, Any]] | None = None,
+    k: int | None = None,
     **generate_kwargs: Any,
 ) -> TrialResults:
     """Paired trials of ``strategies`` on every profile of ``P`` (the simulator reconfigured per profile),
@@ -144,7 +145,7 @@ def trials_per_profile(
                 scenario=scenario,
                 tags={"profile": label, "time_scale": be.time_scale if be.simulated else None},
                 key_prefix=f"s{P['seed']}:",
-                config=bench_config(be.clock_scale),
+                config=bench_config(be.clock_scale).with_policy(k=k),
                 **generate_kwargs,
                 **(per_profile() if per_profile is not None else {}),
             )

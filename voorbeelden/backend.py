@@ -10,13 +10,17 @@ else one started for the block; needs the ``local`` extra) or a base URL. The AP
 parameter: papermill stores parameters in the output notebook, so the key is read from the environment here
 and never printed, returned by :meth:`Backend.describe` or written anywhere.
 
-Clients are created with ``max_retries=0`` because :mod:`voorbeelden.caller` owns retries (so every attempt
-is recorded), and inside the coroutine that uses them: an ``AsyncOpenAI`` client is bound to the event loop
-that first used it. openai is imported only when a client is made, so choosing a backend stays cheap.
+Clients are made by :func:`make_client` only: ``max_retries=0`` because :mod:`voorbeelden.caller` owns
+retries (so every attempt is recorded), over the one transport (:mod:`voorbeelden.transport`), and inside
+the coroutine that uses them: an ``AsyncOpenAI`` client is bound to the event loop that first used it.
+openai is imported only when a client is made, so choosing a backend stays cheap.
+
+Only this package's simulator is sent the simulator's own headers; :func:`is_simulator` tells it apart.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -145,6 +149,51 @@ def resolve_endpoint(base_url: str | None = None, api_key: str | None = None) ->
     return base_url, api_key
 
 
+SIM_HEALTH_KEYS = frozenset({"status", "profile", "time_scale"})  # what the simulator's /health answers
+
+
+async def is_simulator(base_url: str | None, timeout_s: float = 1.0) -> bool:
+    """Whether ``base_url`` is this package's simulator, which alone may be sent the simulator's own headers
+    (``x-sim-attempt``, ``x-sim-key``): every other endpoint, OpenAI's included, must never see them.
+
+    Asked only of a loopback URL (the simulator binds one unless told otherwise, and a remote endpoint must
+    not get an extra request or a delay from us): one plain ``GET /health`` whose JSON names the simulator's
+    profile and time scale. llama.cpp's server also answers ``/health`` but without those keys. Anything
+    else (no answer, another body, a remote host, https) is "not the simulator". Callers that hold the
+    simulator's handle (:class:`Backend`, the benchmarks) say so instead of asking."""
+    import json
+
+    from voorbeelden.consent import is_remote
+
+    if not base_url or is_remote(base_url):
+        return False
+    parts = urlsplit(base_url)
+    if parts.scheme != "http" or not parts.hostname:
+        return False
+    host, port = parts.hostname, parts.port or 80
+    try:
+        async with asyncio.timeout(timeout_s):
+            reader, writer = await asyncio.open_connection(host, port)
+            try:
+                writer.write(f"GET /health HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
+                await writer.drain()
+                raw = b""
+                while len(raw) < 65536 and (chunk := await reader.read(65536)):
+                    raw += chunk
+            finally:
+                writer.close()
+    except (OSError, TimeoutError):
+        return False
+    head, _, body = raw.partition(b"\r\n\r\n")
+    if not head.startswith((b"HTTP/1.1 200", b"HTTP/1.0 200")):
+        return False
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return False
+    return isinstance(data, dict) and SIM_HEALTH_KEYS <= data.keys()
+
+
 def make_client(
     base_url: str | None = None,
     api_key: str | None = None,
@@ -153,9 +202,15 @@ def make_client(
     transport: httpx2.AsyncBaseTransport | None = None,
     http_client: httpx2.AsyncClient | None = None,
 ) -> openai.AsyncOpenAI:
-    """THE way an ``AsyncOpenAI`` is made: ``max_retries=0`` (the caller owns retries, each one recorded);
-    ``transport`` (e.g. the batch gate) is wrapped in the SDK's own HTTP client, see :mod:`voorbeelden.transport`."""
+    """THE way an ``AsyncOpenAI`` is made, so every call (generate, the notebooks' trials, batch, the
+    benchmarks) takes one path: ``max_retries=0`` (the caller owns retries, each one recorded) and the SDK's
+    client sending through the one transport, :class:`voorbeelden.transport.AiohttpTransport` (chosen by
+    measurement over the SDK's own httpx2 pool: ``voorbeelden bench transport``, docs/TRANSPORT.md).
+    ``transport`` wraps or replaces it (the batch gate wraps it); ``http_client`` is for a benchmark that
+    measures another HTTP layer on purpose."""
     import openai
+
+    from voorbeelden.transport import http_client as sdk_http_client
 
     base_url, api_key = resolve_endpoint(base_url, api_key)
     kwargs: dict[str, Any] = {"api_key": api_key, "max_retries": 0}
@@ -163,12 +218,7 @@ def make_client(
         kwargs["base_url"] = base_url
     if timeout is not None:
         kwargs["timeout"] = timeout
-    if transport is not None:
-        from voorbeelden.transport import http_client as sdk_http_client
-
-        http_client = sdk_http_client(transport=transport)
-    if http_client is not None:
-        kwargs["http_client"] = http_client
+    kwargs["http_client"] = http_client if http_client is not None else sdk_http_client(transport=transport)
     return openai.AsyncOpenAI(**kwargs)
 
 

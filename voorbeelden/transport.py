@@ -1,5 +1,9 @@
 """The one HTTP transport: the SDK's own HTTP layer (``httpx2``, openai 3.x) sending its bytes through aiohttp.
 
+Every client is made by :func:`voorbeelden.backend.make_client`, which sends through this transport; it was
+chosen over the SDK's own pool by measuring both (``voorbeelden bench transport``; the figures, command, date
+and commit are in docs/TRANSPORT.md).
+
 openai's ``AsyncOpenAI`` sends through ``httpx2``, whose connection pool (httpcore) scans every pooled
 connection, checking each for expiry, whenever a request starts or ends: O(connections) work per request, so
 at a few hundred calls in flight the *client* spends most of its CPU in the pool (profiled with cProfile:

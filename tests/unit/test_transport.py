@@ -89,3 +89,36 @@ def test_the_sent_hook_fires_and_failures_map_to_httpx2_errors() -> None:
         return len(sent)
 
     assert asyncio.run(go()) >= 1
+
+
+def test_every_client_the_factory_makes_sends_through_the_one_transport() -> None:
+    async def go() -> list[object]:
+        plain = make_client("http://127.0.0.1:9/v1", PLACEHOLDER_KEY)
+        gated = make_client("http://127.0.0.1:9/v1", PLACEHOLDER_KEY, transport=GatedTransport())
+        async with plain, gated:
+            return [plain._client._transport, gated._client._transport]  # type: ignore[attr-defined]
+
+    plain, gated = asyncio.run(go())
+    assert isinstance(plain, AiohttpTransport)
+    assert isinstance(gated, GatedTransport) and isinstance(gated.inner, AiohttpTransport)
+
+
+def test_generate_sends_every_call_through_the_one_transport(monkeypatch: pytest.MonkeyPatch) -> None:
+    """generate() with a base URL (the path of the CLI, the notebooks' trials and the benchmarks) makes its
+    client by the factory: every request the simulator answers went through AiohttpTransport."""
+    from voorbeelden.generator import generate_sync
+    from voorbeelden.sim import SimConfig, running_simulator
+
+    seen: list[str] = []
+    original = AiohttpTransport.handle_async_request
+
+    async def counting(self: AiohttpTransport, request: httpx2.Request) -> httpx2.Response:
+        seen.append(request.url.path)
+        return await original(self, request)
+
+    monkeypatch.setattr(AiohttpTransport, "handle_async_request", counting)
+    with running_simulator(SimConfig(profile="uniform-2s", time_scale=0.01)) as sim:
+        gen = generate_sync({"begrip": "besluit"}, "parallel", base_url=sim.base_url)
+        served = sim.counters()["requests_total"]
+    assert gen.complete
+    assert seen == ["/v1/chat/completions"] * 6 and served == 6

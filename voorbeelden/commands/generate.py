@@ -11,8 +11,19 @@ import json
 import sys
 from typing import Any
 
+from voorbeelden.backend import BackendSpec, NoBackend, endpoint_spec, open_backend
+from voorbeelden.commands._options import (
+    add_embedded_sim_options,
+    at_least_one,
+    integer,
+    non_negative,
+    number,
+    positive,
+)
+from voorbeelden.config import GeneratorConfig
 from voorbeelden.redact import redact, redact_obj
-from voorbeelden.types import ALL_PARTS, Generation, InvalidRequest, Part, busy_time_s
+from voorbeelden.strategies.registry import info, names
+from voorbeelden.types import ALL_PARTS, Generation, InvalidRequest, Part, Request, busy_time_s
 
 # Exit codes (also in the README). "Delivered" means the part has a value; a list part with fewer items than
 # asked is delivered but marked "short" in the table and in ``shortfalls`` of --json.
@@ -50,9 +61,16 @@ DESCRIPTION = "Generate the six voorbeelden parts for one term and print them wi
 EPILOG = EXIT_CODES_HELP
 
 
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    from voorbeelden.commands._options import add_embedded_sim_options, at_least_one, non_negative, positive
+# Options that only mean something for some strategies: the option -> (its argparse dest, the strategy option
+# it sets). A strategy that does not list that option in the registry would silently ignore it, so using it
+# there is an error.
+STRATEGY_OPTIONS = {"-k": ("k", "k"), "--hedge-delay": ("hedge_delay", "hedge_delay_s")}
+# Options of the embedded simulator: meaningless (and an error) when calls go to a real endpoint.
+SIM_OPTIONS = {"--sim-profile": "sim_profile", "--time-scale": "time_scale"}
+SIM_DEFAULTS = {"sim_profile": "definitie-app", "time_scale": 0.1}
 
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("begrip", help="the term, e.g. besluit")
     p.add_argument("--definitie", default="", help="the term's definition")
     p.add_argument(
@@ -60,8 +78,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--juridisch", action="append", default=[], metavar="X", help="legal context")
     p.add_argument("--wettelijk", action="append", default=[], metavar="X", help="statutory context")
-    from voorbeelden.strategies.registry import names
-
     p.add_argument("--strategy", default="parallel", choices=names())
     p.add_argument(
         "--hedge-delay",
@@ -75,12 +91,36 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--base-url", default=None, help="OpenAI-compatible endpoint (default: OPENAI_BASE_URL)")
     p.add_argument("--model", default=None, help="model for every part (default: OPENAI_MODEL or gpt-4.1)")
     p.add_argument(
+        "--temperature",
+        type=number(0, 2),
+        default=None,
+        help="sampling temperature for every part, 0..2 (default: each part's own)",
+    )
+    p.add_argument(
+        "--seed",
+        type=integer(0),
+        default=None,
+        help="sent as the request's seed (>= 0); a part asked again after an unusable answer gets the next seed",
+    )
+    p.add_argument(
+        "--max-retries",
+        type=integer(0, 100),
+        default=None,
+        metavar="N",
+        help="retries per call after an endpoint failure, 0..100 (default 2); an answer with no usable item "
+        "is asked once more on top",
+    )
+    p.add_argument(
         "--deadline", type=positive, default=None, metavar="S", help="deadline for the generation (> 0)"
     )
     p.add_argument("--json", action="store_true", help="print the whole Generation as JSON")
     add_embedded_sim_options(
-        p, "profile of the embedded simulator", "time scale of the embedded simulator (> 0)"
+        p,
+        "profile of the embedded simulator (default definitie-app; only without an endpoint)",
+        "time scale of the embedded simulator, > 0 (default 0.1; only without an endpoint)",
     )
+    # None means "not given": an option of the simulator given for a real endpoint is refused in run().
+    p.set_defaults(sim_profile=None, time_scale=None)
 
 
 def _fail(message: str) -> int:
@@ -88,11 +128,28 @@ def _fail(message: str) -> int:
     return EXIT_BAD_INPUT
 
 
+def ineffective_options(args: argparse.Namespace, spec: BackendSpec) -> list[str]:
+    """What was given but would do nothing: a strategy option the chosen strategy does not take, a simulator
+    option when calls go to an endpoint. Said, not ignored: a user who asked for ``-k 2`` with
+    ``--strategy parallel`` believes they ran two at a time."""
+    problems = []
+    takes = info(args.strategy).options
+    for flag, (dest, option) in STRATEGY_OPTIONS.items():
+        if getattr(args, dest) is not None and option not in takes:
+            users = ", ".join(n for n in names() if option in info(n).options)
+            problems.append(f"{flag} has no effect with --strategy {args.strategy} (only with {users})")
+    if spec.kind != "simulated":
+        for flag, dest in SIM_OPTIONS.items():
+            if getattr(args, dest) is not None:
+                problems.append(
+                    f"{flag} has no effect: calls go to the endpoint {spec.host} (chosen by {spec.source}), "
+                    "not the embedded simulator"
+                )
+    return problems
+
+
 def run(args: argparse.Namespace) -> int:
-    from voorbeelden.backend import NoBackend, endpoint_spec, open_backend
-    from voorbeelden.config import GeneratorConfig
-    from voorbeelden.generator import generate_sync
-    from voorbeelden.types import Request
+    from voorbeelden.generator import generate_sync  # imports openai: not for --help
 
     context = {
         "organisatorisch": args.organisatorisch,
@@ -101,17 +158,28 @@ def run(args: argparse.Namespace) -> int:
     }
     try:
         request = Request(begrip=args.begrip, definitie=args.definitie, context=context)
-        config = GeneratorConfig(deadline_s=args.deadline, k=3 if args.k is None else args.k)
         spec = endpoint_spec(args.base_url)
+        config = GeneratorConfig().with_policy(
+            deadline_s=args.deadline, max_retries=args.max_retries, k=args.k
+        )
+        if args.model:
+            config = config.with_model(args.model)
+        if args.temperature is not None or args.seed is not None:
+            config = config.with_sampling(args.temperature, args.seed)
     except (InvalidRequest, ValueError) as err:
         return _fail(str(err))
-    if args.model:
-        config = config.with_model(args.model)
+    problems = ineffective_options(args, spec)
+    if problems:
+        return _fail("; ".join(problems))
+    sim = {
+        dest: default if getattr(args, dest) is None else getattr(args, dest)
+        for dest, default in SIM_DEFAULTS.items()
+    }
     try:
         with open_backend(
             spec,
-            profile=args.sim_profile,
-            time_scale=args.time_scale,
+            profile=sim["sim_profile"],
+            time_scale=sim["time_scale"],
             process=False,
             announce=sys.stderr,
         ) as backend:
@@ -121,6 +189,7 @@ def run(args: argparse.Namespace) -> int:
                 base_url=backend.base_url,
                 api_key=backend.api_key,
                 config=config,
+                simulator=True if backend.simulated else None,
                 options={"hedge_delay_s": args.hedge_delay} if args.hedge_delay is not None else None,
             )
     except NoBackend as err:

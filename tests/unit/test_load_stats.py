@@ -95,6 +95,13 @@ def test_knee_when_every_load_or_none_is_within_the_slo() -> None:
     assert none_in.describe("users").startswith("none")
 
 
+def test_knee_description_without_a_crossing_names_the_loads() -> None:
+    # the level over the SLO had no generation start in its window (p95 None): no crossing to interpolate
+    knee = find_knee([_level(1, 4, 10, [4]), _level(2, None, 0, [None])], "users", slo_s=10)
+    assert (knee.level, knee.next_level, knee.interpolated) == (1, 2, None)
+    assert knee.describe("users") == "1 users (windows 1-1; 2 is over)"
+
+
 def test_knee_uncertainty_is_the_range_of_the_per_window_crossings() -> None:
     levels = [_level(1, 4, 10, [3, 5]), _level(2, 14, 20, [12, 18])]
     knee = find_knee(levels, "users", slo_s=10)

@@ -229,6 +229,7 @@ def _report(args: argparse.Namespace, result: Any, backend: dict[str, Any] | Non
     if args.json:
         json.dump(data, sys.stdout, ensure_ascii=False, indent=2)
         print()
+        _notes(data, result, interrupted)
         return code
     s = result.settings
     print(
@@ -248,13 +249,24 @@ def _report(args: argparse.Namespace, result: Any, backend: dict[str, Any] | Non
     stops = result.parallel_stops_paying
     if stops is not None:
         print(f"parallel stops paying (no goodput or median-wall edge over sequential) at {stops:g} {s.unit}")
+    _notes(data, result, interrupted)
+    return code
+
+
+def _notes(data: dict[str, Any], result: Any, interrupted: bool) -> None:
+    """What the user should know beside the figures (stderr): where sweeps stopped, what was lost."""
     for strategy, why in result.stopped.items():
         print(f"{strategy}: stopped {why}", file=sys.stderr)
     g = data["generations"]
+    if not g["started"] and not interrupted:
+        print(
+            "voorbeelden load: no generation started in a measured window, so nothing was measured; "
+            "lengthen --duration (model seconds) beyond one generation's wall",
+            file=sys.stderr,
+        )
     if g["incomplete"]:
         print(
             f"voorbeelden load: {g['incomplete']} of {g['started']} measured generations incomplete "
             f"({g['cut']} cut when the drain ran out)",
             file=sys.stderr,
         )
-    return code

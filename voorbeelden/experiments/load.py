@@ -49,6 +49,15 @@ def settings_from(P: dict[str, Any]) -> LoadSettings:
     )
 
 
+def capacity_for(profile: str, capacity: int | None) -> int | None:
+    """The simulator's capacity for ``profile``: none for a batching profile (its own ``max_batch`` serves
+    that many streams at once and queues the rest, as the server it models does), else ``capacity``."""
+    from voorbeelden.sim.profiles import PROFILES
+
+    known = PROFILES.get(profile)
+    return None if known is not None and getattr(known, "batching", None) is not None else capacity
+
+
 def _run(be: Any, label: str, settings: LoadSettings) -> dict[str, Any]:
     result = sweep(be, settings)
     info = be.describe()
@@ -74,11 +83,12 @@ def load_experiment(P: dict[str, Any]) -> LoadExperiment:
         labels = list(P["profiles"]) if be.simulated else [f"{be.kind} ({be.host})"]
         for label in labels:
             if be.simulated:
-                be.configure(profile=label)
+                be.configure(profile=label, capacity=capacity_for(label, P["sim_capacity"]))
             runs.append(_run(be, label, settings))
         measured_real = not be.simulated
     if measured_real and P["predict_profile"]:
         pred = {**sim, "time_scale": P["predict_time_scale"]}
+        pred["capacity"] = capacity_for(P["predict_profile"], P["sim_capacity"])
         with open_backend("sim", profile=P["predict_profile"], **pred) as be:
             runs.append({**_run(be, P["predict_profile"], settings), "prediction": True})
     table = pd.DataFrame([{"label": r["label"], **lv} for r in runs for lv in r["result"].levels])
@@ -150,7 +160,9 @@ def conclude(runs: list[dict[str, Any]], s: LoadSettings, prediction: list[dict[
         knees = result.knees
         label = run["label"] + (" (calibrated simulator, prediction)" if run.get("prediction") else "")
         for strategy, knee in knees.items():
-            lines.append(f"{label}: {strategy} keeps p95 within {s.slo_s:g} s up to {knee.describe(s.unit)}.")
+            lines.append(
+                f"{label}, {strategy}: knee (p95 wall within {s.slo_s:g} s) {knee.describe(s.unit)}."
+            )
         ranked = sorted(
             (
                 (k.interpolated if k.interpolated is not None else (k.level or 0.0), st)

@@ -160,13 +160,16 @@ class Knee:
 
     def describe(self, unit: str) -> str:
         if self.level is None:
-            return f"none: even {self.next_level:g} {unit} is over the SLO"
+            return f"none (already over the SLO at {self.next_level:g} {unit})"
         if self.next_level is None:
-            return f">= {self.level:g} {unit} (every tested load within the SLO)"
-        spread = ""
+            return f"at least {self.level:g} {unit} (every tested load within the SLO)"
+        crossing = "" if self.interpolated is None else f"crossing at ~{self.interpolated:.3g}"
         if self.low is not None and self.high is not None:
-            spread = f", windows {self.low:.3g}-{self.high:.3g}"
-        return f"{self.level:g} {unit} (crossing at ~{self.interpolated:.3g}{spread}; {self.next_level:g} is over)"
+            crossing += f"{', ' if crossing else ''}windows {self.low:.3g}-{self.high:.3g}"
+        over = f"{self.next_level:g} is over"
+        return (
+            f"{self.level:g} {unit} ({crossing}; {over})" if crossing else f"{self.level:g} {unit} ({over})"
+        )
 
 
 def _crossing(loads: Sequence[float], p95s: Sequence[float | None], slo_s: float) -> tuple[Any, Any, Any]:

@@ -283,6 +283,9 @@ async def arun_sweep(
                 fig = {"strategy": strategy, s.load_key: load}
                 fig |= level_figures(rows, s.warmup_s, s.duration_s, s.windows, s.slo_s)
                 fig["dropped_arrivals"] = level.dropped
+                # What the client and server did per real second: on a shared machine, beyond some rate the
+                # client's own CPU, not the server modelled, sets the limit (said in the notebook).
+                fig["calls_per_s_real"] = fig["calls_per_min"] / 60.0 / clock_scale
                 result.levels.append(fig)
                 if on_level is not None:
                     on_level(fig)

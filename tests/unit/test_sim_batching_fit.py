@@ -101,9 +101,9 @@ def test_observed_speeds_per_level_follow_the_curve():
     truth = Batching.step_model(6, 0.3)
     df = records(truth)
     cal = calibrate(df)
-    from voorbeelden.sim.calibrate import _usable_records
+    from voorbeelden.sim.calibrate import usable_records
 
-    usable = _usable_records(df)
+    usable = usable_records(df)
     ttft = {p: cal.parts[p].ttft.median for p in PARTS}
     speeds = observed_speeds(usable, ttft, cal.seconds_per_token).set_index("streams")["speed"]
     assert speeds[1] == pytest.approx(1.0, abs=0.05)

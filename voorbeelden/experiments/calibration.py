@@ -17,30 +17,42 @@ the report's first page shows.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from matplotlib.figure import Figure
 
 from voorbeelden.backend import PLACEHOLDER_KEY, open_backend
 from voorbeelden.begrippen import load_begrippen
 from voorbeelden.experiments import stats
+from voorbeelden.experiments.calibration_plots import plot_calibration, plot_curve
 from voorbeelden.experiments.retries import bench_config
 from voorbeelden.experiments.speedup import write_json
 from voorbeelden.experiments.trials import TrialResults, run_trials
 from voorbeelden.sim.calibrate import Calibration, calibrate, read_records, write_profile
 
 NB06 = "06_calibration"
+__all__ = [
+    "CalibrationExperiment",
+    "calibration_experiment",
+    "compare",
+    "conclude",
+    "plot_calibration",
+    "plot_curve",
+]
+
 PREDICTED_JSONL = f"predicted_{NB06}.jsonl"  # not "0*": the report's results.jsonl holds measurements only
 
 
 @dataclasses.dataclass
 class CalibrationExperiment:
+    """One server's round trip: measured trials, the fitted calibration, the predicted trials, the table."""
+
     measured: TrialResults
     predicted: TrialResults
     calibration: Calibration
@@ -48,11 +60,26 @@ class CalibrationExperiment:
     conclusion: list[str]
     backend: dict[str, Any]
     seconds: float
+    label: str = ""
+    # per concurrency level: the per-stream speed the measured calls showed (see observed_speeds)
+    speeds: pd.DataFrame = dataclasses.field(default_factory=pd.DataFrame)
+    others: list[CalibrationExperiment] = dataclasses.field(default_factory=list)
+
+    @property
+    def all(self) -> list[CalibrationExperiment]:
+        """This server's experiment and those of the other servers measured in the same run."""
+        return [self, *self.others]
+
+
+def parse_local_server(text: str) -> tuple[str, int]:
+    """``"llama-server:6"`` -> (engine, slots); ``"llama-cpp-python"`` -> (engine, 1)."""
+    engine, _, slots = text.partition(":")
+    return engine, int(slots) if slots else 1
 
 
 def _config(P: Mapping[str, Any], time_scale: float, *, real: bool) -> Any:
     """The generator config of a run: scaled timeouts; on a real backend the sampling overrides."""
-    cfg = bench_config(time_scale, call_timeout_model_s=P["call_timeout_s"])
+    cfg = bench_config(time_scale, call_timeout_model_s=P["call_timeout_s"]).with_policy(k=P["k"])
     if real:
         if P.get("temperature") is not None or P.get("sampling_seed") is not None:
             cfg = cfg.with_sampling(P.get("temperature"), P.get("sampling_seed"))
@@ -61,14 +88,30 @@ def _config(P: Mapping[str, Any], time_scale: float, *, real: bool) -> Any:
     return cfg
 
 
-def _measure(
-    P: Mapping[str, Any], begrippen: Any, common: Mapping[str, Any], out: Path
-) -> tuple[TrialResults, dict[str, Any]]:
-    """Step 1: the paired trials on the backend; returns them and the backend's description."""
+@contextlib.contextmanager
+def _server(P: Mapping[str, Any], local: str | None) -> Iterator[Any]:
+    """The backend to measure: a local server this notebook starts (``local``, e.g. ``llama-server:6``),
+    or the notebook's backend."""
+    if local is not None:
+        from voorbeelden.backend import Backend
+        from voorbeelden.local import running_local_llm
+
+        engine, slots = parse_local_server(local)
+        with running_local_llm(engine=engine, slots=slots) as llm:
+            yield Backend(kind="local", base_url=llm.base_url, info=llm.describe())
+        return
     sim_overrides = {"capacity": P["sim_capacity"]} if P.get("sim_capacity") else {}
     with open_backend(
         P["backend"], profile=P["profile"], time_scale=P["time_scale"], seed=P["seed"], **sim_overrides
     ) as be:
+        yield be
+
+
+def _measure(
+    P: Mapping[str, Any], begrippen: Any, common: Mapping[str, Any], out: Path, local: str | None, label: str
+) -> tuple[TrialResults, dict[str, Any]]:
+    """Step 1: the paired trials on the backend; returns them and the backend's description."""
+    with _server(P, local) as be:
         backend = be.describe()
         if be.simulated:
             backend["capacity"] = P.get("sim_capacity")
@@ -77,7 +120,7 @@ def _measure(
             begrippen,
             backend=be,
             out=out,
-            scenario="calibration:measured",
+            scenario=f"calibration:measured{label}",
             tags={"role": "measured"},
             config=_config(P, ts, real=not be.simulated),
             **common,
@@ -91,6 +134,7 @@ def _predict(
     common: Mapping[str, Any],
     calibration: Calibration,
     profile_path: Path,
+    label: str,
 ) -> TrialResults:
     """Step 3: the same trials against the simulator serving the fitted profile and concurrency."""
     from voorbeelden.sim import SimConfig, running_simulator
@@ -107,7 +151,7 @@ def _predict(
             base_url=sim.base_url,
             api_key=PLACEHOLDER_KEY,
             out=Path(P["out_dir"]) / PREDICTED_JSONL,
-            scenario="calibration:predicted",
+            scenario=f"calibration:predicted{label}",
             tags={"role": "predicted"},
             config=_config(P, pts, real=False),
             **common,
@@ -115,28 +159,47 @@ def _predict(
 
 
 def calibration_experiment(P: Mapping[str, Any]) -> CalibrationExperiment:
-    """Run the four steps (see the module docstring) and write ``06_calibration.json``."""
+    """Run the four steps (see the module docstring) for the backend, or for each of ``local_servers`` in
+    turn (the first is returned, the others in ``.others``), and write ``06_calibration.json``."""
     t0 = time.monotonic()
     out_dir = Path(P["out_dir"])
     out_dir.mkdir(parents=True, exist_ok=True)
     measured_path = out_dir / f"{NB06}.jsonl"
     for path in (measured_path, out_dir / PREDICTED_JSONL):
         path.unlink(missing_ok=True)
+    for old in out_dir.glob(f"{NB06}_profile*.json"):
+        old.unlink()
     begrippen = load_begrippen(P["n_begrippen"])
+    servers: list[str | None] = list(P.get("local_servers") or []) if P["backend"] == "local" else []
+    runs = [_round_trip(P, begrippen, out_dir, local) for local in (servers or [None])]
+    first = dataclasses.replace(runs[0], others=runs[1:], seconds=time.monotonic() - t0)
+    write_json(out_dir / f"{NB06}.json", _side_file(P, first))
+    return first
+
+
+def _round_trip(
+    P: Mapping[str, Any], begrippen: Any, out_dir: Path, local: str | None
+) -> CalibrationExperiment:
+    """Measure one server, fit, predict with the simulator, compare."""
+    t0 = time.monotonic()
     strategies = tuple(P["strategies"])
     common = {
         "strategies": strategies,
         "trials": P["trials"],
         "warmup": P["warmup"],
         "key_prefix": f"s{P['seed']}:",
-        "k": P["k"],
     }
-    measured, backend = _measure(P, begrippen, common, measured_path)
-    calibration = calibrate(
-        read_records(measured_path), name=f"calibrated-{backend.get('kind')}", source=measured_path.name
-    )
-    profile_path = write_profile(calibration, out_dir / f"{NB06}_profile.json")
-    predicted = _predict(P, begrippen, common, calibration, profile_path)
+    label = "" if local is None else f":{local}"
+    measured_path = out_dir / f"{NB06}.jsonl"
+    measured, backend = _measure(P, begrippen, common, measured_path, local, label)
+    records = read_records(measured_path)
+    if "scenario" in records:
+        records = records[records["scenario"] == f"calibration:measured{label}"]
+    name = f"calibrated-{backend.get('kind')}" + ("" if local is None else "-" + local.replace(":", "-"))
+    calibration = calibrate(records, name=name, source=measured_path.name)
+    suffix = "" if local is None else "_" + local.replace(":", "-")
+    profile_path = write_profile(calibration, out_dir / f"{NB06}_profile{suffix}.json")
+    predicted = _predict(P, begrippen, common, calibration, profile_path, label)
     table = compare(
         measured.generations,
         predicted.generations,
@@ -144,26 +207,73 @@ def calibration_experiment(P: Mapping[str, Any]) -> CalibrationExperiment:
         goal=P["goal"],
         predicted_time_scale=P["predict_time_scale"],
     )
+    if local is not None:
+        table.insert(0, "server", local)
     conclusion = conclude(table, calibration, backend, goal=P["goal"])
-    seconds = time.monotonic() - t0
-    write_json(
-        out_dir / f"{NB06}.json",
-        {
-            "notebook": NB06,
-            "backend": backend,
-            "params": dict(P),
-            "profile_file": profile_path.name,
-            "capacity": calibration.capacity,
-            "concurrency": calibration.concurrency.to_dict(),
-            "fit": calibration.table().to_dict(orient="records"),
-            "fit_notes": calibration.notes,
-            "table": table.to_dict(orient="records"),
-            "goal": P["goal"],
-            "conclusion": conclusion,
-            "seconds": seconds,
-        },
+    return CalibrationExperiment(
+        measured,
+        predicted,
+        calibration,
+        table,
+        conclusion,
+        backend,
+        time.monotonic() - t0,
+        label=local or str(backend.get("kind", "")),
+        speeds=observed_curve(records, calibration),
     )
-    return CalibrationExperiment(measured, predicted, calibration, table, conclusion, backend, seconds)
+
+
+def observed_curve(records: pd.DataFrame, calibration: Calibration) -> pd.DataFrame:
+    """Per number of concurrent streams: the per-stream speed (relative to alone) and total throughput
+    the measured calls showed, beside the fitted curve's."""
+    from voorbeelden.sim.calibrate import usable_records
+    from voorbeelden.sim.calibrate_batching import observed_speeds
+
+    usable = usable_records(records)
+    ttft = {p: f.ttft.median for p, f in {**calibration.parts, **calibration.extra}.items()}
+    table = observed_speeds(usable, ttft, calibration.seconds_per_token)
+    curve = calibration.profile().batching
+    if curve is not None and len(table):
+        table["fitted_speed"] = [curve.rate(int(n)) for n in table["streams"]]
+    return table
+
+
+def _side_file(P: Mapping[str, Any], first: CalibrationExperiment) -> dict[str, Any]:
+    """``06_calibration.json``: the first server's fit at the top (what the report's section reads), every
+    server's table rows and conclusion lines, and each server's own block under ``servers``."""
+    runs = first.all
+    many = len(runs) > 1
+
+    def block(run: CalibrationExperiment) -> dict[str, Any]:
+        fit = run.calibration.batching_fit
+        return {
+            "label": run.label,
+            "backend": run.backend,
+            "capacity": run.calibration.capacity,
+            "concurrency": run.calibration.concurrency.to_dict(),
+            "batching": None if fit is None else fit.to_dict(),
+            "observed_speeds": run.speeds.to_dict(orient="records"),
+            "fit": run.calibration.table().to_dict(orient="records"),
+            "fit_notes": run.calibration.notes,
+            "table": run.table.to_dict(orient="records"),
+            "conclusion": run.conclusion,
+            "seconds": run.seconds,
+        }
+
+    return {
+        "notebook": NB06,
+        "params": dict(P),
+        "profile_file": f"{NB06}_profile*.json",
+        **{k: v for k, v in block(first).items() if k not in ("table", "conclusion", "fit_notes")},
+        "table": [row for run in runs for row in run.table.to_dict(orient="records")],
+        "conclusion": [(f"[{run.label}] " if many else "") + line for run in runs for line in run.conclusion],
+        "fit_notes": [
+            (f"[{run.label}] " if many else "") + line for run in runs for line in run.calibration.notes
+        ],
+        "servers": [block(run) for run in runs],
+        "goal": P["goal"],
+        "seconds": first.seconds,
+    }
 
 
 def _per_token(gens: pd.DataFrame) -> pd.Series:
@@ -180,9 +290,10 @@ def compare(
     predicted_time_scale: float = 1.0,
 ) -> pd.DataFrame:
     """Per strategy: measured and predicted median paired speedup over sequential (sequential itself is 1 by
-    definition; its row compares the wall time per output token instead, the prediction's divided by its
-    ``predicted_time_scale``), their relative error, and the measured wall time per output token (s), so
-    runs with different output lengths still compare."""
+    definition) and their relative error (``error``); measured and predicted p50 wall time (the prediction's
+    divided by its ``predicted_time_scale``) and their relative error (``wall_error``); for sequential also
+    the error of the wall time per output token (``per_token_error``, which runs with different output
+    lengths share). ``within_goal``: every error the row has is within ``goal``."""
     rows = []
     m_meas = stats._measured(measured)
     m_pred = stats._measured(predicted)
@@ -203,12 +314,11 @@ def compare(
             "tokens_out_median": float(gm["tokens_out"].median()) if len(gm) else float("nan"),
         }
         if strategy == "sequential":
-            # Speedup 1 by definition: check the prediction of the baseline's wall time instead (as a ratio of
-            # per-token times, so the prediction's time scale drops out).
+            # Speedup 1 by definition: the prediction of the baseline's wall time is what is checked.
             row.update(n_pairs=len(gm), measured_speedup=1.0, ci_low=1.0, ci_high=1.0, predicted_speedup=1.0)
             pm = _per_token(seq_m).median()
             pp = _per_token(seq_p).median() / predicted_time_scale
-            row["wall_error"] = float(pp / pm - 1) if pm and pp and pm == pm and pp == pp else float("nan")
+            row["per_token_error"] = _rel(pp, pm)
         else:
             pm = stats.paired_speedups(measured, baseline="sequential", other=strategy)
             pp = stats.paired_speedups(predicted, baseline="sequential", other=strategy)
@@ -219,14 +329,20 @@ def compare(
                 ci_low=lo,
                 ci_high=hi,
                 predicted_speedup=float(pp["speedup"].median()) if len(pp) else float("nan"),
-                wall_error=float("nan"),
+                per_token_error=float("nan"),
             )
-        ms, ps = row["measured_speedup"], row["predicted_speedup"]
-        row["error"] = float(ps / ms - 1) if ms == ms and ps == ps and ms else float("nan")
-        err = row["wall_error"] if strategy == "sequential" else row["error"]
-        row["within_goal"] = bool(abs(err) <= goal) if err == err else False
+        row["wall_error"] = _rel(row["predicted_wall_median_s"], row["wall_median_s"])
+        row["error"] = _rel(row["predicted_speedup"], row["measured_speedup"])
+        errors = [row["wall_error"]] + ([] if strategy == "sequential" else [row["error"]])
+        row["within_goal"] = all(e == e and abs(e) <= goal for e in errors)
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def _rel(predicted: float, measured: float) -> float:
+    """predicted / measured - 1 (nan when either is missing or measured is 0)."""
+    ok = predicted == predicted and measured == measured and measured
+    return float(predicted / measured - 1) if ok else float("nan")
 
 
 def conclude(
@@ -234,28 +350,38 @@ def conclude(
 ) -> list[str]:
     """Plain sentences computed from the table: the fitted concurrency, the errors, the verdict."""
     cap = calibration.capacity
+    curve = calibration.profile().batching
+    served = (
+        f"batching: up to {curve.max_batch} streams decoded together, each at "
+        f"{curve.rate(curve.max_batch):.2f}x its solo speed when all share the server "
+        f"({curve.throughput(curve.max_batch):.2f}x total throughput)"
+        if curve is not None
+        else f"fitted server concurrency: {cap if cap is not None else 'no limit observed'}"
+    )
     lines = [
-        f"fitted server concurrency: {cap if cap is not None else 'no limit observed'}"
+        served
         + (
             f" (the backend states {backend.get('concurrency')})"
             if backend.get("concurrency") is not None
             else ""
         )
-        + f"; decode {1 / calibration.seconds_per_token:.1f} tokens/s"
+        + f"; decode {1 / calibration.seconds_per_token:.1f} tokens/s alone"
     ]
     for row in table.itertuples(index=False):
-        if row.strategy == "sequential":
-            lines.append(
-                f"sequential: wall per output token predicted {row.wall_error:+.0%} vs measured"
-                if row.wall_error == row.wall_error
-                else "sequential: no measured pairs"
-            )
-            continue
         verdict = "within" if row.within_goal else "OUTSIDE"
+        wall = (
+            f"p50 wall measured {row.wall_median_s:.2f} s, predicted {row.predicted_wall_median_s:.2f} s "
+            f"({row.wall_error:+.0%})"
+            if row.wall_error == row.wall_error
+            else "no measured p50 wall"
+        )
+        if row.strategy == "sequential":
+            lines.append(f"sequential: {wall}: {verdict} the {goal:.0%} goal")
+            continue
         lines.append(
             f"{row.strategy}: measured speedup {row.measured_speedup:.2f}x "
             f"(95% CI {row.ci_low:.2f}-{row.ci_high:.2f}, {row.n_pairs} pairs), predicted "
-            f"{row.predicted_speedup:.2f}x, error {row.error:+.0%}: {verdict} the {goal:.0%} goal"
+            f"{row.predicted_speedup:.2f}x, error {row.error:+.0%}; {wall}: {verdict} the {goal:.0%} goal"
         )
         if row.measured_speedup < 1:
             lines.append(f"  {row.strategy} is slower than sequential: {_below_one_reason(cap, backend)}")
@@ -368,25 +494,3 @@ def calibration_html(cal: Mapping[str, Any]) -> str:
     out += [f"<li>fit: {_h(line)}</li>" for line in cal.get("fit_notes") or []]
     out.append("</ul>")
     return "\n".join(out)
-
-
-def plot_calibration(table: pd.DataFrame) -> Figure:
-    """Measured (with its 95% CI) and predicted speedup per strategy; the dashed line is 1 (sequential)."""
-    from voorbeelden.experiments.plots import _figure, _style
-
-    fig = _figure(7.5, 4.2)
-    ax = fig.subplots()
-    x = np.arange(len(table))
-    meas = table["measured_speedup"].astype(float)
-    err = np.vstack([meas - table["ci_low"].astype(float), table["ci_high"].astype(float) - meas]).clip(min=0)
-    _ = ax.bar(x - 0.2, meas, width=0.4, color="#264653", label="measured (95% CI)", yerr=err, capsize=4)
-    _ = ax.bar(
-        x + 0.2, table["predicted_speedup"].astype(float), width=0.4, color="#e9c46a", label="predicted"
-    )
-    _ = ax.axhline(1.0, color="#555", linestyle="--", linewidth=1)
-    ax.set_xticks(x, table["strategy"])
-    ax.set_ylabel("speedup over sequential (x)")
-    ax.set_title("Calibrated simulator: predicted vs measured speedup")
-    ax.legend(loc="upper right", fontsize=9)
-    _style(ax)
-    return fig

@@ -329,7 +329,7 @@ def _fit_service(df: pd.DataFrame) -> ServiceFit:
     return dataclasses.replace(fit, residual_sigma=sigma)
 
 
-def _usable_records(records: pd.DataFrame) -> pd.DataFrame:
+def usable_records(records: pd.DataFrame) -> pd.DataFrame:
     """The records a fit can use, marked ``solo``/``in_flight``; a :class:`CalibrationError` says why there
     are none."""
     if records is None or records.empty or "part" not in records:
@@ -410,7 +410,7 @@ def calibrate(
     records: pd.DataFrame, *, name: str = "calibrated", source: str = "call records"
 ) -> Calibration:
     """Fit a :class:`Calibration` from call-record rows (see the module docstring for the method)."""
-    df = _usable_records(records)
+    df = usable_records(records)
     notes: list[str] = []
     labels = _labels(df)
     df = df[df["part"].isin(labels)]

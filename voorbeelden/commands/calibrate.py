@@ -1,9 +1,10 @@
 """``voorbeelden calibrate RESULTS.jsonl --out profile.json``: fit a simulator profile from call records.
 
 Reads trials/report JSONL (generation rows with their call records, or one record per line), fits per part
-the time to first token, output tokens and tokens/s, and the server's effective concurrency (see
-:mod:`voorbeelden.sim.calibrate`), writes the profile file and prints what it fitted. Serve the result with
-``voorbeelden sim --profile-file profile.json``.
+the time to first token, output tokens and tokens/s, and the server's effective concurrency or, when
+concurrent calls slowed each other, its batching curve (see :mod:`voorbeelden.sim.calibrate` and
+:mod:`voorbeelden.sim.calibrate_batching`), writes the profile file and prints what it fitted. Serve the
+result with ``voorbeelden sim --profile-file profile.json``.
 """
 
 from __future__ import annotations
@@ -11,7 +12,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-HELP = "fit a simulator profile (per-part TTFT, tokens, tokens/s, server concurrency) from call records"
+HELP = (
+    "fit a simulator profile (per-part TTFT, tokens, tokens/s, server concurrency or batching curve) from "
+    "call records"
+)
 DESCRIPTION = (
     "Fit a simulator profile from measured call records (any backend) and write it as JSON; "
     "serve it with 'voorbeelden sim --profile-file FILE'."
@@ -43,6 +47,15 @@ def run(args: argparse.Namespace) -> int:
         f"  server concurrency: {cap.capacity if cap.capacity is not None else 'no limit observed'} "
         f"(mean requests in service while calls overlapped: {busy}, over {cap.n_generations} generations)"
     )
+    fit = cal.batching_fit
+    if fit is not None and fit.batching is not None:
+        curve = fit.batching
+        speeds = ", ".join(f"{n}: {v:.2f}" for n, v in enumerate(curve.speed, 1))
+        print(
+            f"  batching: concurrent calls slow each other; per-stream speed by streams served ({speeds}), "
+            f"up to {curve.max_batch} at once, more queue (replay error {fit.error_s:.2f} s vs "
+            f"{fit.error_no_slowdown_s:.2f} s without slowdown, over {fit.n_calls} calls)"
+        )
     print(f"  decode: {1 / cal.seconds_per_token:.1f} tokens/s (residual sigma {cal.residual_sigma:.2f})")
     table = cal.table()
     for row in table.itertuples(index=False):

@@ -72,7 +72,7 @@ Handler = Callable[[httpx2.Request, dict[str, Any]], Awaitable[httpx2.Response]]
 def client_for(handler: Handler, seen: list[dict[str, Any]]) -> openai.AsyncOpenAI:
     async def route(request: httpx2.Request) -> httpx2.Response:
         body = json.loads(request.content)
-        seen.append({**body, "_attempt": request.headers.get("x-sim-attempt")})
+        seen.append(body)
         return await handler(request, body)
 
     http = httpx2.AsyncClient(transport=httpx2.MockTransport(route))
@@ -109,13 +109,15 @@ class Interrupting:
         self.active = 0
         self.max_active_after_cut = 0
         self.cuts = 0
+        self.asked: dict[str, int] = {}  # requests per part: llama.cpp is sent no x-sim-attempt header
 
     async def __call__(self, request: httpx2.Request, body: dict[str, Any]) -> httpx2.Response:
         self.active += 1
         try:
             await asyncio.sleep(0.02)
             alone = self.active == 1
-            if request.headers.get("x-sim-attempt") != "1":  # a retry: sent after the client saw a cut
+            self.asked[part_of(body)] = self.asked.get(part_of(body), 0) + 1
+            if self.asked[part_of(body)] > 1:  # a retry: sent after the client saw a cut
                 self.max_active_after_cut = max(self.max_active_after_cut, self.active)
             if not alone:
                 self.cuts += 1

@@ -44,8 +44,10 @@ $(LOCAL_STAMP): $(STAMP)
 $(LLAMA_SERVER): | $(LOCAL_STAMP)
 	$(BIN)/python -m voorbeelden.local.build_server --bin-dir $(BIN)
 
+# make report BASELINE=reports/DIR: then compare the new report with that one (exit 1 on a regression).
 report: $(REPORT_DEPS)
 	MPLBACKEND=agg $(BIN)/voorbeelden report --params $(PARAMS)
+	$(if $(BASELINE),$(BIN)/voorbeelden compare $(BASELINE) reports/latest --html reports/latest/compare.html)
 
 test: $(STAMP)
 	$(BIN)/ruff check voorbeelden tests

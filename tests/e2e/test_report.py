@@ -10,6 +10,7 @@ from pathlib import Path
 
 import matplotlib.image
 import pytest
+import yaml
 from _fake_keys import fake_key
 from conftest import env_without_openai
 
@@ -53,14 +54,17 @@ def test_report_with_ci_params_writes_every_artifact(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stdout + done.stderr
     report = (tmp_path / "latest").resolve()
     assert report.parent == tmp_path.resolve() and re.fullmatch(r"\d{8}-\d{6}(-\d+)?", report.name)
-    for stem in (
+    stems = [name.removesuffix(".ipynb") for name in yaml.safe_load(CI_PARAMS.read_text())["notebooks"]]
+    assert {
         "01_sequential_vs_parallel",
         "02_failure_injection",
         "03_report",
         "04_scale_and_rate_limits",
         "05_strategies",
         "06_calibration",
-    ):
+        "07_under_load",
+    } <= set(stems)
+    for stem in stems:
         assert (report / f"{stem}.ipynb").is_file() and (report / f"{stem}.html").stat().st_size > 10_000
     for name in ("results.jsonl", "summary.json", "index.html"):
         assert (report / name).stat().st_size > 0
@@ -76,13 +80,16 @@ def test_report_with_ci_params_writes_every_artifact(tmp_path: Path) -> None:
         assert f"src='{png.name}'" in index, png.name
     first_screen = index[: index.index("<h2>")]
     assert "SIMULATED" in first_screen and "time_scale 0.01" in first_screen
-    assert "All 6 notebooks ran" in first_screen
+    assert f"All {len(stems)} notebooks ran" in first_screen
     # the verdict in words (status, speedup, strategies) on the first screen, then the headline charts
     s = json.loads((report / "summary.json").read_text())
     assert len(s["verdict"]) == 3 and all(line in first_screen for line in s["verdict"]), s["verdict"]
     assert s["verdict"][1].startswith("Parallel vs sequential: ") and "pairs complete" in s["verdict"][1]
     charts = index[index.index("id='charts'") : index.index("id='speedup'")]
     assert "src='01_speedup_vs_bound.png'" in charts and "src='05_pareto.png'" in charts
+    # notebook 07's side file, through the registry
+    assert "src='07_goodput.png'" in charts and "id='load'" in index
+    assert {k["strategy"] for k in s["load"]["knees"]} == {"sequential", "parallel"}
 
     # A clean run is quiet: no parser or kernel warnings in the terminal, no stderr blocks in the notebooks.
     for noise in ("Unable to parse", "Passed unknown parameter", "without encryption", "Traceback"):

@@ -322,3 +322,22 @@ def test_html_page_has_the_deltas_and_both_runs_charts(tmp_path, capsys):
     assert "not in base" in html  # 05_pareto.png exists only in the new run
     assert main(["compare", str(a), str(b), "--html", str(tmp_path / "no" / "dir.html")]) == 2
     assert "cannot write" in capsys.readouterr().err
+
+
+def test_goodput_and_429_share_come_from_their_side_files_unpaired(tmp_path):
+    def side_files(folder: Path, goodput: list[float], sent_429: int) -> Path:
+        levels = [{"strategy": "parallel", "users": 4, "windows": [{"goodput_per_min": g} for g in goodput]}]
+        (folder / "07_load.json").write_text(json.dumps({"levels": levels}))
+        results = [{"mode": "bucket", "contender": "naive", "requests_total": 40, "sent_429": sent_429}]
+        (folder / "ratelimit_notebook.json").write_text(json.dumps({"results": results}))
+        return folder
+
+    base = side_files(make_report(tmp_path / "a", 0), [30.0, 31.0, 29.5, 30.5], 2)
+    same = side_files(make_report(tmp_path / "b", 1), [30.5, 29.0, 30.0, 31.0], 2)
+    worse = side_files(make_report(tmp_path / "c", 2), [20.0, 21.0, 19.0, 20.5], 30)
+    quiet = {c.name: c for c in compare_reports(base, same, n_boot=1000).changes}
+    loud = {c.name: c for c in compare_reports(base, worse, n_boot=1000).changes}
+    goodput, share = "goodput/min 07 parallel @ users 4", "429 share 04 bucket/naive"
+    assert quiet[goodput].verdict == quiet[share].verdict == cs.NO_CHANGE
+    assert not quiet[goodput].estimate.paired and not quiet[share].estimate.paired
+    assert loud[goodput].verdict == loud[share].verdict == cs.REGRESSION

@@ -232,6 +232,8 @@ def _value(value: float, unit: str) -> str:
         return "–"
     if unit == "share":
         return f"{value:.1%}"
+    if unit == "/min":
+        return f"{value:.1f}/min"
     return f"{value:.2f}{'x' if unit == 'x' else ' s'}"
 
 
@@ -258,7 +260,7 @@ def format_table(result: Comparison) -> str:
         if e is None:
             lines.append(f"{c.name:<{width}}  {'':>10}  {'':>10}  {'':>6}  {'':>15}  {'':>14}  {c.verdict}")
             continue
-        ci = f"{e.ci_low:.3f}-{e.ci_high:.3f}" if math.isfinite(e.ci_low) else "–"
+        ci = f"{e.ci_low:.3f}-{e.ci_high:.3f}" if not math.isnan(e.ci_low) else "–"
         n = f"{e.n_base}/{e.n_new}{' paired' if e.paired else ''}"
         ratio = f"{e.ratio:.3f}" if math.isfinite(e.ratio) else "–"
         lines.append(

@@ -239,6 +239,25 @@ def rate_limited_share(report: ReportData) -> list[FigureData]:
     return out
 
 
+def goodput(report: ReportData) -> list[FigureData]:
+    """Notebook 07 (``07_load.json``): goodput per minute (complete generations within the SLO) per strategy
+    and load level; the units are the level's consecutive measurement windows, each with its own goodput.
+    Windows of two runs are not the same trials (arrivals differ), so they are never paired."""
+    side = report.side_file("07_load.json")
+    out = []
+    for lv in (side or {}).get("levels", []) if isinstance(side, dict) else []:
+        load_key = next((k for k in ("users", "rate") if k in lv), None)
+        windows = [w.get("goodput_per_min") for w in lv.get("windows") or [] if isinstance(w, dict)]
+        values = {f"window {i}": float(v) for i, v in enumerate(windows) if _number(v) is not None}
+        if load_key is None or not values:
+            continue
+        name = f"goodput/min 07 {lv.get('strategy')} @ {load_key} {lv[load_key]:g}"
+        out.append(
+            FigureData(name, "mean", "down", "/min", values, len(windows), "07_under_load", pairable=False)
+        )
+    return out
+
+
 Extractor = Callable[[ReportData], list[FigureData]]
 
 # name -> extractor; a notebook that adds a headline adds one entry here.
@@ -248,6 +267,7 @@ EXTRACTORS: dict[str, Extractor] = {
     "first_part": first_part,
     "completeness": completeness,
     "rate_limited_share": rate_limited_share,
+    "goodput": goodput,
 }
 
 

@@ -101,14 +101,17 @@ def ratio_ci(
     if boots.size == 0:  # every resample divided zero by zero (e.g. a share that is 0 in both runs)
         return RatioEstimate(point_b, point_n, ratio, float("nan"), float("nan"), b.size, n.size, paired)
     alpha = (1 - level) / 2
-    lo, hi = np.quantile(boots, [alpha, 1 - alpha])
+    # inverted_cdf picks resampled values instead of interpolating between them: a share that was 0 in some
+    # resamples of the base gives infinite ratios there, and inf - inf would make the bound NaN
+    lo, hi = np.quantile(boots, [alpha, 1 - alpha], method="inverted_cdf")
     return RatioEstimate(point_b, point_n, ratio, float(lo), float(hi), b.size, n.size, paired)
 
 
 def verdict(ci_low: float, ci_high: float, threshold: float, bad: Bad) -> str:
     """``regression`` / ``improvement`` when the whole CI lies beyond ``1 ± threshold`` in the bad / good
-    direction, ``no change detected`` otherwise; ``insufficient data`` without a CI."""
-    if not (np.isfinite(ci_low) and np.isfinite(ci_high)):
+    direction, ``no change detected`` otherwise; ``insufficient data`` without a CI (an infinite bound, a
+    share that went up from zero, is still a bound)."""
+    if np.isnan(ci_low) or np.isnan(ci_high):
         return INSUFFICIENT
     up, down = ci_low > 1 + threshold, ci_high < 1 - threshold
     if bad == "up":

@@ -211,6 +211,12 @@ class ScaleParams(NotebookParams):
     seed: Seed
     isolate: StrictBool
     memory_terms: Int(0, 10_000_000)
+    # the Batch API section (voorbeelden.experiments.batch_api): N terms online under batch_api_rpm against the
+    # simulator's Batch API taking batch_api_delay_s (simulated) in progress; an empty list skips it. Defaults,
+    # so the rate-limit benchmark's settings (the same model) need not name them.
+    batch_api_terms: Annotated[list[Int(1, 100_000)], BeforeValidator(_split_numbers)] = [10, 40]
+    batch_api_rpm: Float(gt=0.0) = 120.0
+    batch_api_delay_s: Float(gt=0.0, le=86_400.0) = 120.0
 
 
 class Price(BaseModel):
@@ -276,7 +282,8 @@ def _split_numbers(value: Any) -> Any:
 class LoadParams(NotebookParams):
     """07: a load sweep per strategy (closed loop over ``users`` or open loop over ``rates``, exactly one),
     on each simulator profile (capacity ``sim_capacity``) or on the backend; times in model seconds.
-    ``predict_profile``: on a real/local backend, the calibrated simulator profile whose knee is compared."""
+    ``predict_profile``: on a real/local backend, the calibrated simulator profile whose knee is compared;
+    ``local_engine``/``local_slots``: with ``backend="local"``, the local server the notebook starts for itself."""
 
     backend: Backend
     profiles: Profiles
@@ -295,12 +302,40 @@ class LoadParams(NotebookParams):
     drain_s: Float(gt=0.0) | None
     predict_profile: Profile | None
     predict_time_scale: TimeScale
+    local_engine: Annotated[str, AfterValidator(_one_of(("llama-cpp-python", "llama-server"), "engine"))] | None
+    local_slots: Int(1, 64)
 
     @model_validator(mode="after")
     def _one_way_to_load(self) -> LoadParams:
         if bool(self.users) == bool(self.rates):
             raise ValueError("give exactly one of users (closed loop) or rates (open loop); the other []")
         return self
+
+
+def _engines() -> tuple[str, ...]:
+    from voorbeelden.local.engines import ENGINES
+
+    return ENGINES
+
+
+class EnginesParams(TrialParams):
+    """08: both local engines (the queueing llama-cpp-python, the batching llama-server with ``slots``):
+    paired sequential/parallel trials with the server's counters, and the batching curve. On a simulated
+    backend, the simulator's stand-ins (capacity 1 on ``sim_profile``; the batching-6 profile)."""
+
+    engines: Annotated[list[str], BeforeValidator(_split), AfterValidator(_one_of(_engines, "engine"))]
+    slots: Int(1, 64)
+    threads: Int(1, 64)
+    n_ctx: Int(512, 1 << 20)
+    sim_profile: Profile
+    n_boot: Int(100, 1_000_000)
+    call_timeout_s: Float(gt=0.0, le=3600.0)
+    temperature: Float(ge=0.0, le=2.0) | None
+    sampling_seed: Int(0) | None
+    max_tokens: Int(1, 100_000) | None
+    curve_streams: Annotated[list[Int(1, 64)], BeforeValidator(_split_numbers)]
+    curve_tokens: Int(2, 4096)
+    curve_reps: Int(1, 100)
 
 
 # The notebook (file stem) -> its model. A notebook not listed here has no checked parameters.
@@ -312,6 +347,7 @@ MODELS: dict[str, type[NotebookParams]] = {
     "05_strategies": StrategiesParams,
     "06_calibration": CalibrationParams,
     "07_under_load": LoadParams,
+    "08_local_engines": EnginesParams,
 }
 
 
@@ -395,3 +431,34 @@ def validate_params(notebook: str, /, *, check_backend: bool = True, **params: A
     path.mkdir(parents=True, exist_ok=True)
     out["out_dir"] = str(path)
     return out
+
+
+# --- the report's parameter file as a whole ----------------------------------------------------------------
+
+EXECUTION_TIMEOUT_RANGE_S = (10.0, 7 * 24 * 3600.0)  # below 10 s no notebook cell finishes; above: a typo
+
+
+def check_report_file(data: Any, path: str | os.PathLike[str]) -> None:
+    """Refuse (ValueError naming the file and the key) what the report's runner would trip over later: an
+    empty file (it would run every notebook on defaults nobody chose) and an ``execution_timeout`` that is not
+    a finite number of seconds in :data:`EXECUTION_TIMEOUT_RANGE_S` (-1, 0 and 0.001 were accepted; NaN and
+    text failed deep in the runner without naming the file or the key)."""
+    if data is None or data == {}:
+        raise ValueError(
+            f"{path} is empty; a parameter file names at least the notebooks' parameters (see "
+            "notebooks/params/default.yaml)"
+        )
+    if not isinstance(data, dict) or "execution_timeout" not in data:
+        return
+    value = data["execution_timeout"]
+    lo, hi = EXECUTION_TIMEOUT_RANGE_S
+    ok = (
+        not isinstance(value, bool)
+        and isinstance(value, int | float)
+        and math.isfinite(value)
+        and lo <= value <= hi
+    )
+    if not ok:
+        raise ValueError(
+            f"{path}: execution_timeout must be a number of seconds per cell from {lo:g} to {hi:g}, got {value!r}"
+        )

@@ -71,27 +71,17 @@ def test_a_closed_loop_sweep_prints_levels_and_knees_as_json() -> None:
 
 
 def test_parts_lost_to_call_timeouts_are_exit_3() -> None:
-    # definitie-app's praktijkvoorbeelden takes ~37 model seconds: a 20 s call timeout loses it every time;
-    # no warm-up, so the first generation (20 s, longer than the 8 s measured) starts in the measured window
+    # definitie-app's praktijkvoorbeelden takes ~37 model seconds: a 20 s call timeout loses it every time
     proc = run_voorbeelden(
         ["load", "--sim-profile", "definitie-app", "--users", "1", "--strategies", "parallel", "--json",
-         "--call-timeout", "20", "--max-retries", "0", *FAST, "--warmup", "0"]
+         "--call-timeout", "20", "--max-retries", "0", *FAST]
     )  # fmt: skip
     assert proc.returncode == 3, proc.stderr
     data = json.loads(proc.stdout)
     (lv,) = data["levels"]
-    assert lv["parts_delivered"] == 5 * lv["generations_started"]
+    assert lv["parts_delivered"] == 5 * lv["generations_measured"]
     assert lv["goodput_per_min"] == 0
-    assert data["generations"]["incomplete"] == data["generations"]["started"] > 0
-
-
-def test_a_sweep_that_measured_no_generation_says_so_and_is_not_exit_0() -> None:
-    proc = run_voorbeelden(
-        ["load", "--users", "1", "--strategies", "sequential", "--duration", "1", "--warmup", "1",
-         "--time-scale", "0.05", "--no-progress"]
-    )  # fmt: skip
-    assert proc.returncode == 1, proc.stderr
-    assert "no generation started in a measured window" in proc.stderr
+    assert data["generations"]["incomplete"] == data["generations"]["measured"] > 0
 
 
 def test_a_remote_endpoint_needs_yes() -> None:

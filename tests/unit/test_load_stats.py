@@ -18,21 +18,30 @@ def _row(start: float, wall: float, parts: int = 6, **kw: object) -> GenRow:
     return GenRow(t_start=start, t_end=start + wall, parts_delivered=parts, **kw)  # type: ignore[arg-type]
 
 
-def test_latency_counts_generations_started_in_the_window_throughput_those_ended_in_it() -> None:
+def test_every_generation_overlapping_the_window_is_measured_and_counts_by_its_share_inside() -> None:
     rows = [
-        _row(-5, 8),  # started in the warm-up, ends in the window: throughput only
-        _row(1, 4),
-        _row(2, 30),  # started in the window, ends after it: latency only
-        _row(3, 5, parts=5),  # incomplete: not goodput
+        _row(-5, 8),  # started in the warm-up, ends 3 s into the window: measured, 3/8 of it inside
+        _row(1, 4),  # entirely inside
+        _row(2, 30),  # still running when the window ends: measured (no survivor bias), 18/30 inside
+        _row(3, 5, parts=5),  # inside but incomplete: in throughput, not in goodput
+        _row(25, 2),  # after the window: not measured
     ]
     f = window_figures(rows, 0, 20, slo_s=10)
-    assert f["generations_started"] == 3
-    assert f["generations_ended"] == 3  # the warm-up one, the 4 s and the partial one
-    assert f["generations_per_min"] == pytest.approx(3 / (20 / 60))
-    assert f["goodput_per_min"] == pytest.approx(2 / (20 / 60))  # the 8 s and the 4 s ones; not the partial
+    assert f["generations_measured"] == 4
+    assert f["generations_started"] == 3 and f["generations_ended"] == 3
     assert f["wall_max_s"] == pytest.approx(30)
-    assert f["parts_delivered"] == 6 + 6 + 5 and f["parts_asked"] == 18
-    assert f["within_slo"] == 1  # of those started in the window: only the 4 s one is complete and fast
+    assert f["generations_per_min"] == pytest.approx((3 / 8 + 1 + 18 / 30 + 1) * 3)
+    assert f["goodput_per_min"] == pytest.approx((3 / 8 + 1) * 3)  # complete and within 10 s
+    assert f["within_slo"] == 2
+    assert f["parts_delivered"] == 23 and f["parts_asked"] == 24
+
+
+def test_throughput_by_share_is_the_completion_rate_in_steady_state() -> None:
+    # one generation every 2 s, each lasting 7 s: 30 per minute, however the window cuts them
+    rows = [_row(t, 7) for t in range(-20, 80, 2)]
+    f = window_figures(rows, 13, 43, slo_s=10)
+    assert f["generations_per_min"] == pytest.approx(30)
+    assert f["goodput_per_min"] == pytest.approx(30)
 
 
 def test_a_cut_generation_is_not_complete_and_keeps_its_elapsed_time() -> None:
@@ -41,6 +50,7 @@ def test_a_cut_generation_is_not_complete_and_keeps_its_elapsed_time() -> None:
     assert f["generations_cut"] == 1
     assert f["generations_complete"] == 1
     assert f["generations_ended"] == 1  # a cut generation never "ends" as throughput
+    assert f["generations_per_min"] == pytest.approx(1.0)  # only the 3 s one
     assert f["wall_max_s"] == pytest.approx(50)
 
 
@@ -59,10 +69,10 @@ def test_back_to_back_calls_do_not_count_as_overlapping() -> None:
 
 
 def test_level_figures_split_the_measurement_into_windows() -> None:
-    rows = [_row(t, 2) for t in range(10, 40)]  # one generation a second after a 10 s warm-up
+    rows = [_row(t, 0.5) for t in range(10, 40)]  # one generation a second after a 10 s warm-up
     f = level_figures(rows, warmup_s=10, duration_s=30, windows=3, slo_s=5)
-    assert [w["generations_started"] for w in f["windows"]] == [10, 10, 10]
-    assert f["generations_started"] == 30
+    assert [w["generations_measured"] for w in f["windows"]] == [10, 10, 10]
+    assert f["generations_measured"] == 30
 
 
 def _level(load: float, p95: float | None, gpm: float, windows: list[float | None] | None = None) -> dict:

@@ -29,16 +29,15 @@ def _sweep(sim: SimHandle, **settings: object):  # type: ignore[no-untyped-def]
 def test_closed_loop_levels_have_every_figure_and_the_calls_each_strategy_puts_in_flight(
     capped_sim: SimHandle,
 ) -> None:
-    # no warm-up: the first generation starts in the measured window, however slow the machine is
-    result = _sweep(capped_sim, strategies=("sequential", "parallel"), users=(1,), slo_s=60, warmup_s=0.0)
+    result = _sweep(capped_sim, strategies=("sequential", "parallel"), users=(1,), slo_s=60)
     by = {lv["strategy"]: lv for lv in result.levels}
     assert set(by) == {"sequential", "parallel"}
     assert by["sequential"]["calls_in_flight_peak"] == 1  # one user, one call at a time
     assert by["parallel"]["calls_in_flight_peak"] == 6  # one user, six calls at once
     for lv in result.levels:
         assert lv["users"] == 1
-        assert lv["generations_started"] >= 1
-        assert lv["parts_delivered"] == lv["parts_asked"] == 6 * lv["generations_started"]
+        assert lv["generations_measured"] >= 1
+        assert lv["parts_delivered"] == lv["parts_asked"] == 6 * lv["generations_measured"]
         assert lv["wall_p50_s"] <= lv["wall_p95_s"] <= lv["wall_p99_s"]
         assert len(lv["windows"]) == 2
     assert result.generations["incomplete"] == 0
@@ -62,7 +61,7 @@ def test_a_generation_still_running_when_the_drain_ends_is_cut_and_counted_as_in
     assert lv["generations_cut"] == 1
     assert lv["generations_complete"] == 0
     assert lv["wall_max_s"] >= 4.0  # its elapsed time, a lower bound
-    assert result.generations == {"started": 1, "complete": 0, "incomplete": 1, "cut": 1}
+    assert result.generations == {"measured": 1, "complete": 0, "incomplete": 1, "cut": 1}
 
 
 def test_open_loop_levels_are_keyed_by_rate(capped_sim: SimHandle) -> None:
@@ -72,12 +71,26 @@ def test_open_loop_levels_are_keyed_by_rate(capped_sim: SimHandle) -> None:
     assert result.to_dict()["mode"] == "open"
 
 
-def test_a_sweep_stops_past_saturation(capped_sim: SimHandle) -> None:
-    # capacity 4 and six calls per user: 4 users queue 24 calls behind 4 slots, 16 users 96
-    result = _sweep(capped_sim, strategies=("parallel",), users=(4, 16, 32), slo_s=5.0, drain_s=120.0)
-    loads = [lv["users"] for lv in result.levels]
-    assert loads == [4, 16], result.stopped
-    assert "past saturation at 16 users" in result.stopped["parallel"]
+def test_a_sweep_stops_at_the_first_level_judged_past_saturation(
+    capped_sim: SimHandle, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # when a level is past saturation is load_stats.saturated's job (tested on fixed figures there); here: the
+    # sweep asks it after every level but the first, stops that strategy there and says why, with the figures
+    import voorbeelden.experiments.load_sweep as load_sweep
+
+    asked: list[tuple[float, float]] = []
+
+    def judged(prev: dict, cur: dict, slo_s: float) -> bool:
+        asked.append((prev["users"], cur["users"]))
+        return cur["users"] == 2
+
+    monkeypatch.setattr(load_sweep, "saturated", judged)
+    result = _sweep(capped_sim, strategies=("parallel", "bounded"), users=(1, 2, 3), slo_s=60, duration_s=4.0)
+    assert [(lv["strategy"], lv["users"]) for lv in result.levels] == [
+        ("parallel", 1), ("parallel", 2), ("bounded", 1), ("bounded", 2),
+    ]  # fmt: skip
+    assert asked == [(1, 2), (1, 2)]
+    assert result.stopped["parallel"].startswith("past saturation at 2 users: p95 wall")
 
 
 @pytest.mark.parametrize(

@@ -23,7 +23,7 @@ EXIT_CODES_HELP = f"""exit codes:
   0  every measured generation complete (all six parts delivered)
   1  no part delivered at all (every call failed)
   2  bad input (arguments): nothing was sent
-  3  partial: some generations lost parts or were cut when the drain time ran out (see "generations")
+  3  partial: some measured generations lost parts or were cut when the drain ran out (see "generations")
   {EXIT_NO_CONSENT}  stopped before any call: a remote (possibly paid) endpoint needs --yes
   130  interrupted (Ctrl-C): the levels finished so far are printed (with "interrupted": true)
 
@@ -155,7 +155,7 @@ def _fail(message: str) -> int:
 
 
 def exit_code(generations: dict[str, int], parts_delivered: int) -> int:
-    if generations["started"] and generations["incomplete"] == 0:
+    if generations["measured"] and generations["incomplete"] == 0:
         return 0
     return 3 if parts_delivered else 1
 
@@ -258,15 +258,9 @@ def _notes(data: dict[str, Any], result: Any, interrupted: bool) -> None:
     for strategy, why in result.stopped.items():
         print(f"{strategy}: stopped {why}", file=sys.stderr)
     g = data["generations"]
-    if not g["started"] and not interrupted:
-        print(
-            "voorbeelden load: no generation started in a measured window, so nothing was measured; "
-            "lengthen --duration (model seconds) beyond one generation's wall",
-            file=sys.stderr,
-        )
     if g["incomplete"]:
         print(
-            f"voorbeelden load: {g['incomplete']} of {g['started']} measured generations incomplete "
+            f"voorbeelden load: {g['incomplete']} of {g['measured']} measured generations incomplete "
             f"({g['cut']} cut when the drain ran out)",
             file=sys.stderr,
         )

@@ -6,6 +6,8 @@ simulator's prediction of its knee. The sweep itself is :mod:`voorbeelden.experi
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -58,6 +60,23 @@ def capacity_for(profile: str, capacity: int | None) -> int | None:
     return None if known is not None and getattr(known, "batching", None) is not None else capacity
 
 
+@contextmanager
+def _backend(P: dict[str, Any], sim: dict[str, Any]) -> Iterator[Any]:
+    """The backend to load: with ``backend="local"`` and a ``local_engine``, a server of that engine started
+    for this notebook (the report's own local server answers one request at a time: a load test of a
+    batching server needs its own); else :func:`~voorbeelden.backend.open_backend`."""
+    from voorbeelden.backend import Backend, open_backend
+
+    if P["backend"] == "local" and P["local_engine"]:
+        from voorbeelden.local import running_local_llm
+
+        with running_local_llm(engine=P["local_engine"], slots=P["local_slots"]) as llm:
+            yield Backend(kind="local", base_url=llm.base_url, info=llm.describe())
+        return
+    with open_backend(P["backend"], profile=P["profiles"][0], **sim) as be:
+        yield be
+
+
 def _run(be: Any, label: str, settings: LoadSettings) -> dict[str, Any]:
     result = sweep(be, settings)
     info = be.describe()
@@ -79,7 +98,7 @@ def load_experiment(P: dict[str, Any]) -> LoadExperiment:
     settings = settings_from(P)
     runs: list[dict[str, Any]] = []
     sim = {"time_scale": P["time_scale"], "seed": P["seed"], "capacity": P["sim_capacity"]}
-    with open_backend(P["backend"], profile=P["profiles"][0], **sim) as be:
+    with _backend(P, sim) as be:
         labels = list(P["profiles"]) if be.simulated else [f"{be.kind} ({be.host})"]
         for label in labels:
             if be.simulated:

@@ -6,14 +6,21 @@ measurement is split into consecutive windows of equal length, and the knee is f
 measurement and once per window; the spread of the per-window knees is the knee's uncertainty (a sweep is
 one run, so there is no other honest source of it).
 
-Counting rules (said once here, used everywhere):
+Counting rules (said once here, used everywhere). A generation is *measured* in a window when it overlaps it
+(started before the window ends, ended after it began): under load a generation often lasts longer than a
+window, so "started in the window" would leave long levels with no generation at all, and "ended in it" would
+drop exactly the slow ones that are still running (survivor bias).
 
-* **latency** (wall, time to first visible part) is over the generations that *started* in the window, all
-  of them awaited after the window ends; a generation cut when the drain time ran out (``censored``) keeps
-  its elapsed time, a lower bound that is always above the SLO (the drain is longer than the SLO);
-* **throughput** (generations/min, goodput/min, calls/min, 429s) counts what *ended* in the window, the
-  steady-state rate a server sustains; goodput counts only complete generations (six parts) within the SLO;
-* **in flight** is time-weighted over the window (mean) and its peak.
+* **latency** (wall, time to first visible part) is over the measured generations, each with its whole wall
+  (the sweep awaits them after the window); a generation cut when the drain time ran out (``censored``) keeps
+  its elapsed time, a lower bound that is always above the SLO (the drain is at least the SLO);
+* **throughput** (generations/min, goodput/min) counts each measured generation by the share of its wall that
+  falls inside the window (a generation entirely inside counts 1, one half inside 0.5): in steady state that
+  is the completion rate, with far less noise than counting the few completions of a short window; cut
+  generations never count, and goodput counts only complete generations (six parts) within the SLO;
+  ``generations_ended`` is the plain count of completions in the window beside it;
+* **calls** (calls/min, 429s) count attempts that ended in the window; **in flight** is time-weighted over
+  the window (mean), with its peak.
 """
 
 from __future__ import annotations
@@ -27,9 +34,10 @@ import numpy as np
 
 N_PARTS = 6
 # A level is past saturation when its p95 wall grew by this factor over the previous level's while its
-# throughput grew by less than THROUGHPUT_FLAT (guidellm's over-saturation stop, in two numbers).
+# throughput grew by less than THROUGHPUT_FLAT (guidellm's over-saturation stop, in two numbers; 20% leaves room
+# for the noise of a few generations per level).
 P95_CLIMB = 1.5
-THROUGHPUT_FLAT = 1.1
+THROUGHPUT_FLAT = 1.2
 
 
 @dataclass
@@ -74,31 +82,39 @@ def _peak(intervals: Sequence[tuple[float, float]], lo: float, hi: float) -> int
     return peak
 
 
+def _share(r: GenRow, lo: float, hi: float) -> float:
+    """How much of the generation's wall lies in [lo, hi): its weight in the throughput of that window."""
+    if r.wall_s <= 0:
+        return 1.0 if lo <= r.t_end < hi else 0.0
+    return _overlap(r.t_start, r.t_end, lo, hi) / r.wall_s
+
+
 def window_figures(rows: Sequence[GenRow], lo: float, hi: float, slo_s: float) -> dict[str, Any]:
     """The figures of one window [lo, hi) (model seconds since the level started); see the module docstring."""
     minutes = (hi - lo) / 60.0
-    started = [r for r in rows if lo <= r.t_start < hi]
-    ended = [r for r in rows if lo <= r.t_end < hi and not r.censored]
-    walls = [r.wall_s for r in started]
-    visible = [r.first_visible_s for r in started if r.first_visible_s is not None]
+    measured = [r for r in rows if r.t_start < hi and r.t_end > lo]
+    walls = [r.wall_s for r in measured]
+    visible = [r.first_visible_s for r in measured if r.first_visible_s is not None]
     calls = [c for r in rows for c in r.calls]
-    good = [r for r in ended if r.complete and r.wall_s <= slo_s]
+    finished = [r for r in measured if not r.censored]
+    good = [r for r in finished if r.complete and r.wall_s <= slo_s]
     return {
-        "generations_started": len(started),
-        "generations_ended": len(ended),
-        "generations_complete": sum(1 for r in started if r.complete),
-        "generations_cut": sum(1 for r in started if r.censored),
-        "parts_delivered": sum(r.parts_delivered for r in started),
-        "parts_asked": N_PARTS * len(started),
-        "within_slo": sum(1 for r in started if r.complete and r.wall_s <= slo_s),
+        "generations_measured": len(measured),
+        "generations_started": sum(1 for r in measured if r.t_start >= lo),
+        "generations_ended": sum(1 for r in finished if r.t_end < hi),
+        "generations_complete": sum(1 for r in measured if r.complete),
+        "generations_cut": sum(1 for r in measured if r.censored),
+        "parts_delivered": sum(r.parts_delivered for r in measured),
+        "parts_asked": N_PARTS * len(measured),
+        "within_slo": len(good),
         "wall_p50_s": _pct(walls, 50),
         "wall_p95_s": _pct(walls, 95),
         "wall_p99_s": _pct(walls, 99),
         "wall_max_s": max(walls, default=None),
         "first_visible_p50_s": _pct(visible, 50),
         "first_visible_p95_s": _pct(visible, 95),
-        "generations_per_min": len(ended) / minutes,
-        "goodput_per_min": len(good) / minutes,
+        "generations_per_min": sum(_share(r, lo, hi) for r in finished) / minutes,
+        "goodput_per_min": sum(_share(r, lo, hi) for r in good) / minutes,
         "calls_per_min": sum(1 for c in calls if lo <= c[1] < hi) / minutes,
         "rate_limited_429": sum(1 for c in calls if c[2] and lo <= c[1] < hi),
         "calls_in_flight_mean": sum(_overlap(a, b, lo, hi) for a, b, _ in calls) / (hi - lo),
@@ -125,7 +141,7 @@ def level_figures(
     return out
 
 
-_WINDOW_KEYS = ("generations_started", "wall_p95_s", "generations_per_min", "goodput_per_min")
+_WINDOW_KEYS = ("generations_measured", "wall_p95_s", "generations_per_min", "goodput_per_min")
 
 
 def saturated(prev: dict[str, Any], cur: dict[str, Any], slo_s: float) -> bool:

@@ -133,11 +133,12 @@ class SweepResult:
 
     @property
     def generations(self) -> dict[str, int]:
-        """Over the measured windows of every level: started, complete, with parts missing, cut."""
-        started = sum(lv["generations_started"] for lv in self.levels)
+        """Over every level's measured generations (those overlapping its measurement): how many, complete,
+        incomplete (parts missing or cut), cut."""
+        measured = sum(lv["generations_measured"] for lv in self.levels)
         complete = sum(lv["generations_complete"] for lv in self.levels)
         cut = sum(lv["generations_cut"] for lv in self.levels)
-        return {"started": started, "complete": complete, "incomplete": started - complete, "cut": cut}
+        return {"measured": measured, "complete": complete, "incomplete": measured - complete, "cut": cut}
 
     def to_dict(self) -> dict[str, Any]:
         return {

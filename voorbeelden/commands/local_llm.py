@@ -116,7 +116,8 @@ def run(args: argparse.Namespace) -> int:
                 )
             print(
                 f"local-llm: {llm.engine}, model {llm.model} ({llm.model_path}), {config.threads} CPU "
-                f"thread(s), n_ctx {config.n_ctx} per request; {how}. Ctrl-C to stop.",
+                f"thread(s), n_ctx {config.n_ctx} per request; server concurrency {llm.concurrency} ({how}). "
+                "Ctrl-C to stop.",
                 file=sys.stderr,
                 flush=True,
             )

@@ -375,6 +375,23 @@ def test_compare_states_measured_and_predicted_speedups_and_their_error() -> Non
     assert table.iloc[1]["error"] == pytest.approx(1.0) and not table.iloc[1]["within_goal"]
 
 
+def test_compare_checks_the_p50_wall_of_every_strategy_beside_the_speedup() -> None:
+    from voorbeelden.experiments.calibration import compare
+
+    measured = _gens({"sequential": [10.0, 10.0, 10.0], "parallel": [5.0, 5.0, 5.0]})
+    # the same speedup (2x) on walls 30% too long: the speedup alone would pass
+    predicted = _gens({"sequential": [13.0] * 3, "parallel": [6.5] * 3})
+    table = compare(measured, predicted, ["sequential", "parallel"], goal=0.15).set_index("strategy")
+    assert table.loc["parallel", "error"] == pytest.approx(0.0)
+    assert table.loc["parallel", "wall_error"] == pytest.approx(0.3)
+    assert table.loc["sequential", "wall_error"] == pytest.approx(0.3)
+    assert not table.loc["parallel", "within_goal"] and not table.loc["sequential", "within_goal"]
+    close = compare(
+        measured, _gens({"sequential": [10.5] * 3, "parallel": [5.2] * 3}), ["sequential", "parallel"]
+    )
+    assert close["within_goal"].all()
+
+
 def test_the_local_parameter_file_and_its_blocks_are_checked() -> None:
     from voorbeelden.report.run_env import GenerationOverrides, check_blocks
     from voorbeelden.report.runner import load_params

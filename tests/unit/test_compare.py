@@ -341,3 +341,13 @@ def test_goodput_and_429_share_come_from_their_side_files_unpaired(tmp_path):
     assert quiet[goodput].verdict == quiet[share].verdict == cs.NO_CHANGE
     assert not quiet[goodput].estimate.paired and not quiet[share].estimate.paired
     assert loud[goodput].verdict == loud[share].verdict == cs.REGRESSION
+
+
+def test_the_command_list_and_its_help_render(capsys):
+    # argparse expands % in a command's one-line help: an unescaped "95%" broke `voorbeelden --help`
+    for argv in (["--help"], ["compare", "--help"]):
+        with pytest.raises(SystemExit) as exit_:
+            main(argv)
+        assert exit_.value.code == 0
+    out = capsys.readouterr().out
+    assert "compare two report folders" in out and "--threshold PCT" in out

@@ -10,7 +10,7 @@ import sys
 
 from voorbeelden.commands._options import at_least_one
 
-HELP = "compare two report folders: per-figure change with a 95% bootstrap CI and a regression verdict"
+HELP = "compare two report folders: each figure's change with a bootstrap CI, and a regression verdict"
 DESCRIPTION = (
     "For every headline figure two report folders share (speedup per profile, wall p50/p95 per strategy and "
     "profile, time to first part, completeness, 429 share where present): the change new/base as a ratio "

@@ -4,9 +4,11 @@ Two optional top-level blocks of a report's parameter file:
 
 * ``local_llm:`` (or any notebook with ``backend: local``): the runner starts the real local server once
   (:func:`voorbeelden.local.running_local_llm`, fields of :class:`~voorbeelden.local.LocalLLMConfig`:
-  ``threads``, ``interrupt_requests``, ``n_ctx``, ``model_path``) and announces it to the kernels in
+  ``engine`` (``llama-cpp-python``, the default, or ``llama-server``), ``slots`` (llama-server), ``threads``,
+  ``interrupt_requests``, ``n_ctx``, ``model_path``) and announces it to the kernels in
   ``VOORBEELDEN_LOCAL_LLM_URL``/``_INFO``, so every notebook measures the same warm server and the report
-  states what it was; ``OPENAI_MODEL`` is set to the served model's name.
+  states what it was; ``OPENAI_MODEL`` is set to the served model's name. Notebooks that compare engines
+  (08, and 06/07 with their own engine parameters) start their servers themselves, one at a time.
 * ``generation:``: run-wide request overrides read by :mod:`voorbeelden.config` (``temperature``, ``seed``,
   ``max_tokens`` cap, ``call_timeout_s``), for notebooks that do not take them as parameters. On a real
   model, paired trials need temperature 0 and a seed to compare like with like.

@@ -103,12 +103,9 @@ class RateLimiter:
         self._pause_reason = ""
         self._announced_until = -math.inf
         self._seq = 0
-        self.granted = 0
-        self.tokens_granted = 0.0
         self.waited_s = 0.0
         self.anchors = 0
         self.unexplained_429 = 0
-        self.refunds = 0
 
     @property
     def active(self) -> bool:
@@ -195,8 +192,6 @@ class RateLimiter:
             entries = {"requests": self._dims["requests"].take(1.0, now, self._seq)}
             if tokens > 0:
                 entries["tokens"] = self._dims["tokens"].take(tokens, now, self._seq)
-        self.granted += 1
-        self.tokens_granted += tokens
         waited = now - start
         self.waited_s += waited
         return Grant(self, waited, entries)
@@ -247,7 +242,6 @@ class RateLimiter:
         if info is None:
             for name, entry in grant.entries.items():
                 self._dims[name].refund(entry)
-            self.refunds += 1
             self._stop_bursts()  # told a limit and still refused: send one at a time
             return
         needs = {"requests": 1.0, "tokens": grant.entries["tokens"][1] if "tokens" in grant.entries else 0.0}

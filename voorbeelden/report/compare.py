@@ -253,19 +253,19 @@ def format_table(result: Comparison) -> str:
         )
     width = max([len(c.name) for c in result.changes] + [6])
     lines.append(
-        f"{'figure':<{width}}  {'base':>10}  {'new':>10}  {'ratio':>6}  {'95% CI':>15}  {'n base/new':>14}  verdict"
+        f"{'figure':<{width}}  {'base':>10}  {'new':>10}  {'ratio':>6}  {'95% CI':>15}  {'n used of n run: base / new':>28}  verdict"
     )
     for c in result.changes:
         e = c.estimate
         if e is None:
-            lines.append(f"{c.name:<{width}}  {'':>10}  {'':>10}  {'':>6}  {'':>15}  {'':>14}  {c.verdict}")
+            lines.append(f"{c.name:<{width}}  {'':>10}  {'':>10}  {'':>6}  {'':>15}  {'':>28}  {c.verdict}")
             continue
         ci = f"{e.ci_low:.3f}-{e.ci_high:.3f}" if not math.isnan(e.ci_low) else "–"
-        n = f"{e.n_base}/{e.n_new}{' paired' if e.paired else ''}"
+        n = f"{e.n_base} of {c.n_total_base} / {e.n_new} of {c.n_total_new}{' paired' if e.paired else ''}"
         ratio = f"{e.ratio:.3f}" if math.isfinite(e.ratio) else "–"
         lines.append(
             f"{c.name:<{width}}  {_value(e.base, c.unit):>10}  {_value(e.new, c.unit):>10}  {ratio:>6}  "
-            f"{ci:>15}  {n:>14}  {c.verdict}"
+            f"{ci:>15}  {n:>28}  {c.verdict}"
         )
     if result.only_in_new:
         lines.append("only in new (not judged): " + ", ".join(result.only_in_new))

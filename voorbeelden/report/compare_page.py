@@ -97,7 +97,7 @@ def _row(c: Any) -> dict[str, str]:
         "new": _value(e.new, c.unit),
         "ratio": f"{e.ratio:.3f}" if math.isfinite(e.ratio) else "–",
         "ci": f"{e.ci_low:.3f}–{e.ci_high:.3f}" if not math.isnan(e.ci_low) else "–",
-        "n": f"{e.n_base} / {e.n_new}{' paired' if e.paired else ''}",
+        "n": f"{e.n_base} of {c.n_total_base} / {e.n_new} of {c.n_total_new}{' paired' if e.paired else ''}",
         "verdict": c.verdict,
     }
 

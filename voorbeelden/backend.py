@@ -21,12 +21,16 @@ Only this package's simulator is sent the simulator's own headers; :func:`is_sim
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Any, TextIO
 from urllib.parse import urlsplit
+
+from voorbeelden.consent import is_remote
+from voorbeelden.redact import redact
 
 if TYPE_CHECKING:
     import httpx2
@@ -161,10 +165,6 @@ async def is_simulator(base_url: str | None, timeout_s: float = 1.0) -> bool:
     profile and time scale. llama.cpp's server also answers ``/health`` but without those keys. Anything
     else (no answer, another body, a remote host, https) is "not the simulator". Callers that hold the
     simulator's handle (:class:`Backend`, the benchmarks) say so instead of asking."""
-    import json
-
-    from voorbeelden.consent import is_remote
-
     if not base_url or is_remote(base_url):
         return False
     parts = urlsplit(base_url)
@@ -346,8 +346,6 @@ def open_backend(
 
 def _open_local(spec: BackendSpec) -> Iterator[Backend]:
     """Attach to the local server the report started, or start one for the block."""
-    import json
-
     if spec.base_url is not None:
         try:
             info = json.loads(os.environ.get(LOCAL_INFO_ENV, "") or "{}")
@@ -383,7 +381,5 @@ def probe(base_url: str, timeout_s: float = 5.0) -> str | None:
             timeout=timeout_s,
         )
     except httpx2.HTTPError as exc:
-        from voorbeelden.redact import redact
-
         return redact(f"{type(exc).__name__}: {exc}") if str(exc) else type(exc).__name__
     return None

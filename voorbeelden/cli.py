@@ -17,6 +17,7 @@ import textwrap
 from types import ModuleType
 from typing import Any
 
+import voorbeelden.commands as commands
 from voorbeelden import __version__
 
 _WIDTH = 100
@@ -42,8 +43,6 @@ def add_commands(sub: Any, package: ModuleType) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    import voorbeelden.commands as commands
-
     parser = argparse.ArgumentParser(
         prog="voorbeelden",
         description="Generate Dutch voorbeelden for a term with an LLM, and measure call strategies honestly.",

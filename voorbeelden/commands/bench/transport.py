@@ -8,6 +8,8 @@ import argparse
 import json
 import sys
 
+from voorbeelden.commands._options import at_least_one, integer, number
+
 HELP = "compare the two HTTP transports (aiohttp, the SDK's httpx2 pool) on generations and a burst"
 DESCRIPTION = (
     "Run parallel generations and a burst of calls at once against a simulator subprocess, once over "
@@ -18,8 +20,6 @@ DESCRIPTION = (
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from voorbeelden.commands._options import at_least_one, integer, number
-
     p.add_argument(
         "--generations", type=integer(1, 10_000), default=30, metavar="N", help="per transport and round"
     )

@@ -214,7 +214,7 @@ class ScaleParams(NotebookParams):
     # the Batch API section (voorbeelden.experiments.batch_api): N terms online under batch_api_rpm against the
     # simulator's Batch API taking batch_api_delay_s (simulated) in progress; an empty list skips it. Defaults,
     # so the rate-limit benchmark's settings (the same model) need not name them.
-    batch_api_terms: Annotated[list[Int(1, 100_000)], BeforeValidator(_split_numbers)] = [10, 40]
+    batch_api_terms: Annotated[list[Int(1, 100_000)], BeforeValidator(_split)] = [10, 40]
     batch_api_rpm: Float(gt=0.0) = 120.0
     batch_api_delay_s: Float(gt=0.0, le=86_400.0) = 120.0
 

@@ -251,6 +251,7 @@ class BatchApiRun:
             for entry in self.state.live():
                 if entry.batch_id is None:  # created before a kill, not yet found: submit looks for it
                     continue
+                before = entry.status
                 try:
                     await remote.poll(self.client, entry)
                 except remote.LostBatch:
@@ -268,7 +269,8 @@ class BatchApiRun:
                         f"batch {entry.batch_id}: {entry.status} {entry.counts}"
                         + (f" ({entry.note})" if entry.note else "")
                     )
-                self.state.save()
+                if entry.status != before:  # counts alone are not worth rewriting a file of 60,000 ids
+                    self.state.save()
             self.show_progress()
 
     async def resume_unsubmitted(self) -> None:

@@ -149,6 +149,7 @@ async def _one(cell: Cell, client: Any, cfg: Any, sim_key: str, deadline_s: floa
             client=client,
             config=cfg,
             sim_key=sim_key,
+            simulator=True,  # its own simulator: no /health question inside the measured wall
             scenario=f"bench faults {cell.fault_kind} {cell.fault_rate}",
         )
     except Exception as exc:  # the point of the matrix: count these (must be 0)

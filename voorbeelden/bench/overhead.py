@@ -83,7 +83,13 @@ async def _generations(
     async with client:
         return [
             await generate(
-                REQUEST, strategy, client=client, config=config, sim_key=key, scenario="bench overhead"
+                REQUEST,
+                strategy,
+                client=client,
+                config=config,
+                sim_key=key,
+                simulator=True,  # its own simulator: no /health question per generation
+                scenario="bench overhead",
             )
             for strategy, key in plan
         ]

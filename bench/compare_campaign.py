@@ -104,6 +104,30 @@ def plan(aa: int, ab: int) -> list[str]:
     return kinds
 
 
+def summarise(rows: list[dict], base: Path) -> None:
+    print(f"\n{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC, baseline {base}")
+    for kind in KINDS:
+        done = [r for r in rows if r["kind"] == kind]
+        if done:
+            hit = sum(r["exit"] == 1 for r in done)
+            what = "false alarms (exit 1)" if kind == "A/A" else "flagged (exit 1)"
+            print(f"{kind:16s}: {hit} of {len(done)} {what}")
+
+
+def recompare(log: Path, threshold: str) -> int:
+    """Every report of a campaign judged again against its A0 (the verdicts of one version of the code)."""
+    rows = [json.loads(line) for line in log.read_text().splitlines()]
+    base = Path(rows[0]["report"])
+    for row in rows[1:]:
+        row["exit"], result = compare(base, Path(row["report"]), threshold)
+        row["flagged"] = [
+            f["name"] for f in result["figures"] if f["verdict"] in ("regression", "missing in new")
+        ]
+        print(f"{row['kind']:16s} exit {row['exit']}  flagged: {', '.join(row['flagged']) or '-'}")
+    summarise(rows[1:], base)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", type=Path, required=True, help="folder for the reports and campaign.jsonl")
@@ -111,7 +135,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--aa", type=int, default=20, help="A/A comparisons (default 20)")
     ap.add_argument("--ab", type=int, default=5, help="A/B comparisons of each kind (default 5)")
     ap.add_argument("--threshold", default="5%")
+    ap.add_argument(
+        "--recompare",
+        action="store_true",
+        help="make no report: judge the reports in OUT/campaign.jsonl again with the code checked out now",
+    )
     args = ap.parse_args(argv)
+    if args.recompare:
+        return recompare(args.out / "campaign.jsonl", args.threshold)
     args.out.mkdir(parents=True, exist_ok=True)
     log = args.out / "campaign.jsonl"
     done = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
@@ -134,13 +165,7 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"{len(done) - 1:3d} {kind:16s} exit {code} {took:5.0f} s  flagged: {', '.join(flagged) or '-'}"
         )
-    print(f"\n{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC, baseline {base}")
-    for kind in KINDS:
-        rows = [r for r in done[1:] if r["kind"] == kind]
-        if rows:
-            hit = sum(r["exit"] == 1 for r in rows)
-            what = "false alarms (exit 1)" if kind == "A/A" else "flagged (exit 1)"
-            print(f"{kind:16s}: {hit} of {len(rows)} {what}")
+    summarise(done[1:], base)
     return 0
 
 

@@ -199,14 +199,14 @@ def walls(report: ReportData) -> list[FigureData]:
 
 
 def first_part(report: ReportData) -> list[FigureData]:
-    """Time to the first visible part (median) per profile and strategy of notebook 05."""
+    """Time to the first visible part (median) per profile and strategy, from notebooks 01 and 05."""
     out = []
-    for (profile, strategy), rows in _groups(report.generations.get(NB05, [])).items():
-        fig = _per_generation(
-            rows, "first_visible_s", f"first part p50 05 {profile}/{strategy}", "median", NB05
-        )
-        if fig is not None:
-            out.append(fig)
+    for nb in (NB01, NB05):
+        for (profile, strategy), rows in _groups(report.generations.get(nb, [])).items():
+            name = f"first part p50 {nb[:2]} {profile}/{strategy}"
+            fig = _per_generation(rows, "first_visible_s", name, "median", nb)
+            if fig is not None:
+                out.append(fig)
     return out
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import matplotlib.image
@@ -40,10 +41,16 @@ def _records() -> pd.DataFrame:
 
 
 def _labelled(fig: Figure) -> None:
-    for ax in fig.axes:
-        if ax.get_visible() and ax.get_xlabel() == "" and ax.get_ylabel() == "":
-            continue  # a shared-x panel without its own labels
-        assert ax.get_xlabel() or ax.get_ylabel()
+    """Every panel that draws data says what its axes are: an x label somewhere in the figure (stacked panels
+    share one), and on each panel a y label or named categories as its y ticks (parts, strategies)."""
+    drawn = [ax for ax in fig.axes if ax.get_visible() and (ax.lines or ax.patches or ax.collections)]
+    assert drawn, "nothing drawn"
+    assert any(ax.get_xlabel() for ax in drawn), "no x label"
+    for ax in drawn:
+        named = [t.get_text() for t in ax.get_yticklabels() if re.search(r"[A-Za-z]", t.get_text())]
+        assert ax.get_ylabel() or named, (
+            f"panel {ax.get_title() or ax.get_title(loc='left')!r} has no y label"
+        )
 
 
 def _png(fig: Figure, path: Path) -> np.ndarray:
@@ -63,6 +70,7 @@ def test_gantt_draws_every_attempt_from_t_start_t_end(tmp_path: Path) -> None:
     seq_ax = fig.axes[0]
     assert "sequential" in seq_ax.get_title(loc="left")
     assert "time (s" in fig.axes[-1].get_xlabel()
+    _labelled(fig)
     _png(fig, tmp_path / "gantt.png")
 
 
@@ -72,6 +80,7 @@ def test_latency_by_part_has_one_panel_per_profile(tmp_path: Path) -> None:
     main_axes = [ax for ax in fig.axes if ax.get_title(loc="left")]
     assert len(main_axes) == 2
     assert all("latency" in ax.get_xlabel() for ax in main_axes)
+    _labelled(fig)
     _png(fig, tmp_path / "lat.png")
 
 
@@ -101,6 +110,7 @@ def test_speedup_vs_bound_shows_measured_ci_bounds_and_naive_line(tmp_path: Path
     assert "speedup" in ax.get_ylabel()
     assert any(line.get_ydata()[0] == 6 for line in ax.get_lines())
     assert len(ax.patches) == 6
+    _labelled(fig)
     _png(fig, tmp_path / "speedup.png")
 
 
@@ -125,6 +135,7 @@ def test_completeness_vs_fault_rate_draws_the_prediction(tmp_path: Path) -> None
     labels = [line.get_label() for line in left.get_lines()]
     assert any("prediction" in label for label in labels)
     assert "parts delivered" in left.get_ylabel() and "wall time" in right.get_ylabel()
+    _labelled(fig)
     _png(fig, tmp_path / "faults.png")
 
 
@@ -154,3 +165,37 @@ def test_a_plot_named_after_a_backend_label_gets_a_plain_file_name(tmp_path: Pat
     saved = plots.save(fig, tmp_path / "01_gantt_local (127.0.0.1:8080).png")
     assert saved.name == "01_gantt_local_127.0.0.1_8080.png" and saved.is_file()
     assert plots.save(fig, tmp_path / "05_axes.png").name == "05_axes.png"
+
+
+def _strategy_table() -> pd.DataFrame:
+    rows = []
+    for profile in ("uniform-2s", "definitie-app"):
+        for i, strategy in enumerate(("sequential", "parallel", "combined")):
+            rows.append(
+                {
+                    "profile": profile,
+                    "strategy": strategy,
+                    "n_complete": 2,
+                    "complete": "2 of 2",
+                    "wall_p50_s": 12.0 / (i + 1),
+                    "wall_p95_s": 14.0 / (i + 1),
+                    "first_visible_p50_s": 2.0 if strategy != "combined" else None,
+                    "cost_usd_per_gen": 0.01 - 0.002 * i,
+                    "pareto": strategy == "combined",
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def test_the_strategies_headline_charts_have_one_labelled_panel_per_profile(tmp_path: Path) -> None:
+    """05_pareto.png is a headline chart of the report's first page; 05_axes.png sits beside it."""
+    from voorbeelden.experiments.strategies import plot_axes, plot_pareto
+
+    table = _strategy_table()
+    for draw in (plot_pareto, plot_axes):
+        fig = draw(table)
+        assert [ax.get_title() for ax in fig.axes] == ["uniform-2s", "definitie-app"]
+        _labelled(fig)
+        _png(fig, tmp_path / f"{draw.__name__}.png")
+    front = plot_pareto(table).axes[0].get_lines()[0]
+    assert list(front.get_xdata()) == pytest.approx([6.0])  # the one Pareto point, in USD per 1,000

@@ -194,9 +194,11 @@ def plot_batch_api(points: list[BatchApiPoint], path: str | Path | None = None) 
         ax_t.plot(
             ns, [p.wall_model_s / 60 for p in pts], "o-", color=color, label=f"{way} (complete: {done})"
         )
-        ax_t.plot(ns, [p.bound_model_s / 60 for p in pts], "--", color=color, lw=0.9, label=f"{way} bound")
+        ax_t.plot(ns, [p.bound_model_s / 60 for p in pts], "x--", color=color, lw=0.9, label=f"{way} bound")
         if all(p.cost_usd is not None for p in pts):
             ax_c.plot(ns, [p.cost_usd for p in pts], "o-", color=color, label=f"{way}: {pts[0].price}")
+    ax_t.set_ylim(bottom=0)
+    ax_c.set_ylim(bottom=0)
     ax_t.set_xlabel("terms (N)")
     ax_t.set_ylabel("completion time (simulated minutes)")
     ax_t.set_title("online: bound by the rate limit; batch: by the provider's queue", fontsize=9)

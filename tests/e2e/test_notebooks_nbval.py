@@ -28,6 +28,7 @@ def test_the_report_suite_notebooks_are_present() -> None:
         "05_strategies.ipynb",
         "06_calibration.ipynb",
         "07_under_load.ipynb",
+        "08_local_engines.ipynb",
     ]
 
 

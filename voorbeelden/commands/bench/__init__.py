@@ -5,11 +5,11 @@ from __future__ import annotations
 import argparse
 import sys
 
-HELP = "side benchmarks of the rig itself: overhead, fidelity, faults, ratelimit"
+HELP = "side benchmarks of the rig itself: overhead, fidelity, faults, ratelimit, transport"
 DESCRIPTION = (
     "Side benchmarks: what orchestration costs (overhead), whether the simulator keeps its own schedule "
     "(fidelity), every fault kind x rate x strategy under a deadline (faults), and every way to fill a "
-    "rate limit (ratelimit). The strategies themselves are measured by the report's notebooks."
+    "rate limit (ratelimit), and which HTTP transport carries the calls (transport). The strategies themselves are measured by the report's notebooks."
 )
 
 
@@ -22,5 +22,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     # Reached only without NAME: each benchmark's parser sets its own ``func``.
-    print("voorbeelden bench: name a benchmark: overhead, fidelity, faults or ratelimit", file=sys.stderr)
+    print(
+        "voorbeelden bench: name a benchmark: overhead, fidelity, faults, ratelimit or transport",
+        file=sys.stderr,
+    )
     return 2

@@ -139,3 +139,18 @@ def test_parallel_stops_paying_where_it_has_neither_goodput_nor_latency_edge() -
     ]
     assert parallel_stops_paying(levels, "users") == 8
     assert parallel_stops_paying(levels[:2], "users") is None
+
+
+def test_knee_interval_resamples_each_levels_walls() -> None:
+    steady = [{**_level(1, 4, 10), "walls_s": [4.0] * 10}, {**_level(2, 14, 20), "walls_s": [14.0] * 10}]
+    knee = find_knee(steady, "users", slo_s=10)
+    assert (knee.ci_low, knee.ci_high) == pytest.approx((1.6, 1.6))  # nothing varies: no spread
+    assert "95% CI 1.6-1.6" in knee.describe("users")
+    noisy = [
+        {**_level(1, 9, 10), "walls_s": [3.0, 4.0, 5.0, 9.0, 12.0]},
+        {**_level(2, 14, 20), "walls_s": [8.0, 12.0, 14.0]},
+    ]
+    wide = find_knee(noisy, "users", slo_s=10)
+    assert wide.ci_low is not None and wide.ci_high is not None
+    assert wide.ci_low == 0.0  # some resamples are over the SLO already at 1 user
+    assert wide.ci_low < wide.ci_high <= 2.0

@@ -170,6 +170,26 @@ def predicted_vs_measured(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+def _point(k: Any) -> float:
+    return k.interpolated if k.interpolated is not None else (k.level or 0.0)
+
+
+def _ranking(label: str, knees: dict[str, Any], unit: str) -> list[str]:
+    """Which strategy serves the most load within the SLO, said only when its knee's 95% interval lies above
+    every other's (else the knees are told apart by noise, and the sentence says so)."""
+    if len(knees) < 2:
+        return []
+    (best, kb), *rest = sorted(knees.items(), key=lambda item: _point(item[1]), reverse=True)
+    clear = kb.ci_low is not None and all(k.ci_high is not None and kb.ci_low > k.ci_high for _, k in rest)
+    points = ", ".join(f"{st} {_point(k):.3g}" for st, k in knees.items())
+    if clear:
+        return [f"{label}: {best} serves the most {unit} within the SLO (knees {points}; intervals apart)."]
+    return [
+        f"{label}: no strategy serves clearly more {unit} within the SLO (knees {points}; their 95% "
+        "intervals overlap)."
+    ]
+
+
 def conclude(runs: list[dict[str, Any]], s: LoadSettings, prediction: list[dict[str, Any]]) -> list[str]:
     """Sentences computed from the measured levels: which strategy serves most load within the SLO, from
     what load parallel stops paying, where the sweep stopped, and how far the prediction was off."""
@@ -182,17 +202,7 @@ def conclude(runs: list[dict[str, Any]], s: LoadSettings, prediction: list[dict[
             lines.append(
                 f"{label}, {strategy}: knee (p95 wall within {s.slo_s:g} s) {knee.describe(s.unit)}."
             )
-        ranked = sorted(
-            (
-                (k.interpolated if k.interpolated is not None else (k.level or 0.0), st)
-                for st, k in knees.items()
-            ),
-            reverse=True,
-        )
-        if len(ranked) > 1 and ranked[0][0] > ranked[1][0]:
-            lines.append(f"{label}: {ranked[0][1]} serves the most {s.unit} within the SLO.")
-        elif len(ranked) > 1:
-            lines.append(f"{label}: no strategy serves more {s.unit} within the SLO than the others.")
+        lines += _ranking(label, knees, s.unit)
         stops = result.parallel_stops_paying
         if "parallel" in knees and "sequential" in knees:
             lines.append(

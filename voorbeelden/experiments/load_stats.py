@@ -38,6 +38,7 @@ N_PARTS = 6
 # for the noise of a few generations per level).
 P95_CLIMB = 1.5
 THROUGHPUT_FLAT = 1.2
+N_BOOT = 2000
 
 
 @dataclass
@@ -129,6 +130,7 @@ def level_figures(
     """The whole measurement's figures plus ``windows``: the same figures per consecutive window."""
     lo, hi = warmup_s, warmup_s + duration_s
     out = window_figures(rows, lo, hi, slo_s)
+    out["walls_s"] = sorted(round(r.wall_s, 4) for r in rows if r.t_start < hi and r.t_end > lo)
     step = duration_s / windows
     out["windows"] = [
         {
@@ -161,8 +163,10 @@ class Knee:
     ``level``: the highest tested load before the first one over the SLO (None: even the lowest is over);
     ``next_level``: that first load over the SLO (None: every tested load was within it, so the true knee
     is at or above ``level``); ``interpolated``: where the p95 crosses the SLO, linear between the two;
-    ``low``/``high``: the range of the per-window interpolated knees (each window's own crossing), the
-    uncertainty; ``windows``: those per-window knees."""
+    ``ci_low``/``ci_high``: a 95% bootstrap interval of the knee (each level's measured walls resampled, the
+    crossing found again; a resample over the SLO at the lowest load counts as 0, one within it at every load
+    as the highest load), the uncertainty to quote; ``low``/``high``: the range of the per-window knees
+    (``windows``), a second view (windows share the generations that span them, so it understates)."""
 
     level: float | None
     next_level: float | None
@@ -170,6 +174,8 @@ class Knee:
     low: float | None
     high: float | None
     windows: list[float | None]
+    ci_low: float | None = None
+    ci_high: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -180,7 +186,9 @@ class Knee:
         if self.next_level is None:
             return f"at least {self.level:g} {unit} (every tested load within the SLO)"
         crossing = "" if self.interpolated is None else f"crossing at ~{self.interpolated:.3g}"
-        if self.low is not None and self.high is not None:
+        if self.ci_low is not None and self.ci_high is not None:
+            crossing += f"{', ' if crossing else ''}95% CI {self.ci_low:.3g}-{self.ci_high:.3g}"
+        elif self.low is not None and self.high is not None:
             crossing += f"{', ' if crossing else ''}windows {self.low:.3g}-{self.high:.3g}"
         over = f"{self.next_level:g} is over"
         return (
@@ -215,6 +223,7 @@ def find_knee(levels: Sequence[dict[str, Any]], load_key: str, slo_s: float) -> 
         w_level, _, w_interp = _crossing(loads, p95s, slo_s)
         per_window.append(w_interp if w_interp is not None else w_level)
     known = [k for k in per_window if k is not None]
+    ci = _bootstrap_knee(loads, [lv.get("walls_s") for lv in ordered], slo_s)
     return Knee(
         level=level,
         next_level=nxt,
@@ -222,7 +231,27 @@ def find_knee(levels: Sequence[dict[str, Any]], load_key: str, slo_s: float) -> 
         low=min(known) if known else None,
         high=max(known) if known else None,
         windows=per_window,
+        ci_low=ci[0],
+        ci_high=ci[1],
     )
+
+
+def _bootstrap_knee(
+    loads: Sequence[float], walls: Sequence[Sequence[float] | None], slo_s: float, n_boot: int = N_BOOT
+) -> tuple[float | None, float | None]:
+    """95% interval of the knee over resamples of each level's walls (see :class:`Knee`); (None, None) when
+    a level has no walls to resample (figures from elsewhere)."""
+    if not loads or any(not w for w in walls):
+        return None, None
+    rng = np.random.default_rng(0)  # fixed: the same figures give the same interval
+    arrays = [np.asarray(w, dtype=float) for w in walls]
+    p95 = np.stack([np.percentile(rng.choice(a, size=(n_boot, len(a))), 95, axis=1) for a in arrays], axis=1)
+    knees = []
+    for row in p95:
+        last, _, interp = _crossing(loads, list(row), slo_s)
+        knees.append(interp if interp is not None else (0.0 if last is None else last))
+    lo, hi = np.percentile(knees, [2.5, 97.5])
+    return float(lo), float(hi)
 
 
 def parallel_stops_paying(

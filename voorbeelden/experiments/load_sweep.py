@@ -27,6 +27,7 @@ All times are model seconds: real seconds divided by the backend's ``clock_scale
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import time
 from collections.abc import Callable
@@ -164,7 +165,11 @@ def _row(gen: Any, t0: float, started: float, scale: float, calls: list[tuple[fl
 
 
 class _Level:
-    """One level's run: the generations it started, as rows, and what it dropped."""
+    """One level's run: the generations it started, as rows, what it dropped, and where its measurement began.
+
+    The measurement starts after ``warmup_s`` and, in a closed loop, not before every user has finished one
+    generation: until then the users' first generations (all started within the warm-up) are a transient, not
+    the steady state, and under load a generation can outlast any fixed warm-up."""
 
     def __init__(self, client: Any, config: Any, strategy: str, s: LoadSettings, scale: float) -> None:
         self.client, self.config, self.strategy, self.s, self.scale = client, config, strategy, s, scale
@@ -176,10 +181,16 @@ class _Level:
 
         self.requests = load_begrippen()
         self.t0 = time.monotonic()
-        self.end = self.t0 + (s.warmup_s + s.duration_s) * scale
+        self.end: float | None = None  # monotonic time the measurement ends; no generation starts after it
+        self.lo = s.warmup_s  # model seconds since t0 where the measurement began
+        self.first_done: set[int] = set()
+        self.all_warm = asyncio.Event()
 
     def model_now(self) -> float:
         return (time.monotonic() - self.t0) / self.scale
+
+    def measuring(self) -> bool:
+        return self.end is None or time.monotonic() < self.end
 
     async def one(self) -> None:
         """One generation; a cut one (the drain ran out) is recorded as such with the calls that ended."""
@@ -216,9 +227,12 @@ class _Level:
 
     async def user(self, u: int, users: int) -> None:
         await asyncio.sleep(self.s.warmup_s * self.scale * u / users)  # staggered over the warm-up
-        while time.monotonic() < self.end:
+        while self.measuring():
             await self.one()
-            if self.s.think_s and time.monotonic() < self.end:
+            self.first_done.add(u)
+            if len(self.first_done) == users:
+                self.all_warm.set()
+            if self.s.think_s and self.measuring():
                 await asyncio.sleep(self.s.think_s * self.scale)
 
     async def arrivals(self, rate: float, tg: asyncio.TaskGroup) -> None:
@@ -228,7 +242,7 @@ class _Level:
         at = self.t0
         while True:
             at += float(rng.exponential(60.0 / rate)) * self.scale
-            if at >= self.end:
+            if self.end is not None and at >= self.end:
                 return
             await asyncio.sleep(max(0.0, at - time.monotonic()))
             if self.in_flight >= self.s.max_generations_in_flight:
@@ -236,10 +250,25 @@ class _Level:
                 continue
             tg.create_task(self.one())
 
+    async def clock(self, cut: asyncio.Timeout) -> None:
+        """Start the measurement (after the warm-up, and in a closed loop once every user is warm, waiting at
+        most the drain time for that), then set when it ends and when running generations are cut."""
+        await asyncio.sleep(self.s.warmup_s * self.scale)
+        if self.s.users:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.s.drain * self.scale):
+                    await self.all_warm.wait()
+        self.lo = self.model_now()
+        self.end = time.monotonic() + self.s.duration_s * self.scale
+        cut.reschedule(
+            asyncio.get_running_loop().time() + (self.s.duration_s + self.s.drain) * self.scale
+        )
+
     async def run(self, load: float) -> list[GenRow]:
         try:
-            async with asyncio.timeout_at(self._loop_deadline()):
+            async with asyncio.timeout(None) as timeout:
                 async with asyncio.TaskGroup() as tg:
+                    tg.create_task(self.clock(timeout))
                     if self.s.users:
                         for u in range(int(load)):
                             tg.create_task(self.user(u, int(load)))
@@ -248,10 +277,6 @@ class _Level:
         except TimeoutError:
             pass  # the drain ran out: the TaskGroup cancelled what still ran, each recorded as cut
         return self.rows
-
-    def _loop_deadline(self) -> float:
-        loop = asyncio.get_running_loop()
-        return loop.time() + (self.end - time.monotonic()) + self.s.drain * self.scale
 
 
 async def arun_sweep(
@@ -282,7 +307,8 @@ async def arun_sweep(
                 level = _Level(client, config, strategy, s, clock_scale)
                 rows = await level.run(load)
                 fig = {"strategy": strategy, s.load_key: load}
-                fig |= level_figures(rows, s.warmup_s, s.duration_s, s.windows, s.slo_s)
+                fig |= level_figures(rows, level.lo, s.duration_s, s.windows, s.slo_s)
+                fig["warmup_used_s"] = level.lo
                 fig["dropped_arrivals"] = level.dropped
                 # What the client and server did per real second: on a shared machine, beyond some rate the
                 # client's own CPU, not the server modelled, sets the limit (said in the notebook).

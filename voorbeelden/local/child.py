@@ -73,7 +73,10 @@ def run_program(argv: list[str], watch_fd: int) -> int:
 
     proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, preexec_fn=arm)
 
+    parent_gone = threading.Event()
+
     def kill() -> None:
+        parent_gone.set()
         if proc.poll() is None:
             proc.kill()
             proc.wait()
@@ -86,6 +89,8 @@ def run_program(argv: list[str], watch_fd: int) -> int:
         signal.signal(sig, forward)
     watch_parent(watch_fd, before_exit=kill)
     code = proc.wait()
+    if parent_gone.is_set():
+        return 0  # stopped because the parent went away: nothing failed
     return code if code >= 0 else 128 - code
 
 

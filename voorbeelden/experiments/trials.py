@@ -289,10 +289,13 @@ def run_trials(
 
     if backend is not None:
         url, key = backend.base_url, backend.api_key
+        # The backend knows whether it is the simulator: no /health question per generation.
+        kwargs.setdefault("simulator", backend.simulated)
         return run_sync(arun_trials(begrippen, base_url=url, api_key=key, **kwargs))
     if base_url is not None:
         key = api_key if api_key is not None else api_key_from_env()
         return run_sync(arun_trials(begrippen, base_url=base_url, api_key=key, **kwargs))
     with open_backend("sim", profile=profile, time_scale=time_scale, seed=seed) as be:
         tags = {"profile": profile, "time_scale": time_scale, **(kwargs.pop("tags", None) or {})}
+        kwargs.setdefault("simulator", True)
         return run_sync(arun_trials(begrippen, base_url=be.base_url, api_key=be.api_key, tags=tags, **kwargs))

@@ -87,12 +87,9 @@ def build_summary(
         env = collect_environment(git=git)
     elif git is not None:  # the commit the run started from, not the one checked out when notebook 03 ran
         env["git"] = git
-    if backend is None:
-        backend = backend_info(
-            side.get(NB01) or read_json(report_dir / f"{NB01}.json"),
-            side.get(NB02) or read_json(report_dir / f"{NB02}.json"),
-            config.get("common") or {},
-        )
+    if backend is None:  # as notebook 01 or 02 described it (read here too when a test passes other sections)
+        s01, s02 = (side[n] if n in side else read_json(report_dir / f"{n}.json") for n in (NB01, NB02))
+        backend = backend_info(s01, s02, config.get("common") or {})
     env["backend"] = backend
     headlines, reasons = verdict(runs, {s.notebook: side[s.notebook] for s in sections if s.headline})
     notebooks = [{k: vars(r).get(k) for k in _NOTEBOOK_KEYS} for r in runs]

@@ -1,0 +1,68 @@
+"""Notebook 07's sentences and prediction error, computed from hand-made levels (no server)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+
+from voorbeelden.experiments.load import conclude, predicted_vs_measured
+from voorbeelden.experiments.load_sweep import LoadSettings, SweepResult
+
+SETTINGS = LoadSettings(strategies=("sequential", "parallel"), users=(1, 4, 8), slo_s=20.0)
+
+
+def _lv(strategy: str, users: int, walls: list[float], gpm: float, good: float) -> dict[str, Any]:
+    walls = sorted(walls)
+    p50, p95 = (float(v) for v in np.percentile(walls, [50, 95]))
+    return {
+        "strategy": strategy, "users": users, "walls_s": walls, "wall_p50_s": p50, "wall_p95_s": p95,
+        "generations_per_min": gpm, "goodput_per_min": good, "generations_measured": len(walls),
+        "generations_complete": len(walls), "generations_cut": 0, "windows": [],
+    }  # fmt: skip
+
+
+def _run(label: str, levels: list[dict[str, Any]], prediction: bool = False) -> dict[str, Any]:
+    return {"label": label, "result": SweepResult(SETTINGS, levels=levels), "prediction": prediction}
+
+
+def test_the_conclusion_names_a_winner_only_when_the_knees_intervals_are_apart() -> None:
+    apart = _run(
+        "sim",
+        [
+            _lv("sequential", 1, [12.0] * 6, 5, 5),
+            _lv("sequential", 4, [30.0] * 6, 8, 0),
+            _lv("parallel", 1, [3.0] * 6, 20, 20),
+            _lv("parallel", 4, [10.0] * 6, 24, 24),
+            _lv("parallel", 8, [30.0] * 6, 24, 0),
+        ],
+    )
+    lines = conclude([apart], SETTINGS, [])
+    assert "sim: parallel serves the most users within the SLO" in " ".join(lines)
+    close = _run(
+        "sim",
+        [
+            _lv("sequential", 1, [8.0, 12.0, 19.0, 24.0], 5, 5),
+            _lv("sequential", 4, [18.0, 21.0, 26.0], 8, 2),
+            _lv("parallel", 1, [9.0, 15.0, 19.5, 23.0], 6, 6),
+            _lv("parallel", 4, [17.0, 22.0, 25.0], 8, 2),
+        ],
+    )
+    assert any("no strategy serves clearly more" in line for line in conclude([close], SETTINGS, []))
+
+
+def test_the_prediction_error_is_the_predicted_knee_against_the_measured_one() -> None:
+    measured = _run(
+        "local (127.0.0.1:1)", [_lv("parallel", 1, [5.0], 6, 6), _lv("parallel", 4, [25.0], 8, 0)]
+    )
+    predicted = _run(
+        "batching-6", [_lv("parallel", 1, [5.0], 6, 6), _lv("parallel", 4, [35.0], 8, 0)], prediction=True
+    )
+    (p,) = predicted_vs_measured([measured, predicted])
+    assert p["measured"] == pytest.approx(1 + 15 / 20 * 3)  # 3.25
+    assert p["predicted"] == pytest.approx(1 + 15 / 30 * 3)  # 2.5
+    assert p["error"] == pytest.approx(2.5 / 3.25 - 1)
+    lines = conclude([measured, predicted], SETTINGS, [p])
+    assert any("error -23% (outside the 20% goal)" in line for line in lines)
+    assert predicted_vs_measured([measured]) == []

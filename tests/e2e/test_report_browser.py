@@ -1,8 +1,9 @@
-"""The report's index.html in a real browser: every <img> loads and nothing is logged as an error.
+"""The report's index.html in a real browser: every <img> loads, nothing is logged as an error, and the first
+page reads at a glance (the verdict, then the headline charts starting on the first screen, then the tables).
 
 Drives headless Debian chromium over the Chrome DevTools Protocol with aiohttp's websocket client (no new
-dependency). The report is built once for the module with the CI parameters (~20 s); the e2e test in
-tests/test_report_e2e.py builds its own in a function-scoped tmp_path, so it cannot be shared.
+dependency). The report is built once for the module with the CI parameters; the test in
+tests/e2e/test_report.py builds its own in a function-scoped tmp_path, so it cannot be shared.
 """
 
 from __future__ import annotations

@@ -104,7 +104,7 @@ def test_a_run_killed_while_polling_resumes_and_writes_every_term_exactly_once(
     assert Counter(r["begrip"] for r in _rows(out)) == Counter(f"bestemmingsplan {i}" for i in range(12))
 
 
-def test_cancel_stops_the_live_batches_and_a_rerun_finishes_the_rest(
+def test_ctrl_c_leaves_the_batches_running_and_cancel_then_a_rerun_finishes_the_rest(
     tmp_path: Path, sim_process: SimHandle
 ) -> None:
     configure_sim_batches(sim_process.base_url, complete_s=60_000.0, line_error_rate=0.0)  # 120 s
@@ -112,8 +112,10 @@ def test_cancel_stops_the_live_batches_and_a_rerun_finishes_the_rest(
     args = _batch_args(inp, out, "--poll-interval", "0.05")
     proc = _start(args, sim_process.base_url)
     _wait_for_live_batches(state_path(out), proc, 1)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait(timeout=10)
+    proc.send_signal(signal.SIGINT)  # Ctrl-C: the batches keep running, the message says how to go on
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "keep running at the provider" in err and "--cancel" in err and "Traceback" not in err
 
     cancelled = run_voorbeelden([*args, "--base-url", sim_process.base_url, "--cancel"], timeout=60)
     assert cancelled.returncode == 0, cancelled.stderr

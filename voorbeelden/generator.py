@@ -19,7 +19,7 @@ from voorbeelden.backend import is_simulator, make_client
 from voorbeelden.caller import DEADLINE_CUT, Caller, RunState
 from voorbeelden.config import GeneratorConfig
 from voorbeelden.strategies.context import LatencyHistory, RunContext
-from voorbeelden.strategies.registry import COMBINED_LABEL, Strategy, get_strategy
+from voorbeelden.strategies.registry import COMBINED_LABEL, Strategy, check_options, get_strategy
 from voorbeelden.syncrun import run_sync
 from voorbeelden.types import ALL_PARTS, CallRecord, Generation, Part, Request
 
@@ -109,6 +109,7 @@ async def generate(
     request = Request.coerce(request_or_fields)
     run_strategy = get_strategy(strategy)
     cfg = _config_of(config, deadline_s, call_timeout_s, max_retries, k)
+    check_options(options or {})
     # The deadline counts from the call, not from when the client is ready: building an AsyncOpenAI client
     # (its SSL context) takes tens of ms, which would otherwise make generate() return that much late.
     deadline_at = None if cfg.deadline_s is None else asyncio.get_running_loop().time() + cfg.deadline_s

@@ -14,7 +14,7 @@ import pytest
 import voorbeelden.strategies as strategies_package
 from voorbeelden.config import GeneratorConfig
 from voorbeelden.strategies import REGISTRY, get_strategy, info, names
-from voorbeelden.strategies.registry import DEFAULT_SPLIT_PARTS
+from voorbeelden.strategies.registry import DEFAULT_SPLIT_PARTS, check_options
 from voorbeelden.types import ALL_PARTS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -128,3 +128,27 @@ def test_no_module_level_latency_state() -> None:
 
     for name, value in vars(hedged).items():
         assert not (isinstance(value, dict | list) and not name.startswith("__")), name
+
+
+@pytest.mark.parametrize(
+    ("options", "name"),
+    [
+        ({"hedge_delay_s": float("nan")}, "hedge_delay_s"),
+        ({"hedge_delay_s": -1.0}, "hedge_delay_s"),
+        ({"hedge_percentile": 101}, "hedge_percentile"),
+        ({"hedge_min_samples": 2.5}, "hedge_min_samples"),
+        ({"split_max_calls": float("inf")}, "split_max_calls"),
+        ({"combined_max_tokens": True}, "combined_max_tokens"),
+    ],
+)
+def test_numeric_strategy_options_must_be_finite_and_in_range(options: dict[str, object], name: str) -> None:
+    from voorbeelden.generator import generate_sync
+
+    with pytest.raises(ValueError, match=f"strategy option {name} must be"):
+        check_options(options)
+    with pytest.raises(ValueError, match=name):  # refused by generate() before any call (no server here)
+        generate_sync({"begrip": "besluit"}, "hedged", options=options, base_url="http://127.0.0.1:9/v1")
+
+
+def test_good_and_foreign_options_pass() -> None:
+    check_options({"hedge_delay_s": 0.5, "hedge_percentile": 95, "split_max_calls": 9, "anything": "else"})

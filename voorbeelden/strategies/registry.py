@@ -12,6 +12,7 @@ this package and add one :class:`StrategyInfo` line to :data:`REGISTRY`. ``gener
 from __future__ import annotations
 
 import importlib
+import math
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
@@ -110,6 +111,36 @@ def info(name: str) -> StrategyInfo:
         return REGISTRY[name]
     except KeyError:
         raise ValueError(f"unknown strategy {name!r}; choose one of {', '.join(names())}") from None
+
+
+# The numeric strategy options and what each accepts: (integer?, lowest, highest).
+_NUMERIC_OPTIONS: dict[str, tuple[bool, float, float]] = {
+    "k": (True, 1, math.inf),
+    "hedge_delay_s": (False, 0.0, math.inf),
+    "hedge_percentile": (False, 0.0, 100.0),
+    "hedge_min_samples": (True, 1, math.inf),
+    "split_max_calls": (True, 1, math.inf),
+    "combined_max_tokens": (True, 1, math.inf),
+}
+
+
+def check_options(options: Mapping[str, object]) -> None:
+    """A ValueError naming the first numeric strategy option that is not a finite number in its range.
+
+    Checked before any call: a NaN ``hedge_delay_s`` would otherwise reach ``asyncio.wait`` as a timeout (NaN
+    passes every range comparison), and a bad value should cost nothing. Options a strategy does not take are
+    allowed (a notebook passes one options mapping to every strategy it compares)."""
+    for name, (integer, lo, hi) in _NUMERIC_OPTIONS.items():
+        value = options.get(name)
+        if value is None:
+            continue
+        kind = "an integer" if integer else "a finite number"
+        ok = not isinstance(value, bool) and isinstance(value, int | float) and math.isfinite(value)
+        if ok and integer:
+            ok = float(value).is_integer()
+        if not ok or not lo <= value <= hi:  # type: ignore[operator]
+            upper = "" if hi == math.inf else f" and <= {hi:g}"
+            raise ValueError(f"strategy option {name} must be {kind} >= {lo:g}{upper}, got {value!r}")
 
 
 def get_strategy(name: str) -> Strategy:

@@ -37,7 +37,8 @@ DESCRIPTION = (
     "reports p50/p95/p99 generation wall, time to first visible part, parts delivered, generations/min, "
     "goodput/min (complete generations within --slo), calls/min, 429s and calls in flight. The knee is the "
     "highest load whose p95 wall stays within --slo, with the spread of the per-window knees; a strategy's "
-    "sweep stops past saturation (p95 climbing while throughput stays flat)."
+    "sweep stops past saturation (p95 climbing while throughput stays flat) or far past the knee (p95 over "
+    "twice --slo)."
 )
 EPILOG = EXIT_CODES_HELP
 
@@ -95,7 +96,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="after a level, how long running generations may take before they are cut (default 3x --slo, "
         "at least 30)",
     )  # fmt: skip
-    load.add_argument("--no-stop", action="store_true", help="run every level, also past saturation")
+    load.add_argument(
+        "--no-stop", action="store_true", help="run every level, also past saturation or the knee"
+    )
     load.add_argument("--seed", type=count, default=0, help="arrivals and the simulator's draws (default 0)")
     p.add_argument("--base-url", default=None, help="OpenAI-compatible endpoint (default: OPENAI_BASE_URL)")
     p.add_argument(

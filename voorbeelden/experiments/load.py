@@ -170,23 +170,29 @@ def predicted_vs_measured(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+MATTERS = 1.1
+
+
 def _point(k: Any) -> float:
     return k.interpolated if k.interpolated is not None else (k.level or 0.0)
 
 
 def _ranking(label: str, knees: dict[str, Any], unit: str) -> list[str]:
     """Which strategy serves the most load within the SLO, said only when its knee's 95% interval lies above
-    every other's (else the knees are told apart by noise, and the sentence says so)."""
+    every other's and the knee is at least 10% higher (MATTERS): the interval covers the sampling noise of
+    one run, not the interpolation between levels nor the machine's own noise."""
     if len(knees) < 2:
         return []
     (best, kb), *rest = sorted(knees.items(), key=lambda item: _point(item[1]), reverse=True)
-    clear = kb.ci_low is not None and all(k.ci_high is not None and kb.ci_low > k.ci_high for _, k in rest)
+    clear = kb.ci_low is not None and all(
+        k.ci_high is not None and kb.ci_low > k.ci_high and _point(kb) >= MATTERS * _point(k) for _, k in rest
+    )
     points = ", ".join(f"{st} {_point(k):.3g}" for st, k in knees.items())
     if clear:
-        return [f"{label}: {best} serves the most {unit} within the SLO (knees {points}; intervals apart)."]
+        return [f"{label}: {best} serves the most {unit} within the SLO (knees {points})."]
     return [
-        f"{label}: no strategy serves clearly more {unit} within the SLO (knees {points}; their 95% "
-        "intervals overlap)."
+        f"{label}: no strategy serves clearly more {unit} within the SLO (knees {points}: their 95% "
+        "intervals overlap or they differ by less than 10%)."
     ]
 
 

@@ -39,6 +39,8 @@ N_PARTS = 6
 P95_CLIMB = 1.5
 THROUGHPUT_FLAT = 1.2
 N_BOOT = 2000
+# A sweep also stops at a level whose p95 wall is over this many SLOs: the knee is behind it.
+FAR_PAST_KNEE = 2.0
 
 
 @dataclass

@@ -35,6 +35,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from voorbeelden.experiments.load_stats import (
+    FAR_PAST_KNEE,
     GenRow,
     Knee,
     find_knee,
@@ -260,9 +261,7 @@ class _Level:
                     await self.all_warm.wait()
         self.lo = self.model_now()
         self.end = time.monotonic() + self.s.duration_s * self.scale
-        cut.reschedule(
-            asyncio.get_running_loop().time() + (self.s.duration_s + self.s.drain) * self.scale
-        )
+        cut.reschedule(asyncio.get_running_loop().time() + (self.s.duration_s + self.s.drain) * self.scale)
 
     async def run(self, load: float) -> list[GenRow]:
         try:
@@ -316,18 +315,33 @@ async def arun_sweep(
                 result.levels.append(fig)
                 if on_level is not None:
                     on_level(fig)
-                if s.stop_when_saturated and prev is not None and saturated(prev, fig, s.slo_s):
-                    result.stopped[strategy] = (
-                        f"past saturation at {load:g} {s.unit}: p95 wall {fig['wall_p95_s']:.1f} s "
-                        f"(was {prev['wall_p95_s']:.1f} s) while generations/min stayed at "
-                        f"{fig['generations_per_min']:.1f} (was {prev['generations_per_min']:.1f})"
-                    )
+                why = _stop_reason(prev, fig, load, s) if s.stop_when_saturated else None
+                if why is not None:
+                    result.stopped[strategy] = why
                     break
                 prev = fig
     finally:
         await client.close()
         result.seconds = time.monotonic() - t_start
     return result
+
+
+def _stop_reason(
+    prev: dict[str, Any] | None, fig: dict[str, Any], load: float, s: LoadSettings
+) -> str | None:
+    """Why a strategy's sweep ends at this level: past saturation, or far past the knee (p95 over
+    FAR_PAST_KNEE x the SLO: higher loads only queue longer, and cost the most time to run)."""
+    p95 = fig["wall_p95_s"]
+    if prev is not None and saturated(prev, fig, s.slo_s):
+        return (
+            f"past saturation at {load:g} {s.unit}: p95 wall {p95:.1f} s (was {prev['wall_p95_s']:.1f} s) while "
+            f"generations/min stayed at {fig['generations_per_min']:.1f} (was {prev['generations_per_min']:.1f})"
+        )
+    if p95 is not None and p95 > FAR_PAST_KNEE * s.slo_s:
+        return (
+            f"far past the knee at {load:g} {s.unit}: p95 wall {p95:.1f} s, over {FAR_PAST_KNEE:g}x the SLO"
+        )
+    return None
 
 
 async def _warm(client: Any, config: Any, strategy: str) -> None:

@@ -282,7 +282,11 @@ async def _against(
     finally:
         await client.close()
     data = summary.to_dict()
-    data.update(generated=summary.ok + summary.failed, gate={"sent": summary.lines_sent}, torn_bytes_cut=0)
+    data.update(
+        generated=summary.ok + summary.failed,
+        gate={"sent": summary.lines_sent, "retries": summary.lines_resent + summary.lines_online},
+        torn_bytes_cut=0,
+    )
     return data
 
 

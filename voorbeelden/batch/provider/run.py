@@ -90,6 +90,7 @@ class BatchApiSummary:
     batches_created: int = 0
     follow_up_batches: int = 0
     lines_sent: int = 0
+    lines_resent: int = 0  # of lines_sent, in follow-up batches
     lines_online: int = 0
     wall_s: float = 0.0
     state: dict[str, Any] = field(default_factory=dict)
@@ -217,6 +218,7 @@ class BatchApiRun:
             self.summary.batches_created += 1
             self.summary.follow_up_batches += round_ > 1
             self.summary.lines_sent += len(ids)
+            self.summary.lines_resent += len(ids) if round_ > 1 else 0
             self.say(f"batch {entry.batch_id}: {len(ids)} lines ({len(group)} terms), round {round_}")
 
     async def retry_online(self, cids: list[str]) -> None:

@@ -166,6 +166,7 @@ def test_export_and_import_round_trip_through_an_offline_engine(
 
     again = run_voorbeelden([*base, "--import-results", str(results), "--json"], timeout=60)
     assert json.loads(again.stdout)["skipped"] == 6 and len(_rows(out)) == 6  # idempotent
+    assert json.loads(again.stdout)["unknown_lines"] == 1  # lines of terms already done are not "unknown"
     empty = run_voorbeelden([*base, "--export-requests", str(requests)], timeout=60)
     assert empty.returncode == 0 and requests.read_text() == ""  # every term done: nothing to export
 

@@ -45,18 +45,19 @@ class OfflineSummary:
     invalid: int = 0
     skipped: int = 0  # already in --out
     missing: int = 0  # import: terms with lines absent from the results file
-    unknown_lines: int = 0  # import: result lines of no term in this input
+    unknown_lines: int = 0  # import: result lines of no term of this input (nor of --out)
     rows: list[dict[str, Any]] = field(default_factory=list, repr=False)
+    known: set[str] = field(default_factory=set, repr=False)  # keys already in --out
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items() if k != "rows"}
+        return {k: v for k, v in self.__dict__.items() if k not in ("rows", "known")}
 
 
 def _pending(
     requests: RequestSource, out: Path | None, retry_failed: bool
 ) -> tuple[dict[str, Item], OfflineSummary]:
     done = read_results(out) if out is not None and out.exists() else {}
-    summary = OfflineSummary()
+    summary = OfflineSummary(known=set(done))
     pending: dict[str, Item] = {}
     for item in iter_items(requests):
         if isinstance(item, BadLine):
@@ -113,7 +114,7 @@ def import_results(
         for row in read_result_rows([Path(results)]):
             parsed = split_custom_id(row["custom_id"])
             if parsed is None or parsed[0] not in pending:
-                summary.unknown_lines += 1
+                summary.unknown_lines += parsed is None or parsed[0] not in summary.known
                 continue
             key, part = parsed
             got[row["custom_id"]] = read_output_line(row, pending[key].request, part, config, source)

@@ -66,7 +66,7 @@ def test_a_closed_loop_sweep_prints_levels_and_knees_as_json() -> None:
     for knee in data["knee"].values():
         assert knee["unit"] == "users"
         assert {"level", "next_level", "interpolated", "low", "high", "windows"} <= set(knee)
-    assert data["backend"]["kind"] == "simulated" and data["backend"]["capacity"] == 8
+    assert data["backend"]["kind"] == "simulated" and data["backend"]["capacity"] == 4
     assert data["generations"]["incomplete"] == 0
 
 

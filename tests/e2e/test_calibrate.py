@@ -451,3 +451,59 @@ def test_calibrate_command_fits_and_writes_a_batching_curve(tmp_path: Path) -> N
         timeout=60,
     )
     assert done.returncode == 2 and "batching.speed[0]" in done.stderr and "Traceback" not in done.stderr
+
+
+@pytest.mark.slow
+def test_notebook06_calibrates_each_local_server_in_turn(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``local_servers`` wiring, without a model: each 'local server' is a simulator standing in for it (a
+    batching one for llama-server:6, a one-slot one for llama-server:1). Each gets its own measured scenario,
+    profile file, table rows and conclusion; the 6-slot one comes back with a batching curve, the 1-slot one
+    with a slot count of 1."""
+    import contextlib
+
+    import voorbeelden.local as local
+    from voorbeelden.experiments.calibration import calibration_experiment
+    from voorbeelden.sim import running_simulator
+
+    @contextlib.contextmanager
+    def fake_llm(engine: str, slots: int, **_: Any):
+        cfg = (
+            SimConfig(profile="batching-6", time_scale=0.1)
+            if slots > 1
+            else SimConfig(profile="batching-6", time_scale=0.1, capacity=1)
+        )
+        with running_simulator(cfg, process=True) as sim:
+
+            class Handle:
+                base_url = sim.base_url
+
+                def describe(self) -> dict[str, Any]:
+                    return {"kind": "local", "engine": engine, "slots": slots}
+
+            yield Handle()
+
+    monkeypatch.setattr(local, "running_local_llm", fake_llm)
+    params = {
+        "backend": "local", "local_servers": ["llama-server:6", "llama-server:1"], "profile": "uniform-2s",
+        "sim_capacity": None, "strategies": ["sequential", "parallel"], "time_scale": 1.0,
+        "predict_time_scale": 0.25, "seed": 0, "trials": 2, "warmup": 1, "n_begrippen": 1, "k": 3,
+        "temperature": None, "sampling_seed": None, "max_tokens": None, "call_timeout_s": 60.0, "goal": 0.15,
+        "out_dir": str(tmp_path),
+    }  # fmt: skip
+    exp = calibration_experiment(params)
+    six, one = exp.all
+    assert (six.label, one.label) == ("llama-server:6", "llama-server:1")
+    assert six.calibration.profile().batching is not None, six.calibration.notes
+    assert one.calibration.profile().batching is None and one.calibration.capacity == 1
+    assert (tmp_path / "06_calibration_profile_llama-server-6.json").is_file()
+    assert (tmp_path / "06_calibration_profile_llama-server-1.json").is_file()
+    side = json.loads((tmp_path / "06_calibration.json").read_text())
+    assert [s["label"] for s in side["servers"]] == ["llama-server:6", "llama-server:1"]
+    assert {r["server"] for r in side["table"]} == {"llama-server:6", "llama-server:1"} and len(
+        side["table"]
+    ) == 4
+    assert side["batching"]["batching"] is not None  # the first server's curve, for the report's section
+    scenarios = set(read_records(tmp_path / "06_calibration.jsonl")["scenario"])
+    assert scenarios == {"calibration:measured:llama-server:6", "calibration:measured:llama-server:1"}

@@ -156,7 +156,7 @@ def resolve_endpoint(base_url: str | None = None, api_key: str | None = None) ->
 SIM_HEALTH_KEYS = frozenset({"status", "profile", "time_scale"})  # what the simulator's /health answers
 
 
-async def is_simulator(base_url: str | None, timeout_s: float = 1.0) -> bool:
+async def is_simulator(base_url: str | None, timeout_s: float = 5.0) -> bool:
     """Whether ``base_url`` is this package's simulator, which alone may be sent the simulator's own headers
     (``x-sim-attempt``, ``x-sim-key``): every other endpoint, OpenAI's included, must never see them.
 

@@ -26,6 +26,17 @@ def n_of(n: Any, total: Any = None) -> str:
     return f"{int(n)} of {int(total)}" if total is not None else str(int(n))
 
 
+def cell(value: Any) -> str:
+    """A table cell of unknown type: whole numbers without decimals, others with two, a dash when missing."""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int | float):
+        if value != value:
+            return "–"
+        return f"{value:.0f}" if float(value).is_integer() else f"{value:.2f}"
+    return "–" if value is None else str(value)
+
+
 @cache
 def environment() -> jinja2.Environment:
     env = jinja2.Environment(
@@ -35,7 +46,7 @@ def environment() -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters.update(num=num, n_of=n_of)
+    env.filters.update(num=num, n_of=n_of, cell=cell)
     return env
 
 

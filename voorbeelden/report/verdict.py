@@ -40,10 +40,8 @@ def status_line(notebooks: Sequence[Mapping[str, Any]], reasons: Sequence[str]) 
             "This report is NOT OK (exit code 1): a headline figure does not rest on complete generations; "
             "why is listed below."
         )
-    return (
-        f"All {len(notebooks)} notebooks ran, and every headline figure rests on complete generations "
-        "(all six parts delivered)."
-    )
+    ran = "The notebook ran" if len(notebooks) == 1 else f"All {len(notebooks)} notebooks ran"
+    return f"{ran}, and every headline figure rests on complete generations (all six parts delivered)."
 
 
 def speedup_line(summary: Mapping[str, Any]) -> str | None:

@@ -37,9 +37,12 @@ def load_params(path: str | Path | None) -> dict[str, Any]:
     if not path.is_file():
         raise FileNotFoundError(f"parameter file {path} does not exist")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
         raise ValueError(f"{path} is not valid YAML: {exc}") from None
+    from voorbeelden.experiments.params import check_report_file
+
+    check_report_file(data, path)  # an empty file, an execution_timeout that is no number of seconds
     if not isinstance(data, dict):
         raise ValueError(f"{path}: expected a mapping with common/notebooks/execution_timeout")
     unknown = set(data) - _TOP_LEVEL_KEYS

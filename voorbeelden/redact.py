@@ -9,7 +9,11 @@ notebooks, ``summary.json`` and ``index.html``).
 What is replaced by :data:`MASK`:
 
 * the exact value of every environment variable named in :data:`KEY_ENV_VARS` (read at call time, so a key
-  set after import is covered too; values shorter than 8 characters are ignored, they would match words);
+  set after import is covered too), and of every key the caller names (``extra_secrets``: the key a run was
+  given), whatever its length: a key of 8 characters or more wherever it appears, a shorter one (``ollama``)
+  where it stands as a word of its own (``Bearer ollama``, ``"key": "ollama"``), so that a short key does
+  not mask the same letters inside other words. The placeholder key the embedded simulator gets is no
+  secret and is left alone;
 * ``sk-...`` style keys (OpenAI, Anthropic-style ``sk-ant-...``, project keys ``sk-proj-...``);
 * ``Bearer <token>`` (an ``Authorization`` header written out);
 * ``api_key=...``, ``api-key=...``, ``apikey=...``, ``key=...``, ``access_token=...``, ``token=...`` in URLs
@@ -19,6 +23,7 @@ What is replaced by :data:`MASK`:
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from collections.abc import Iterable, Mapping
@@ -50,24 +55,40 @@ _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
 _MAYBE = re.compile(r"(?i)sk-|bearer|key|token|secret|authoriz|://")
 
 
+def _keys(values: Iterable[str]) -> list[str]:
+    """Keys worth hiding, longest first: not empty, not the simulator's placeholder."""
+    from voorbeelden.backend import PLACEHOLDER_KEY
+
+    found = {v.strip() for v in values if v and v.strip()} - {PLACEHOLDER_KEY, MASK}
+    return sorted(found, key=len, reverse=True)
+
+
 def secrets_from_env(environ: Mapping[str, str] | None = None) -> list[str]:
-    """The key values to hide: every non-trivial value of :data:`KEY_ENV_VARS`, longest first."""
+    """The key values to hide: every value of :data:`KEY_ENV_VARS`, longest first."""
     env = os.environ if environ is None else environ
-    values = {env.get(name, "").strip() for name in KEY_ENV_VARS}
-    return sorted((v for v in values if len(v) >= _MIN_SECRET_LEN), key=len, reverse=True)
+    return _keys(env.get(name, "") for name in KEY_ENV_VARS)
 
 
 def redact(text: str, extra_secrets: Iterable[str] = ()) -> str:
     """``text`` with the environment's API keys, ``extra_secrets`` and key-like patterns masked."""
     if not text:
         return text
-    return _redact(text, [*secrets_from_env(), *(s for s in extra_secrets if len(s) >= _MIN_SECRET_LEN)])
+    return _redact(text, _keys([*secrets_from_env(), *extra_secrets]))
+
+
+@functools.lru_cache(maxsize=64)
+def _as_word(secret: str) -> re.Pattern[str]:
+    """A short key where it stands alone: not inside a longer run of key characters."""
+    return re.compile(rf"(?<![A-Za-z0-9_\-]){re.escape(secret)}(?![A-Za-z0-9_\-])")
 
 
 def _redact(text: str, secrets: list[str]) -> str:
     for secret in secrets:
         if secret in text:
-            text = text.replace(secret, MASK)
+            if len(secret) >= _MIN_SECRET_LEN:
+                text = text.replace(secret, MASK)
+            else:
+                text = _as_word(secret).sub(MASK, text)
     if _MAYBE.search(text):
         for pattern, replacement in _PATTERNS:
             text = pattern.sub(replacement, text)
@@ -76,8 +97,7 @@ def _redact(text: str, secrets: list[str]) -> str:
 
 def redact_obj(value: Any, extra_secrets: Iterable[str] = ()) -> Any:
     """A copy of a JSON-like structure with every string redacted, keys too (tuples become lists, as in JSON)."""
-    secrets = [*secrets_from_env(), *(s for s in extra_secrets if len(s) >= _MIN_SECRET_LEN)]
-    return _walk(value, secrets)
+    return _walk(value, _keys([*secrets_from_env(), *extra_secrets]))
 
 
 def _walk(value: Any, secrets: list[str]) -> Any:

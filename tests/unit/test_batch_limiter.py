@@ -280,3 +280,41 @@ def test_while_pacing_a_late_wake_up_is_made_up_by_the_next_request_and_idle_tim
     b.advance(5.0)  # idle: no lateness to credit, so no burst after it
     b.take(1.0, 5.0, 4)
     assert b.wait_for(1.0, 5.0) == pytest.approx(0.1, abs=0.003)
+
+
+def test_a_reset_header_of_years_is_capped_like_retry_after_and_the_wait_is_announced() -> None:
+    """``remaining 0, reset 999999h``: 2 of 30 terms after 150 s, without a word. Now the wait is at most
+    MAX_PAUSE_S and stderr (``on_wait``) says what it waits for and until when."""
+    from voorbeelden.batch.limiter import MAX_PAUSE_S
+
+    said: list[str] = []
+
+    async def run(clock: Callable[[], float]) -> float:
+        limiter = RateLimiter(rpm=10, period=60.0, clock=clock, on_wait=said.append)
+        grant = await limiter.acquire()
+        limiter.observe(grant, 200, _headers(10, 0, "999999h"))  # 10/min: the next one in 6 s
+        t0 = clock()
+        await limiter.acquire()
+        return clock() - t0
+
+    waited = _run_virtual(run)
+    assert 5 < waited <= MAX_PAUSE_S + 0.1
+    assert len(said) == 1 and said[0].startswith(f"waiting {waited:.0f} s (until ")
+    assert "requests budget" in said[0]
+
+
+def test_a_429_asking_for_a_day_pauses_at_most_the_cap_and_says_so() -> None:
+    from voorbeelden.batch.limiter import MAX_PAUSE_S
+
+    said: list[str] = []
+
+    async def run(clock: Callable[[], float]) -> float:
+        limiter = RateLimiter(clock=clock, on_wait=said.append)
+        grant = await limiter.acquire()
+        limiter.observe(grant, 429, {"retry-after": "86400"})
+        t0 = clock()
+        await limiter.acquire()
+        return clock() - t0
+
+    assert _run_virtual(run) == pytest.approx(MAX_PAUSE_S, abs=0.01)
+    assert "a 429 that asked to retry after 86400 s, capped at 60 s" in said[0]

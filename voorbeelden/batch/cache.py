@@ -6,8 +6,11 @@ simulator is never served as an answer of a real endpoint, nor one model server'
 request parameter that can change the answer (model, messages, temperature, max_tokens, response_format,
 seed, top_p, ...). What cannot change it stays out: headers (the API key, ``x-sim-key``, the attempt number)
 and the body fields ``user``, ``metadata``, ``store`` and ``stream_options``. Only complete answers are
-stored (HTTP 200, valid JSON, ``finish_reason: stop``): caching a truncated or malformed answer would turn
-one bad call into a permanent one, since the retry would be answered from the cache.
+stored (HTTP 200, valid JSON, ``finish_reason: stop``, and a message with text in it: an endpoint that
+answers 200 with empty or null content has failed): caching a truncated, malformed or empty answer would
+turn one bad call into a permanent one, since the retry (and ``--retry-failed`` after the endpoint is
+fixed) would be answered from the cache. The same test is applied to what is read back, so an entry stored
+by an older version under a looser rule is a miss.
 
 The cache is an optimisation, so it may never cost a result: a store that cannot be opened or read (a path
 that is a file, a read-only folder, a corrupt database) is bypassed with one warning, and an entry that
@@ -65,8 +68,12 @@ def cacheable(status: int, content: bytes) -> bool:
     try:
         data = json.loads(content)
         choices = data["choices"]
-        return len(choices) == 1 and choices[0].get("finish_reason") == "stop"
-    except (ValueError, KeyError, TypeError, AttributeError):
+        if len(choices) != 1 or choices[0].get("finish_reason") != "stop":
+            return False
+        message = choices[0]["message"]
+        text = message.get("content")
+        return (isinstance(text, str) and bool(text.strip())) or bool(message.get("tool_calls"))
+    except (ValueError, KeyError, TypeError, AttributeError, IndexError):
         return False
 
 

@@ -213,10 +213,12 @@ class RateLimiter:
 
     def observe(
         self, grant: Grant, status: int | None, headers: Mapping[str, str] | None, now: float | None = None
-    ) -> None:
-        """Learn from the answer to ``grant``'s request: re-anchor the budget, honour a 429's retry-after."""
+    ) -> bool:
+        """Learn from the answer to ``grant``'s request: re-anchor the budget, honour a 429's retry-after.
+        True for a 429 that the headers explain (a dimension without room): a matter of rate, which the
+        budget now paces, not of how many calls are in flight."""
         if not self.learn:
-            return
+            return False
         now = self._clock() if now is None else now
         for entry in grant.entries.values():
             entry[3] = 1.0  # it was answered, so it was sent (whether or not the transport said when)
@@ -227,13 +229,13 @@ class RateLimiter:
                 self._dims[name].unanswered()
             elif entry is not None and self._dims[name].anchor(entry, budget, now):
                 self.anchors += 1
-        if status == 429:
-            self._throttled(grant, headers, info, now)
+        explained = status == 429 and self._throttled(grant, headers, info, now)
         self._notify()
+        return explained
 
     def _throttled(
         self, grant: Grant, headers: Mapping[str, str] | None, info: RateLimitHeaders | None, now: float
-    ) -> None:
+    ) -> bool:
         wait = parse_retry_after(headers)
         if wait is not None:
             capped = min(wait, MAX_PAUSE_S)
@@ -243,12 +245,14 @@ class RateLimiter:
             for name, entry in grant.entries.items():
                 self._dims[name].refund(entry)
             self._stop_bursts()  # told a limit and still refused: send one at a time
-            return
+            return False
         needs = {"requests": 1.0, "tokens": grant.entries["tokens"][1] if "tokens" in grant.entries else 0.0}
         described = [(info.requests, needs["requests"]), (info.tokens, needs["tokens"])]
         if all(b is None or b.remaining >= need for b, need in described):
             self.unexplained_429 += 1
             self._stop_bursts()
+            return False
+        return True
 
     def _stop_bursts(self) -> None:
         for dim in self._dims.values():

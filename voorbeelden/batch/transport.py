@@ -5,10 +5,20 @@ the ``AsyncOpenAI`` client that :func:`voorbeelden.generate` uses, so the genera
 (retries and hedges included) is seen here, in the order it is really sent, and the limiter's grant time is
 the send time. Order matters: the concurrency slot is taken before the rate limit, so a grant is never
 followed by more waiting (which would bunch sends and break the sliding-window guarantee).
+
+Retries are recognised by the gate itself, not by a header the caller adds (those go to the simulator
+only): an attempt whose body is byte for byte one the gate has already sent is a resend (a retry, or a
+hedge of a call still in flight). A 401 or 403 means the key is wrong for every call: the first one is kept
+(:attr:`GatedTransport.refused`) and every later attempt gets a copy of it without being sent, so a batch
+with a wrong key makes a few calls, not one per term (the batch stops admitting terms and says why). Before
+the first chat completion the key is shown to ``GET /models`` (free, a few milliseconds); a 401/403 there
+refuses the batch before any paid call, anything else (an endpoint without that route) lets it go on.
 """
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import json
 import math
 import time
@@ -21,6 +31,7 @@ import httpx2 as httpx
 
 from voorbeelden.batch.adaptive import AdaptiveConcurrency
 from voorbeelden.batch.cache import CACHE_HEADER, ResponseCache, cache_key
+from voorbeelden.batch.keyset import KeySet
 from voorbeelden.batch.limiter import Grant, RateLimiter
 from voorbeelden.tokens import estimate_call_tokens
 from voorbeelden.transport import SENT_HOOK
@@ -73,14 +84,17 @@ class GateStats:
     sent: int = 0  # attempts put on the wire
     answers: Answers = field(default_factory=Answers)
     cache_hits: int = 0  # attempts answered from the cache, never sent
-    retries: int = 0  # attempts that are a retry of an earlier one (the SDK's attempt number > 1)
+    retries: int = 0  # attempts whose body the gate has sent before (a retry or a hedge)
+    refused_locally: int = 0  # attempts answered with the endpoint's earlier 401/403, never sent
     gate_wait_s: float = 0.0  # the time attempts waited here before they were sent, summed
     events: list[CallEvent] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """Flat, as the batch summary shows it (the answers beside the other counters); not the events."""
         out: dict[str, Any] = {"sent": self.sent, **asdict(self.answers)}
-        out.update(cache_hits=self.cache_hits, retries=self.retries, gate_wait_s=round(self.gate_wait_s, 3))
+        out.update(cache_hits=self.cache_hits, resent=self.retries, gate_wait_s=round(self.gate_wait_s, 3))
+        if self.refused_locally:
+            out["refused_locally"] = self.refused_locally
         return out
 
 
@@ -214,6 +228,10 @@ class GatedTransport(httpx.AsyncBaseTransport):
         self.inner, self.limiter, self.concurrency, self.cache = inner, limiter, concurrency, cache
         self.learn_from_headers, self.record_events = learn_from_headers, record_events
         self.stats = GateStats()
+        self.refused: str | None = None  # the first 401/403: the key is wrong for every call
+        self._refusal: tuple[int, list[tuple[str, str]], bytes] | None = None
+        self._bodies = KeySet()  # fingerprints of every body sent: a body seen again is a resend
+        self._probed: asyncio.Lock | None = None  # held while the key is shown to GET /models, once
         self._latency: float | None = None  # mean endpoint latency, to size concurrency to the rate limit
         self._n_latency = 0
         self._tokens: float | None = None  # EWMA of tokens per call
@@ -229,6 +247,11 @@ class GatedTransport(httpx.AsyncBaseTransport):
         cached = self._from_cache(attempt)
         if cached is not None:
             return cached
+        await self._probe(request)
+        if self._refusal is not None:  # the key was refused: do not send it again
+            status, headers, content = self._refusal
+            self.stats.refused_locally += 1
+            return httpx.Response(status, headers=headers, content=content, request=request)
         slot = await self._take_slot(attempt)
         response, content = await self._send(attempt, slot)
         throttled, latency = self._answered(attempt, response)
@@ -237,8 +260,50 @@ class GatedTransport(httpx.AsyncBaseTransport):
             body = _ReleasingStream(response.stream, lambda: slot.release(throttled, latency))  # type: ignore[arg-type]
             return _respond(attempt, response, stream=body)
         slot.release(throttled, latency)
+        if response.status_code in (401, 403) and self._refusal is None:
+            self._refused(response, content, _bearer(attempt.request))
         self._store(attempt, response, content)
         return _respond(attempt, response, content=content)
+
+    async def _probe(self, request: httpx.Request) -> None:
+        """Once, before the first chat completion is sent: does the endpoint take the key? (see the module)"""
+        if self._probed is None:
+            self._probed = asyncio.Lock()
+            async with self._probed:
+                url = str(request.url).rsplit("/chat/completions", 1)[0] + "/models"
+                keep = ("authorization", "api-key", "openai-organization", "openai-project")
+                headers = [(k, v) for k, v in request.headers.multi_items() if k.lower() in keep]
+                try:
+                    async with asyncio.timeout(10):
+                        response = await self.inner.handle_async_request(
+                            httpx.Request("GET", url, headers=headers)
+                        )
+                        content = await response.aread()
+                        await response.aclose()
+                except Exception:  # no such route, no answer in time: the chat calls will tell
+                    return
+                if response.status_code in (401, 403):
+                    self._refused(response, content, _bearer(request))
+        elif self._probed.locked():
+            async with self._probed:
+                pass
+
+    def _refused(self, response: httpx.Response, content: bytes, key: list[str]) -> None:
+        """Keep the first 401/403 (redacted): later attempts get it without being sent."""
+        from voorbeelden.redact import redact
+
+        try:
+            message = json.loads(content)["error"]["message"]
+        except (ValueError, KeyError, TypeError):
+            message = content[:200].decode("utf-8", "replace")
+        keep = [(k, v) for k, v in response.headers.multi_items() if k.lower() == "content-type"]
+        self._refusal = (response.status_code, keep, content)
+        self.refused = redact(
+            f"the endpoint refused the key (HTTP {response.status_code}: {message}); no more calls are sent. "
+            "Check OPENAI_API_KEY (or the key for --base-url) and run again: the terms not done resume, "
+            "--retry-failed reruns the ones that failed",
+            key,
+        )
 
     async def _arrive(self, request: httpx.Request) -> _Attempt:
         """Read the attempt: its body (None when it is not a JSON object), its number, its cache key."""
@@ -250,12 +315,12 @@ class GatedTransport(httpx.AsyncBaseTransport):
             body = None
         if not isinstance(body, dict):
             body = None
-        try:
-            number = int(request.headers.get("x-sim-attempt", "1"))
-        except ValueError:
-            number = 1
+        fingerprint = hashlib.blake2b(raw, digest_size=16).hexdigest()
+        number = 2 if fingerprint in self._bodies else 1
         if number > 1:
             self.stats.retries += 1
+        else:
+            self._bodies.add(fingerprint)
         key = cache_key(body, str(request.url)) if self.cache is not None and body is not None else None
         return _Attempt(request, body, number, t_queued, key)
 
@@ -314,25 +379,35 @@ class GatedTransport(httpx.AsyncBaseTransport):
             slot.release()
             raise
 
-    def _answered(self, attempt: _Attempt, response: httpx.Response) -> tuple[bool, float]:
+    def _answered(self, attempt: _Attempt, response: httpx.Response) -> tuple[bool, float | None]:
         """Learn from the answer (latency, the endpoint's budget) and count it; whether it was a 429, and
         the latency (the slot's release reports both)."""
         latency = time.monotonic() - attempt.t_sent
         status = response.status_code
-        self._learn(response.headers, status, attempt.grant, latency)
+        explained = self._learn(response.headers, status, attempt.grant, latency)
         self.stats.answers.count(status)
         self._event(attempt, attempt.t_sent, attempt.t_sent + latency, status)
-        return status == 429, latency
+        # A 429 the rate-limit headers explain is paced by the limiter; shrinking the concurrency for it
+        # too starved a short-window endpoint (5 calls of 2 s per second need 10 in flight; it fell to 9).
+        # (nor is its latency a call's: it would drag the latency baseline down)
+        return status == 429 and not explained, None if status == 429 else latency
 
     def _store(self, attempt: _Attempt, response: httpx.Response, content: bytes) -> None:
-        """Keep the answer for the next identical call (the cache judges which answers are worth keeping)."""
+        """Keep the answer for the next identical call (the cache judges which answers are worth keeping).
+        The key the call was sent with is redacted first: an endpoint that echoes it (in a 200 body) must not
+        leave it on disk in the cache."""
         if attempt.key is not None and self.cache is not None:
+            from voorbeelden.redact import redact
+
             content_type = response.headers.get("content-type", "application/json")
-            self.cache.put(attempt.key, response.status_code, content_type, content)
+            text = content.decode("utf-8", "replace")
+            clean = redact(text, _bearer(attempt.request))
+            stored = clean.encode() if clean != text else content
+            self.cache.put(attempt.key, response.status_code, content_type, stored)
 
     # ---- learning from the endpoint --------------------------------------------------------------------
 
-    def _learn(self, headers: httpx.Headers, status: int, grant: Grant | None, latency: float) -> None:
+    def _learn(self, headers: httpx.Headers, status: int, grant: Grant | None, latency: float) -> bool:
         if status != 429:
             # The mean latency over calls, for Little's law: a running mean at first (the first answers
             # are the short calls, an EWMA would start far too low), then slowly moving.
@@ -341,10 +416,12 @@ class GatedTransport(httpx.AsyncBaseTransport):
             self._latency = (
                 latency if self._latency is None else (1 - alpha) * self._latency + alpha * latency
             )
+        explained = False
         if self.limiter is not None and grant is not None and self.learn_from_headers:
             # The endpoint's own account of its budget replaces the client's guess (see limiter.py).
-            self.limiter.observe(grant, status, headers)
+            explained = self.limiter.observe(grant, status, headers)
         self._size_to_rate()
+        return explained
 
     def _size_to_rate(self) -> None:
         """More calls in flight than the budget can feed only wait at the limiter and make every term
@@ -381,6 +458,13 @@ class GatedTransport(httpx.AsyncBaseTransport):
 
     async def aclose(self) -> None:
         await self.inner.aclose()
+
+
+def _bearer(request: httpx.Request) -> list[str]:
+    """The key a request was sent with (``Authorization: Bearer KEY``), to redact it from what it got back."""
+    auth = request.headers.get("authorization", "")
+    key = auth[7:].strip() if auth.lower().startswith("bearer ") else ""
+    return [key] if key else []
 
 
 CACHE_BODY_FIELD = "x_voorbeelden_cache"

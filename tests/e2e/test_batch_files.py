@@ -211,7 +211,7 @@ def test_a_cache_path_that_is_a_file_or_garbage_is_bypassed_with_one_warning(tmp
         assert "Traceback" not in result.stderr
         warnings = [ln for ln in result.stderr.splitlines() if "response cache" in ln]
         assert len(warnings) == 1 and "without the cache" in warnings[0], result.stderr
-        assert {r["status"] for r in iter_results(out)} == {"ok"} and len(read_results(out)) == 4
+        assert {r["status"] for r in iter_results(out)} == {"complete"} and len(read_results(out)) == 4
     assert a_file.read_text() == "I am a file"
 
 
@@ -301,7 +301,9 @@ def test_out_that_is_not_a_results_file_is_refused_and_not_truncated(tmp_path: P
     notes = tmp_path / "notes.txt"
     notes.write_bytes(b"notes 1\nline 2 no newline")
     ours_then_foreign = tmp_path / "mixed.jsonl"
-    ours_then_foreign.write_bytes(b'{"key":"a","status":"ok"}\n{"begrip": "besluit"}\n{"key":"b","sta')
+    ours_then_foreign.write_bytes(
+        b'{"key":"a","@voorbeelden":"batch-result","status":"ok"}\n{"begrip": "besluit"}\n{"key":"b","sta'
+    )
     for path in (notes, ours_then_foreign):
         before = path.read_bytes()
         result = _cli(["batch", str(inp), "--out", str(path), *FAST], tmp_path)
@@ -314,7 +316,9 @@ def test_out_that_is_not_a_results_file_is_refused_and_not_truncated(tmp_path: P
 def test_a_torn_line_of_our_own_is_still_cut_and_said_on_stderr(tmp_path: Path) -> None:
     inp = _jsonl(tmp_path / "in.jsonl", _rows(2, "torn"))
     out = tmp_path / "out.jsonl"
-    out.write_text('{"key":"old","status":"ok"}\n{"key":"x","status":"o')
+    out.write_text(
+        '{"key":"old","@voorbeelden":"batch-result","status":"ok"}\n{"key":"x","@voorbeelden":"batch-result","status":"o'
+    )
     result = _cli(["batch", str(inp), "--out", str(out), *FAST], tmp_path)
     assert result.returncode == 0, result.stderr
     assert "torn last line" in result.stderr
@@ -350,13 +354,15 @@ def test_retry_failed_leaves_exactly_one_line_per_term(tmp_path: Path) -> None:
         assert second.ok == 6  # type: ignore[attr-defined]
     raw = out.read_text().splitlines()
     assert len(raw) == 6
-    assert {json.loads(line)["status"] for line in raw} == {"ok"}
+    assert {json.loads(line)["status"] for line in raw} == {"complete"}
     assert [r["key"] for r in iter_results(out)] == list(read_results(out))  # every reader agrees
 
 
 def test_readers_agree_on_a_file_left_uncompacted_by_a_kill(tmp_path: Path) -> None:
     out = tmp_path / "out.jsonl"
-    out.write_text('{"key":"a","status":"failed"}\n{"key":"b","status":"ok"}\n{"key":"a","status":"ok"}\n')
+    out.write_text(
+        '{"key":"a","@voorbeelden":"batch-result","status":"failed"}\n{"key":"b","@voorbeelden":"batch-result","status":"ok"}\n{"key":"a","@voorbeelden":"batch-result","status":"ok"}\n'
+    )
     assert [(r["key"], r["status"]) for r in iter_results(out)] == [("b", "ok"), ("a", "ok")]
     assert {k: r["status"] for k, r in read_results(out).items()} == {"a": "ok", "b": "ok"}
     with OutputLog(out):  # the next run compacts it

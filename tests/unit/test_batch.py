@@ -112,7 +112,10 @@ def test_waiting_callers_get_slots_in_arrival_order() -> None:
 def test_output_log_cuts_a_torn_last_line_and_remembers_finished_keys(tmp_path: Path) -> None:
     path = tmp_path / "out.jsonl"
     path.write_text(
-        json.dumps({"key": "a", "status": "ok"}) + "\n" + json.dumps({"key": "b", "status": "failed"}) + "\n"
+        json.dumps({"key": "a", "@voorbeelden": "batch-result", "status": "ok"})
+        + "\n"
+        + json.dumps({"key": "b", "@voorbeelden": "batch-result", "status": "failed"})
+        + "\n"
         '{"key": "c", "stat'
     )
     with OutputLog(path) as log:

@@ -7,6 +7,11 @@ record with its line number and the batch goes on.
 
 Input is read once, lazily. A pipe or FIFO (``/dev/stdin``) cannot be read twice, so lines are counted up
 front (for the progress bar) only for regular files and sized collections.
+
+No line is read whole when it is longer than :data:`~voorbeelden.batch.output.MAX_LINE_BYTES` (16 MiB; a
+request is a few kilobytes): such a line becomes an invalid record naming it, and reading stops there,
+since the input is then not JSONL at all (``/dev/zero`` has no line end to skip to). The lines before it
+are generated; the exit code says partial.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from voorbeelden.batch.output import line_key, request_key
+from voorbeelden.batch.output import MAX_LINE_BYTES, bounded_lines, line_key, request_key
 from voorbeelden.types import InvalidRequest, Request
 
 __all__ = [
@@ -95,16 +100,29 @@ def count_lines(source: RequestSource) -> int | None:
             if not stat.S_ISREG(os.stat(source).st_mode):  # type: ignore[arg-type]
                 return None
             with open(source, "rb") as f:  # type: ignore[arg-type]
-                return sum(1 for line in f if line.strip())
+                return sum(1 for line in bounded_lines(f) if line.strip())
         except OSError:
             return None
     return len(source) if hasattr(source, "__len__") else None  # type: ignore[arg-type]
 
 
+class _TooLong:
+    """An input line over the bound (only its start was read): the last thing read from the input."""
+
+    def __init__(self, start: bytes) -> None:
+        self.start = start
+
+
 def _numbered(source: RequestSource) -> Iterator[tuple[int, Any]]:
     if is_path(source):
         with open(source, "rb") as f:  # type: ignore[arg-type]
-            yield from enumerate(f, start=1)
+            n = 0
+            while line := f.readline(MAX_LINE_BYTES + 1):
+                n += 1
+                if len(line) > MAX_LINE_BYTES and not line.endswith(b"\n"):
+                    yield n, _TooLong(line[:RAW_KEEP])
+                    return
+                yield n, line
         return
     yield from enumerate(source, start=1)  # type: ignore[arg-type]
 
@@ -113,6 +131,11 @@ def iter_items(source: RequestSource) -> Iterator[Item | BadLine]:
     """Every non-blank line of ``source``, numbered as in the file (1-based): an :class:`Item`, or a
     :class:`BadLine` saying why it is not one."""
     for n, value in _numbered(source):
+        if isinstance(value, _TooLong):
+            raw = value.start.decode("utf-8", "backslashreplace")
+            why = f"longer than {MAX_LINE_BYTES >> 20} MiB, not a request; the input is read no further"
+            yield BadLine.of(n, raw, why)
+            return
         if isinstance(value, bytes | str) and not value.strip():
             continue
         yield parse_line(n, value)

@@ -9,32 +9,46 @@ file left uncompacted by a kill still sees one row per key: :func:`iter_results`
 both keep the last line. On resume only the keys and their last status are kept in memory, so a file of a
 million terms costs tens of megabytes, not its size.
 
-A file is only repaired or appended to when it is ours: every complete line a result object with ``key`` and
-``status``, a torn tail that starts like one. Anything else (notes, the input itself) is refused with a
-message, so ``--out`` pointed at the wrong file never loses a byte of it. A sidecar lock
-(:class:`~voorbeelden.batch.filelock.FileLock`) keeps a second batch off a file that one is writing.
+A file is only repaired or appended to when it is ours: every complete line a result object carrying the
+marker ``"@voorbeelden": "batch-result"`` (a name no call record, no request and no field of any dataclass
+can have, so a ``--records`` file, which also has ``key`` and ``status``, is never taken for results), a torn
+tail that starts like one. Anything else (notes, the input, call records) is refused with a message, so
+``--out`` pointed at the wrong file never loses a byte of it. A line longer than :data:`MAX_LINE_BYTES` is
+not ours either: reading never holds more than that much of one line (``/dev/zero`` has no line end). A
+sidecar lock (:class:`~voorbeelden.batch.filelock.FileLock`) on the real file (symbolic links resolved)
+keeps a second batch off a file that one is writing, whatever path names it.
+
+An output that is not a regular file (a pipe, ``/dev/stdout``, a terminal, ``/dev/null``) is written
+without being read back, locked or compacted: reading a pipe one is about to write hangs, and there is
+nothing to resume from. Writing is one ``os.write`` loop per line; when it fails (a full disk) the file is
+cut back to its last whole line and :class:`OutputWriteError` says what happened.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
 import re
+import stat
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from voorbeelden.batch.filelock import FileLock, LockHeld
 from voorbeelden.outpaths import OutputPathError, check_file_target, same_target
 from voorbeelden.types import Request
 
 __all__ = [
+    "MARK",
+    "MAX_LINE_BYTES",
     "NotOurFile",
     "OutputError",
     "OutputLocked",
     "OutputLog",
+    "OutputWriteError",
     "check_output",
     "check_targets",
     "compact",
@@ -56,8 +70,17 @@ def line_key(raw: str) -> str:
     return "line-" + hashlib.sha256(raw.strip().encode()).hexdigest()[:27]
 
 
+MARK = ("@voorbeelden", "batch-result")  # on every result line; no call record can carry this name
+MAX_LINE_BYTES = 16 * 1024 * 1024  # longer input or output lines are refused, never read whole
+
+
 class OutputError(ValueError):
     """The results file cannot be used (a directory, not writable, not ours); raised before any work."""
+
+
+class OutputWriteError(OSError):
+    """A result line could not be written (a full disk, a quota, an I/O error). The file holds every line
+    written before, whole: the torn part of this one was cut off (for a regular file)."""
 
 
 class NotOurFile(OutputError):
@@ -80,14 +103,31 @@ _HEAD_TEXT = b'{"key":'
 
 
 def _result_line(line: bytes) -> dict[str, Any] | None:
-    """The row if ``line`` (with its newline) is one of ours, else None."""
+    """The row if ``line`` (with its newline) is one of ours (it carries :data:`MARK`), else None."""
+    if len(line) > MAX_LINE_BYTES:
+        return None
     try:
         row = json.loads(line)
     except (ValueError, RecursionError):
         return None
-    if isinstance(row, dict) and isinstance(row.get("key"), str) and isinstance(row.get("status"), str):
+    if (
+        isinstance(row, dict)
+        and row.get(MARK[0]) == MARK[1]
+        and isinstance(row.get("key"), str)
+        and isinstance(row.get("status"), str)
+    ):
         return row
     return None
+
+
+def is_regular(path: str | os.PathLike[str]) -> bool:
+    """A regular file, or nothing there yet (it will be created as one); False for pipes and devices."""
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return True  # let the open say what is wrong
 
 
 def _torn_tail_is_ours(tail: bytes) -> bool:
@@ -96,9 +136,24 @@ def _torn_tail_is_ours(tail: bytes) -> bool:
     return bool(_HEAD.match(tail)) or (len(stripped) < len(_HEAD_TEXT) and _HEAD_TEXT.startswith(stripped))
 
 
+def bounded_lines(f: Any, limit: int = MAX_LINE_BYTES) -> Iterator[bytes]:
+    """The lines of a binary file, each at most ``limit + 1`` bytes: a longer line is returned cut at that
+    length without its newline, and the rest of it is skipped (never held in memory)."""
+    while True:
+        line = f.readline(limit + 1)
+        if not line:
+            return
+        if len(line) > limit and not line.endswith(b"\n"):
+            while True:  # skip to the end of the over-long line in bounded pieces
+                rest = f.readline(1 << 20)
+                if not rest or rest.endswith(b"\n"):
+                    break
+        yield line
+
+
 def _lines(path: str | os.PathLike[str]) -> Iterator[tuple[int, bytes]]:
     with open(path, "rb") as f:
-        yield from enumerate(f, start=1)
+        yield from enumerate(bounded_lines(f), start=1)
 
 
 def iter_results(path: str | os.PathLike[str]) -> Iterator[dict[str, Any]]:
@@ -135,9 +190,9 @@ def check_output(path: str | os.PathLike[str]) -> None:
         check_file_target(p, "--out")
     except OutputPathError as err:
         raise OutputError(str(err)) from None
-    if p.exists():
+    if p.exists() and is_regular(p):  # a pipe or device is written only, never read (see the module)
         with open(p, "rb") as f:
-            first = f.readline()
+            first = f.readline(MAX_LINE_BYTES + 1)
         whole = first.endswith(b"\n")
         ours = _result_line(first) is not None if whole else _torn_tail_is_ours(first)
         if first.strip() and not ours:
@@ -163,12 +218,27 @@ def check_targets(
             check_file_target(records, "--records", not_same_as=inputs, example="records.jsonl")
         except OutputPathError as err:
             raise OutputError(str(err)) from None
+        if is_regular(records) and _first_is_result(records):
+            raise OutputError(
+                f"--records {records} is a results file of voorbeelden batch; call records appended to it "
+                "would spoil it. Give --records a new file (or an earlier --records file)"
+            )
+
+
+def _first_is_result(path: str | os.PathLike[str]) -> bool:
+    try:
+        with open(path, "rb") as f:
+            return _result_line(f.readline(MAX_LINE_BYTES + 1)) is not None
+    except OSError:
+        return False
 
 
 def _not_ours(path: Path, n: int) -> str:
     return (
-        f"--out {path} is not a results file of voorbeelden batch (line {n} is not a result line); refusing to "
-        "append to it or repair it. Choose another --out (a new file is created) or move that file away"
+        f"--out {path} is not a results file of voorbeelden batch (line {n} is not a result line: no "
+        f'"{MARK[0]}": "{MARK[1]}" marker, or longer than {MAX_LINE_BYTES >> 20} MiB; a --records file is '
+        "not one either); refusing to append to it or repair it. Choose another --out (a new file is "
+        "created) or move that file away"
     )
 
 
@@ -194,13 +264,24 @@ class OutputLog:
         self.torn_bytes = 0
         self.lines_read = 0
         self.superseded = 0  # lines a newer line of the same key replaces; > 0 means compact on close
-        self._file: IO[str] | None = None
-        self._lock = FileLock(self.path)
+        self.compact_error: str | None = None  # why the compaction on close failed (the file stays valid)
+        self._fd: int | None = None
+        # The real file (symbolic links resolved): every path to it shares one lock, and a compaction
+        # replaces the file the link points to, not the link.
+        self.regular = is_regular(self.path)
+        self.real = self.path.resolve() if self.regular else self.path  # /dev/stdout resolves to "pipe:[n]"
+        self._lock = FileLock(self.real)
 
     def open(self) -> OutputLog:
         check_output(self.path)
+        if not self.regular:  # a pipe or device: written only (see the module)
+            try:
+                self._fd = os.open(self.real, os.O_WRONLY | os.O_APPEND)
+            except OSError as exc:
+                raise OutputError(f"--out {self.path}: cannot open it ({exc.strerror or exc})") from exc
+            return self
         try:  # the permission check can pass where the file system still refuses (/sys, read-only, quota)
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.real.parent.mkdir(parents=True, exist_ok=True)
             self._lock.acquire()
         except LockHeld as err:
             raise OutputLocked(self.path, err.holder) from None
@@ -209,9 +290,9 @@ class OutputLog:
                 f"--out {self.path}: cannot write it or its lock file ({exc.strerror or exc})"
             ) from exc
         try:
-            if self.path.exists():
+            if self.real.exists():
                 self._read_existing()
-            self._file = open(self.path, "a", encoding="utf-8")
+            self._fd = os.open(self.real, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
         except OSError as exc:
             self._lock.release()
             raise OutputError(f"--out {self.path}: cannot open it ({exc.strerror or exc})") from exc
@@ -222,7 +303,7 @@ class OutputLog:
 
     def _read_existing(self) -> None:
         tail = b""
-        for n, line in _lines(self.path):
+        for n, line in _lines(self.real):
             if not line.endswith(b"\n"):
                 tail = line
                 break
@@ -236,9 +317,9 @@ class OutputLog:
             self.status[row["key"]] = row["status"]
             self.lines_read += 1
         if tail:
-            if not _torn_tail_is_ours(tail):
+            if len(tail) > MAX_LINE_BYTES or not _torn_tail_is_ours(tail):
                 raise NotOurFile(_not_ours(self.path, self.lines_read + 1))
-            self.torn_bytes = _cut_torn_tail(self.path)
+            self.torn_bytes = _cut_torn_tail(self.real)
 
     def __enter__(self) -> OutputLog:
         return self.open()
@@ -247,18 +328,21 @@ class OutputLog:
         self.close()
 
     def should_run(self, key: str, *, retry_failed: bool = False) -> bool:
-        """Not finished before, or failed before and ``retry_failed``; invalid lines are never rerun as is."""
+        """Not finished before, or failed (or partial) before and ``retry_failed``; invalid lines are never
+        rerun as is."""
         previous = self.status.get(key)
-        return previous is None or (retry_failed and previous == "failed")
+        return previous is None or (retry_failed and previous in RERUN_STATUSES)
 
     def append(self, row: dict[str, Any]) -> None:
-        if self._file is None:
+        """Write one result line (marked as ours) with one ``os.write`` loop; on failure cut the file back to
+        its last whole line and raise :class:`OutputWriteError`."""
+        if self._fd is None:
             raise RuntimeError("OutputLog is not open")
-        line = json.dumps(row, ensure_ascii=False, separators=(",", ":"), default=str) + "\n"
-        self._file.write(line)
-        self._file.flush()
-        if self.fsync:
-            os.fsync(self._file.fileno())
+        marked = {"key": row.get("key"), MARK[0]: MARK[1], **row} if "key" in row else row
+        line = (json.dumps(marked, ensure_ascii=False, separators=(",", ":"), default=str) + "\n").encode()
+        _write_whole(self._fd, line, self.regular, self.path)
+        if self.fsync and self.regular:
+            os.fsync(self._fd)
         if "key" in row:
             if row["key"] in self.status:
                 self.superseded += 1
@@ -267,14 +351,36 @@ class OutputLog:
     def close(self) -> None:
         """Close the file; compact it first when a key has more than one line (a retried term)."""
         try:
-            if self._file is not None:
-                self._file.close()
-                self._file = None
-                if self.superseded:
-                    compact(self.path)
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
+                if self.superseded and self.regular:
+                    try:
+                        compact(self.real)
+                    except OSError as exc:  # a full disk: the file stays as it is, readers take the last line
+                        self.compact_error = f"{exc.strerror or exc}"
                     self.superseded = 0
         finally:
             self._lock.release()
+
+
+RERUN_STATUSES = frozenset({"failed", "partial"})
+
+
+def _write_whole(fd: int, data: bytes, regular: bool, path: Path) -> None:
+    """All of ``data`` or nothing: a failed write (ENOSPC, EDQUOT, EIO) is cut back off a regular file."""
+    start = os.fstat(fd).st_size if regular else 0
+    view = memoryview(data)
+    try:
+        while view:
+            n = os.write(fd, view)
+            view = view[n:]
+    except OSError as exc:
+        if regular:
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, start)
+        what = "the disk is full" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else (exc.strerror or str(exc))
+        raise OutputWriteError(exc.errno or 0, f"--out {path}: cannot write a result line: {what}") from exc
 
 
 def compact(path: str | os.PathLike[str]) -> int:

@@ -32,7 +32,7 @@ from voorbeelden.batch.inputs import BadLine, Item, RequestSource, count_lines, 
 from voorbeelden.batch.keyset import KeySet
 from voorbeelden.batch.limiter import RateLimiter
 from voorbeelden.batch.memtrim import heap_trimmer
-from voorbeelden.batch.output import OutputLog
+from voorbeelden.batch.output import OutputLog, OutputWriteError
 from voorbeelden.batch.records import RecordSink, compact_result
 from voorbeelden.batch.settings import BatchSettings
 from voorbeelden.batch.sketch import LogHistogram
@@ -57,11 +57,18 @@ class BatchSummary:
     ``invalid`` (not a request), ``skipped`` (finished in ``out`` by an earlier run) or ``duplicates`` (again
     in this input), so ``lines`` is their sum and cannot disagree with them. ``term_wall`` is a fixed-size
     histogram of the generated terms' wall times (for percentiles), so ``generated`` is its count.
+
+    The result lines' vocabulary (:func:`term_status`) is the summary's too: ``ok`` terms are ``complete``;
+    ``failed`` ones are ``partial`` (some parts delivered, counted in ``partial``) or ``failed`` (none).
+    ``retries`` and ``rate_limited`` are summed from the same call records as the lines' ``timing``, so the
+    two cannot disagree. ``stopped`` says why the batch stopped before the end of its input (a 401/403, a
+    full disk), ``records_problem`` why call records were lost.
     """
 
     # what became of each input line
     ok: int = 0
     failed: int = 0
+    partial: int = 0  # of `failed`: some parts delivered
     invalid: int = 0
     skipped: int = 0
     duplicates: int = 0
@@ -75,6 +82,11 @@ class BatchSummary:
     out: str | None = None
     records: str | None = None
     torn_bytes_cut: int = 0  # a torn last line of an earlier run, cut from `out` before resuming
+    retries: int = 0
+    rate_limited: int = 0
+    stopped: str | None = None
+    lines_unwritten: int = 0  # finished terms whose result line could not be written (see `stopped`)
+    records_problem: str | None = None
 
     @property
     def lines(self) -> int:
@@ -88,14 +100,18 @@ class BatchSummary:
         return self.term_wall.quantile(0.95)
 
     def add_term(self, gen: Generation) -> str:
-        """Count a generated term; its status: ``ok`` when every part came back, else ``failed``."""
+        """Count a generated term; its status (:func:`term_status`)."""
         self.term_wall.add(gen.wall_s)
         self.parts_lost += gen.n_failed
-        if gen.complete:
+        self.retries += sum(1 for r in gen.records if r.attempt > 1 and not r.hedge)
+        self.rate_limited += sum(1 for r in gen.records if r.status == "rate_limited")
+        status = term_status(gen)
+        if status == "complete":
             self.ok += 1
-            return "ok"
-        self.failed += 1
-        return "failed"
+        else:
+            self.failed += 1
+            self.partial += status == "partial"
+        return status
 
     def to_dict(self) -> dict[str, Any]:
         calls = self.gate.get("sent", 0)
@@ -105,6 +121,14 @@ class BatchSummary:
             "generated": self.generated,
             "ok": self.ok,
             "failed": self.failed,
+            "complete": self.ok,
+            "partial": self.partial,
+            "no_part": self.failed - self.partial,
+            "retries": self.retries,
+            "rate_limited": self.rate_limited,
+            "stopped": self.stopped,
+            "lines_unwritten": self.lines_unwritten,
+            "records_problem": self.records_problem,
             "invalid": self.invalid,
             "skipped": self.skipped,
             "duplicates": self.duplicates,
@@ -118,6 +142,14 @@ class BatchSummary:
             "torn_bytes_cut": self.torn_bytes_cut,
             "peak_rss_mb": round(self.peak_rss_mb, 1),
         }
+
+
+def term_status(gen: Generation) -> str:
+    """One word for a generated term, the same in result lines, ``--json`` and on stderr: ``complete`` (all
+    six parts), ``partial`` (some) or ``failed`` (none)."""
+    if gen.complete:
+        return "complete"
+    return "partial" if gen.n_failed < CALLS_PER_TERM else "failed"
 
 
 def peak_rss_mb() -> float:
@@ -207,7 +239,10 @@ async def generate_many(requests: RequestSource, **options: Any) -> BatchSummary
             max_in_flight=settings.max_in_flight,
         )
         run = _BatchRun(summary, _term_generator(settings, client), admission, log, sink, bar, settings)
+        run.transport = transport
         await run.run(requests)
+        if sink is not None and sink.problem is not None:
+            summary.records_problem = f"{sink.problem} ({sink.terms_lost} terms' records lost)"
     summary.wall_s = time.monotonic() - t0
     if transport is not None:
         summary.gate = transport.describe()
@@ -243,13 +278,18 @@ def _open_gate(
             max_limit=settings.max_in_flight,
             adaptive=settings.adaptive,
         )
-        limiter = RateLimiter(settings.rpm, settings.tpm, period=settings.period_s)
+        limiter = RateLimiter(settings.rpm, settings.tpm, period=settings.period_s, on_wait=_say)
         transport = GatedTransport(
             limiter=limiter, concurrency=concurrency, cache=cache, record_events=settings.record_events
         )
     client = make_client(settings.base_url, settings.api_key, transport=transport)
     stack.push_async_callback(client.close)
     return client, transport
+
+
+def _say(text: str) -> None:
+    """A word on stderr from a running batch (a long wait, a stop), above the progress bar if there is one."""
+    print(f"voorbeelden batch: {text}", file=sys.stderr, flush=True)
 
 
 def _open_output(
@@ -314,17 +354,29 @@ class _BatchRun:
         self.in_run = KeySet()  # every key of this run (duplicates), in 16 bytes each
         self.trim = heap_trimmer()
         self.emitted = 0
+        self.transport: GatedTransport | None = None
+        self.secrets = [settings.api_key] if settings.api_key else []
 
     async def run(self, requests: RequestSource) -> None:
         """Structured concurrency: a failure that is not a term's own (a full disk, a bug) cancels the other
         terms and is raised here; the results written so far stay, and a rerun resumes after them."""
         async with asyncio.TaskGroup() as tg:
             async for item in self.fresh(requests):
+                if self.stop_reason() is not None:
+                    break  # the terms in flight finish; the rest of the input waits for a rerun
                 if isinstance(item, BadLine):
                     self.reject(item)
                     continue
                 await self.admission.wait()
+                if self.stop_reason() is not None:
+                    break
                 tg.create_task(self.run_term(item, self.admission.enter()))
+
+    def stop_reason(self) -> str | None:
+        """Why no more terms should start: the endpoint refused the key, or results cannot be written."""
+        if self.summary.stopped is None and self.transport is not None and self.transport.refused:
+            self.summary.stopped = self.transport.refused
+        return self.summary.stopped
 
     async def fresh(self, requests: RequestSource) -> AsyncIterator[Item | BadLine]:
         """The lines still to do: one seen before in this input, or finished in ``out``, is counted only."""
@@ -367,17 +419,27 @@ class _BatchRun:
             )
         else:
             status = self.summary.add_term(gen)
-            if self.sink is not None:
-                self.sink.write(item.key, gen)
+            # the result line first: records are a side output and never cost a result its line
             self.emit({"key": item.key, "status": status, "line": item.n, **compact_result(gen)})
+            if self.sink is not None:
+                self.sink.write(item.key, gen, self.secrets)
         finally:
             calls.leave()
 
     def emit(self, row: dict[str, Any]) -> None:
-        """The output boundary: no key (or key-like text) reaches the file or the caller's callback."""
-        row = redact_obj(row)
+        """The output boundary: no key (or key-like text) reaches the file or the caller's callback. A line
+        that cannot be written (a full disk) stops the batch: the lines before it are whole and kept."""
+        row = redact_obj(row, self.secrets)
         if self.log is not None:
-            self.log.append(row)
+            try:
+                self.log.append(row)
+            except OutputWriteError as err:
+                self.summary.lines_unwritten += 1
+                if self.summary.stopped is None:
+                    self.summary.stopped = (
+                        f"{err.strerror}; the batch stopped, a rerun resumes after the last line"
+                    )
+                return
         if self.on_result is not None:
             self.on_result(row)
         self.bar.update()

@@ -84,6 +84,36 @@ def one_of(names: Iterable[str] | Callable[[], Iterable[str]], what: str = "valu
     return parse
 
 
+class Given(argparse.Action):
+    """Stores the value like ``store`` and remembers that the option was on the command line, so a command can
+    refuse an option that has no effect in the mode it runs in (a default value is never "given")."""
+
+    def __call__(
+        self, parser: argparse.ArgumentParser, ns: argparse.Namespace, values: object, opt: object = None
+    ) -> None:
+        setattr(ns, self.dest, values)
+        ns.__dict__.setdefault("_given", {})[self.dest] = opt
+
+
+class GivenFlag(Given):
+    """``store_true`` that remembers it was given (see :class:`Given`)."""
+
+    def __init__(self, option_strings: list[str], dest: str, **kwargs: object) -> None:
+        kwargs.setdefault("default", False)
+        super().__init__(option_strings, dest, nargs=0, **kwargs)  # type: ignore[arg-type]
+
+    def __call__(
+        self, parser: argparse.ArgumentParser, ns: argparse.Namespace, values: object, opt: object = None
+    ) -> None:
+        super().__call__(parser, ns, True, opt)
+
+
+def given(args: argparse.Namespace) -> dict[str, str]:
+    """The options declared with :class:`Given`/:class:`GivenFlag` that were on the command line:
+    ``{dest: the option string used}``."""
+    return dict(getattr(args, "_given", {}))
+
+
 def profile_names() -> list[str]:
     """The simulator's profile names, in their defined order (imports the profiles, and numpy, when called)."""
     from voorbeelden.sim.profiles import PROFILES
@@ -94,6 +124,10 @@ def profile_names() -> list[str]:
 def add_embedded_sim_options(p: argparse._ActionsContainer, profile_help: str, time_scale_help: str) -> None:
     """``--sim-profile`` and ``--time-scale`` of the simulator a command starts when no endpoint is set."""
     p.add_argument(
-        "--sim-profile", type=one_of(profile_names, "profile"), default="definitie-app", help=profile_help
+        "--sim-profile",
+        type=one_of(profile_names, "profile"),
+        default="definitie-app",
+        help=profile_help,
+        action=Given,
     )
-    p.add_argument("--time-scale", type=positive, default=0.1, help=time_scale_help)
+    p.add_argument("--time-scale", type=positive, default=0.1, help=time_scale_help, action=Given)

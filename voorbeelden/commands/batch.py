@@ -149,25 +149,67 @@ def _add_output_options(p: argparse.ArgumentParser) -> None:
 
 
 def _add_embedded_sim_options(p: argparse.ArgumentParser) -> None:
-    from voorbeelden.commands._options import add_embedded_sim_options, at_least_one, one_of, positive
+    from voorbeelden.commands._options import (
+        Given,
+        GivenFlag,
+        add_embedded_sim_options,
+        at_least_one,
+        one_of,
+        positive,
+    )
 
-    sim = p.add_argument_group("embedded simulator (used when no endpoint is configured)")
+    sim = p.add_argument_group(
+        "embedded simulator (used when no endpoint is configured; with one, these options are an error)"
+    )
     add_embedded_sim_options(sim, "latency profile", "multiply every simulated time by this (> 0)")
-    sim.add_argument("--sim-rpm", type=positive, default=None, help="the simulator's own requests/min limit")
-    sim.add_argument("--sim-tpm", type=positive, default=None, help="the simulator's own tokens/min limit")
     sim.add_argument(
-        "--sim-capacity", type=at_least_one, default=None, help="calls the simulator serves at once (>= 1)"
+        "--sim-rpm", type=positive, default=None, action=Given, help="the simulator's own requests/min limit"
+    )
+    sim.add_argument(
+        "--sim-tpm", type=positive, default=None, action=Given, help="the simulator's own tokens/min limit"
+    )
+    sim.add_argument(
+        "--sim-capacity",
+        type=at_least_one,
+        default=None,
+        action=Given,
+        help="calls the simulator serves at once (>= 1)",
     )
     sim.add_argument(
         "--sim-rate-limit-mode",
         type=one_of(("bucket", "quantized", "short-window"), "rate-limit mode"),
         default="bucket",
+        action=Given,
         help="how the simulator enforces --sim-rpm/--sim-tpm (see `voorbeelden sim --help`)",
     )
     sim.add_argument(
-        "--sim-charge-rejected", action="store_true", help="the simulator counts requests it answers 429"
+        "--sim-charge-rejected", action=GivenFlag, help="the simulator counts requests it answers 429"
     )
-    sim.add_argument("--sim-process", action="store_true", help="run the simulator as a separate process")
+    sim.add_argument("--sim-process", action=GivenFlag, help="run the simulator as a separate process")
+
+
+def _check_options_have_effect(args: argparse.Namespace, spec: BackendSpec) -> None:
+    """Refuse (ValueError, exit 2) an option that would do nothing here: the embedded simulator's options
+    when an endpoint is configured, its rate-limit mode without a limit to enforce, a cache folder without
+    the cache."""
+    from voorbeelden.commands._options import given
+
+    used = given(args)
+    sim_options = [o for d, o in used.items() if d.startswith("sim_") or d == "time_scale"]
+    if spec.kind == "real" and sim_options:
+        raise ValueError(
+            f"{sim_options[0]} has no effect: an endpoint is configured ({spec.source}), so no simulator "
+            "starts. Drop the option, or unset the endpoint (--base-url, OPENAI_BASE_URL, OPENAI_API_KEY) to "
+            "use the embedded simulator"
+        )
+    if args.sim_rpm is None and args.sim_tpm is None:
+        for dest in ("sim_rate_limit_mode", "sim_charge_rejected"):
+            if dest in used:
+                raise ValueError(
+                    f"{used[dest]} has no effect without --sim-rpm or --sim-tpm (no limit to enforce)"
+                )
+    if args.no_cache and args.cache_dir is not None:
+        raise ValueError("--cache-dir has no effect with --no-cache")
 
 
 def _consented(args: argparse.Namespace, spec: BackendSpec) -> bool:
@@ -220,7 +262,9 @@ def _check_before_work(args: argparse.Namespace) -> BackendSpec:
     check_source(args.input)
     check_targets(args.input, args.out, args.records)
     check_output(args.out)
-    return endpoint_spec(args.base_url)
+    spec = endpoint_spec(args.base_url)
+    _check_options_have_effect(args, spec)
+    return spec
 
 
 def run(args: argparse.Namespace) -> int:
@@ -289,6 +333,18 @@ def _report(args: argparse.Namespace, data: dict[str, Any], terms: list[dict[str
             file=sys.stderr,
         )
     code = batch_exit_code(terms)
+    if data.get("stopped") or data.get("records_problem"):
+        # stopped early: 1 when the endpoint refused the key (nothing will work until it is fixed), else
+        # partial (a full disk: the lines written are whole and kept); lost call records are partial too
+        if "refused the key" in (data.get("stopped") or ""):
+            code = 1
+        elif code == 0:
+            code = 3
+        if data.get("lines_unwritten"):
+            data["stopped"] += f" ({data['lines_unwritten']} finished terms could not be written)"
+        for what in ("stopped", "records_problem"):
+            if data.get(what):
+                print(f"voorbeelden batch: {redact(data[what])}", file=sys.stderr)
     counts = {
         k: sum(1 for t in terms if t["status"] == k) for k in ("complete", "partial", "failed", "invalid")
     }
@@ -304,7 +360,7 @@ def _report(args: argparse.Namespace, data: dict[str, Any], terms: list[dict[str
             f"{counts['failed']} with no part), "
             f"{data['invalid']} invalid lines, {data['skipped']} already done, {data['duplicates']} duplicates; "
             f"{gate.get('sent', 0)} calls ({gate.get('cache_hits', 0)} from cache, {gate.get('throttled', 0)} "
-            f"answered 429, {gate.get('retries', 0)} retries) in {data['wall_s']:.1f} s; results in {args.out}",
+            f"answered 429, {data.get('retries', 0)} retries) in {data['wall_s']:.1f} s; results in {args.out}",
             file=sys.stderr,
         )
         incomplete = [t for t in data["terms"] if t["status"] != "complete"]

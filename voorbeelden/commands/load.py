@@ -33,12 +33,12 @@ HELP = "many users at once: latency, throughput and goodput per load level, and 
 DESCRIPTION = (
     "Load a backend one level at a time, closed loop (--users: each user starts its next generation when the "
     "last one ends) or open loop (--rate: Poisson arrivals, generations per minute), per strategy. Each "
-    "level runs a warm-up, then --duration seconds of measurement split into --windows; per level it "
-    "reports p50/p95/p99 generation wall, time to first visible part, parts delivered, generations/min, "
-    "goodput/min (complete generations within --slo), calls/min, 429s and calls in flight. The knee is the "
-    "highest load whose p95 wall stays within --slo, with the spread of the per-window knees; a strategy's "
-    "sweep stops past saturation (p95 climbing while throughput stays flat) or far past the knee (p95 over "
-    "twice --slo)."
+    "level runs a warm-up (in a closed loop also until every user has finished one generation), then "
+    "--duration seconds of measurement; per level it reports p50/p95/p99 generation wall, time to first "
+    "visible part, parts delivered, generations/min, goodput/min (complete generations within --slo), "
+    "calls/min, 429s and calls in flight. The knee is the highest load whose p95 wall stays within --slo, "
+    "interpolated between levels, with a 95% bootstrap interval; a strategy's sweep stops past saturation "
+    "(p95 climbing while throughput stays flat) or far past the knee (p95 over twice --slo)."
 )
 EPILOG = EXIT_CODES_HELP
 
@@ -82,14 +82,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "-k", type=integer(1, 6), default=3, help="calls at once for 'bounded' (1-6, default 3)"
     )
     load.add_argument(
-        "--slo", type=positive, default=15.0, metavar="S", help="seconds for a whole generation"
+        "--slo", type=positive, default=15.0, metavar="S", help="seconds for a whole generation (default 15)"
     )
     load.add_argument(
         "--duration", type=positive, default=30.0, metavar="S", help="measured seconds per level (default 30)"
     )
     load.add_argument("--warmup", type=non_negative, default=10.0, metavar="S", help="per level (default 10)")
     load.add_argument(
-        "--windows", type=integer(1, 20), default=3, help="windows per level for the knee's spread"
+        "--windows",
+        type=integer(1, 20),
+        default=3,
+        help="windows per level: per-window knees, a second view of the spread (default 3)",
     )
     load.add_argument(
         "--drain", type=positive, default=None, metavar="S",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import numpy as np
@@ -66,3 +67,37 @@ def test_the_prediction_error_is_the_predicted_knee_against_the_measured_one() -
     lines = conclude([measured, predicted], SETTINGS, [p])
     assert any("error -23% (outside the 20% goal)" in line for line in lines)
     assert predicted_vs_measured([measured]) == []
+
+
+def test_on_a_local_backend_the_notebook_starts_its_engine_and_predicts_its_knee(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the local server is stood in for by a simulator (the real one is tests/real_llm's job): what is checked
+    # is the wiring: the engine asked for is started, measured, then batching-6 runs the same sweep
+    from contextlib import contextmanager
+
+    import voorbeelden.local
+    from voorbeelden.experiments.load import load_experiment
+    from voorbeelden.sim import SimConfig, running_simulator
+
+    started: list[dict[str, Any]] = []
+
+    @contextmanager
+    def fake_llm(**kw: Any):  # type: ignore[no-untyped-def]
+        started.append(kw)
+        with running_simulator(SimConfig(profile="uniform-2s", time_scale=0.05, capacity=6)) as sim:
+            yield type("H", (), {"base_url": sim.base_url, "describe": lambda self: {"kind": "local"}})()
+
+    monkeypatch.setattr(voorbeelden.local, "running_local_llm", fake_llm)
+    P = {
+        "backend": "local", "profiles": ["uniform-2s"], "sim_capacity": None, "time_scale": 1.0, "seed": 0,
+        "strategies": ["parallel"], "k": 3, "users": [1], "rates": [], "think_s": 0.0, "slo_s": 1.0,
+        "duration_s": 1.0, "warmup_s": 0.0, "windows": 1, "drain_s": 2.0, "predict_profile": "batching-6",
+        "predict_time_scale": 0.02, "local_engine": "llama-server", "local_slots": 6, "out_dir": str(tmp_path),
+    }  # fmt: skip
+    exp = load_experiment(P)
+    assert started == [{"engine": "llama-server", "slots": 6}]
+    assert [r["label"] for r in exp.runs][1] == "batching-6" and exp.runs[1]["prediction"]
+    assert [p["strategy"] for p in exp.prediction] == ["parallel"]
+    side = json.loads((tmp_path / "07_load.json").read_text())
+    assert side["runs"][1]["prediction"] is True and side["prediction"][0]["strategy"] == "parallel"

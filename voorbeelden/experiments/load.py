@@ -222,7 +222,7 @@ def conclude(runs: list[dict[str, Any]], s: LoadSettings, prediction: list[dict[
         g = result.generations
         if g["incomplete"]:
             lines.append(
-                f"{label}: {g['incomplete']} of {g['started']} measured generations were incomplete."
+                f"{label}: {g['incomplete']} of {g['measured']} measured generations were incomplete."
             )
     for p in prediction:
         if p["error"] is not None:

@@ -316,3 +316,19 @@ def test_report_refuses_negative_trials_and_a_string_time_scale_before_any_kerne
     _refused(result, "trials", "time_scale: must be a number, got 'fast'")
     assert "time_scale fast" not in result.stderr
     assert not out.exists() or not any(out.iterdir())
+
+
+def test_an_argument_that_is_not_utf8_is_named_with_its_byte() -> None:
+    """``generate $'caf\\xe9'`` was refused as "control characters"; the byte is what is wrong."""
+    import sys
+
+    done = subprocess.run(
+        [os.fsencode(sys.executable), b"-m", b"voorbeelden", b"generate", b"caf\xe9", b"een drank"],
+        env=env_without_openai(),
+        capture_output=True,
+        timeout=60,
+    )
+    err = done.stderr.decode("utf-8", "replace")
+    assert done.returncode == 2
+    assert "argument 2 ('caf\\\\xe9') is not valid UTF-8 (byte 0xe9)" in err
+    assert "control characters" not in err and "Traceback" not in err

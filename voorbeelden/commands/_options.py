@@ -114,6 +114,19 @@ def given(args: argparse.Namespace) -> dict[str, str]:
     return dict(getattr(args, "_given", {}))
 
 
+def check_utf8(parser: argparse.ArgumentParser, argv: list[str]) -> None:
+    """Exit 2 naming the argument and the byte when one is not valid UTF-8. Python hands such bytes over as
+    lone surrogates (``\udcff`` for 0xff), which a later check would call "control characters"."""
+    for n, arg in enumerate(argv, start=1):
+        bad = next((c for c in arg if "\udc80" <= c <= "\udcff"), None)
+        if bad is not None:
+            shown = arg.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+            parser.error(
+                f"argument {n} ({shown!r}) is not valid UTF-8 (byte 0x{ord(bad) - 0xDC00:02x}); "
+                "give text in UTF-8 (a terminal or script in another encoding sends other bytes)"
+            )
+
+
 def profile_names() -> list[str]:
     """The simulator's profile names, in their defined order (imports the profiles, and numpy, when called)."""
     from voorbeelden.sim.profiles import PROFILES

@@ -97,3 +97,18 @@ def test_a_quantized_server_process_answers_a_burst_with_429s_and_per_minute_hea
     h = errors[0].response.headers
     assert h["x-ratelimit-limit-requests"] == "60" and int(h["x-ratelimit-remaining-requests"]) >= 50
     assert 1 <= int(h["retry-after-ms"]) <= 50
+
+
+def test_the_short_window_mode_reports_the_windows_remaining_and_reset_under_the_minutes_limit() -> None:
+    # 600 per minute enforced as 10 per 1 s window; the headers count the window, the limit names the minute
+    lim = RateLimiter(600, None, time_scale=1.0, mode="short-window", quantum_s=1.0)
+    t0 = lim.dims[0].window.t0  # type: ignore[union-attr]
+    first = lim.check(0.0, now=t0 + 0.2)
+    assert first.allowed and first.headers["x-ratelimit-limit-requests"] == "600"
+    assert first.headers["x-ratelimit-remaining-requests"] == "9"  # the window's, not the minute's 599
+    assert first.headers["x-ratelimit-reset-requests"] == "800ms"  # until the window opens again
+    for _ in range(9):
+        assert lim.check(0.0, now=t0 + 0.3).allowed
+    refused = lim.check(0.0, now=t0 + 0.4)
+    assert not refused.allowed and refused.headers["x-ratelimit-remaining-requests"] == "0"
+    assert lim.check(0.0, now=t0 + 1.0).allowed  # the next window

@@ -3,7 +3,8 @@ throughput and goodput, per strategy the knee (the highest load whose p95 stays 
 
 Thin over :mod:`voorbeelden.experiments.load_sweep`. Without a configured endpoint it starts the embedded simulator
 the way ``batch`` does (``--sim-profile``, ``--time-scale``, ``--sim-capacity``, ``--sim-rpm``), but with a
-finite capacity by default: a server that serves any number of calls at once has no knee to find.
+finite capacity by default (4 calls at once; a batching profile uses its own batch): a server that serves any
+number of calls at once has no knee to find.
 """
 
 from __future__ import annotations
@@ -126,8 +127,9 @@ def _add_sim_options(p: argparse.ArgumentParser) -> None:
         sim, "latency profile (default uniform-2s)", "simulated time x this (default 0.1)"
     )
     sim.add_argument(
-        "--sim-capacity", type=at_least_one, default=DEFAULT_CAPACITY,
-        help=f"calls the simulator serves at once (default {DEFAULT_CAPACITY}; the rest queue)",
+        "--sim-capacity", type=at_least_one, default=None,
+        help=f"calls the simulator serves at once, the rest queue (default {DEFAULT_CAPACITY}; none for a "
+        "batching profile such as batching-6, whose own max_batch queues the rest)",
     )  # fmt: skip
     sim.add_argument("--sim-rpm", type=positive, default=None, help="the simulator's requests/min limit")
     # 0.2: at capacity 4 the client sends ~10 calls per real second, which a small shared machine keeps up
@@ -199,21 +201,19 @@ def run(args: argparse.Namespace) -> int:
             bar.set_postfix_str(f"{lv['strategy']} {lv[settings.load_key]:g}: p95 {_s(p95)}")
             bar.update(1)
 
+    from voorbeelden.experiments.load import capacity_for
+
+    capacity = args.sim_capacity or capacity_for(args.sim_profile, DEFAULT_CAPACITY)
     sim = {"profile": args.sim_profile, "time_scale": args.time_scale, "process": True}
     interrupted = False
     backend: dict[str, Any] | None = None
     try:
-        with open_backend(
-            spec, announce=sys.stderr, capacity=args.sim_capacity, rpm=args.sim_rpm, **sim
-        ) as be:
+        with open_backend(spec, announce=sys.stderr, capacity=capacity, rpm=args.sim_rpm, **sim) as be:
             backend = be.describe()
             if be.simulated:
-                print(
-                    f"voorbeelden load: the simulator serves {args.sim_capacity} calls at once (--sim-capacity); "
-                    "the rest queue",
-                    file=sys.stderr,
-                )
-                backend["capacity"] = args.sim_capacity
+                served = f"{capacity} calls at once (--sim-capacity)" if capacity else "its profile's batch"
+                print(f"voorbeelden load: the simulator serves {served}; the rest queue", file=sys.stderr)
+                backend["capacity"] = capacity
                 backend["rpm"] = args.sim_rpm
             sweep(be, settings, on_level=on_level, result=result)
     except KeyboardInterrupt:

@@ -30,7 +30,7 @@ import pandas as pd
 from voorbeelden.backend import PLACEHOLDER_KEY, open_backend
 from voorbeelden.begrippen import load_begrippen
 from voorbeelden.experiments import stats
-from voorbeelden.experiments.calibration_plots import plot_calibration, plot_curve
+from voorbeelden.experiments.calibration_plots import calibration_html, plot_calibration, plot_curve
 from voorbeelden.experiments.retries import bench_config
 from voorbeelden.experiments.speedup import write_json
 from voorbeelden.experiments.trials import TrialResults, run_trials
@@ -40,6 +40,7 @@ NB06 = "06_calibration"
 __all__ = [
     "CalibrationExperiment",
     "calibration_experiment",
+    "calibration_html",
     "compare",
     "conclude",
     "plot_calibration",
@@ -135,27 +136,46 @@ def _predict(
     calibration: Calibration,
     profile_path: Path,
     label: str,
-) -> TrialResults:
-    """Step 3: the same trials against the simulator serving the fitted profile and concurrency."""
+) -> tuple[TrialResults, Calibration]:
+    """Step 3: the same trials against the simulator serving the fitted profile and concurrency, after a
+    short probe that takes the client's own time per call out of the fit (see calibration_overhead);
+    returns the trials and the calibration the simulator served."""
+    from voorbeelden.experiments.calibration_overhead import client_overhead_s, without_overhead
     from voorbeelden.sim import SimConfig, running_simulator
 
     # The fitted profile is in the measured run's seconds; the prediction may run it faster (speedups are
-    # ratios; the client's few milliseconds per call stay small beside the scaled calls).
+    # ratios; walls are divided by the time scale).
     pts = P["predict_time_scale"]
     sim_config = SimConfig(
         profile_file=str(profile_path), time_scale=pts, seed=P["seed"], capacity=calibration.capacity
     )
+    config = _config(P, pts, real=False)
     with running_simulator(sim_config, process=True) as sim:
-        return run_trials(
+        probe = run_trials(
+            list(begrippen)[:1],
+            base_url=sim.base_url,
+            api_key=PLACEHOLDER_KEY,
+            strategies=("sequential",),
+            trials=1,
+            warmup=1,
+            key_prefix="probe:",
+            config=config,
+        )
+        served = without_overhead(calibration, client_overhead_s(probe.records, calibration, pts), pts)
+        write_profile(served, profile_path)
+        sim.configure(profile_file=str(profile_path))
+        sim.reset_counters()
+        predicted = run_trials(
             begrippen,
             base_url=sim.base_url,
             api_key=PLACEHOLDER_KEY,
             out=Path(P["out_dir"]) / PREDICTED_JSONL,
             scenario=f"calibration:predicted{label}",
             tags={"role": "predicted"},
-            config=_config(P, pts, real=False),
+            config=config,
             **common,
         )
+    return predicted, served
 
 
 def calibration_experiment(P: Mapping[str, Any]) -> CalibrationExperiment:
@@ -196,10 +216,10 @@ def _round_trip(
     if "scenario" in records:
         records = records[records["scenario"] == f"calibration:measured{label}"]
     name = f"calibrated-{backend.get('kind')}" + ("" if local is None else "-" + local.replace(":", "-"))
-    calibration = calibrate(records, name=name, source=measured_path.name)
+    fitted = calibrate(records, name=name, source=measured_path.name)
     suffix = "" if local is None else "_" + local.replace(":", "-")
-    profile_path = write_profile(calibration, out_dir / f"{NB06}_profile{suffix}.json")
-    predicted = _predict(P, begrippen, common, calibration, profile_path, label)
+    profile_path = write_profile(fitted, out_dir / f"{NB06}_profile{suffix}.json")
+    predicted, calibration = _predict(P, begrippen, common, fitted, profile_path, label)
     table = compare(
         measured.generations,
         predicted.generations,
@@ -219,7 +239,7 @@ def _round_trip(
         backend,
         time.monotonic() - t0,
         label=local or str(backend.get("kind", "")),
-        speeds=observed_curve(records, calibration),
+        speeds=observed_curve(records, fitted),
     )
 
 
@@ -461,45 +481,3 @@ def report_fields(data: Mapping[str, Any] | None, summary: Mapping[str, Any]) ->
             )
         }
     return {"calibration": calibration, "speedup_notes": speedup_notes(summary, calibration)}
-
-
-def _h(value: Any) -> str:
-    import html
-
-    return html.escape("" if value is None else str(value))
-
-
-def _f(value: Any, fmt: str = "{:.2f}") -> str:
-    return "–" if value is None or value != value else fmt.format(value)
-
-
-def calibration_html(cal: Mapping[str, Any]) -> str:
-    """The report's calibration section: measured vs predicted speedup and the error per strategy."""
-    goal = cal.get("goal") or 0.15
-    out = [
-        "<h2>Calibrated simulator vs measured (notebook 06)</h2>",
-        f"<p>Profile fitted from the measured call records; server concurrency fitted: "
-        f"<b>{_h(cal.get('capacity') if cal.get('capacity') is not None else 'no limit observed')}</b>. "
-        f"Goal: predicted speedup within {goal:.0%} of measured.</p>",
-        "<table><tr><th class='l'>strategy</th><th>pairs</th><th>complete</th><th>wall median (s)</th>"
-        "<th>s per output token</th><th>measured speedup</th><th>95% CI</th><th>predicted speedup</th>"
-        "<th>error</th><th class='l'>within goal</th></tr>",
-    ]
-    for row in cal.get("table") or []:
-        seq = row["strategy"] == "sequential"
-        err = row.get("wall_error") if seq else row.get("error")
-        what = " (p50 wall)" if seq else f"; p50 wall {_f(row.get('wall_error'), '{:+.0%}')}"
-        out.append(
-            f"<tr><td class='l'>{_h(row['strategy'])}</td><td>{row.get('n_pairs')}</td>"
-            f"<td>{_f(row.get('complete'), '{:.0%}')}</td><td>{_f(row.get('wall_median_s'))}</td>"
-            f"<td>{_f(row.get('s_per_token'), '{:.4f}')}</td><td><b>{_f(row.get('measured_speedup'))}×</b></td>"
-            f"<td>{_f(row.get('ci_low'))}–{_f(row.get('ci_high'))}</td>"
-            f"<td>{_f(row.get('predicted_speedup'))}×</td><td>{_f(err, '{:+.0%}')}{what}</td>"
-            f"<td class='l {'ok' if row.get('within_goal') else 'failed'}'>"
-            f"{'yes' if row.get('within_goal') else 'NO'}</td></tr>"
-        )
-    out.append("</table><ul>")
-    out += [f"<li>{_h(line)}</li>" for line in cal.get("conclusion") or []]
-    out += [f"<li>fit: {_h(line)}</li>" for line in cal.get("fit_notes") or []]
-    out.append("</ul>")
-    return "\n".join(out)

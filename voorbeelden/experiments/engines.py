@@ -129,6 +129,9 @@ async def _paired_trials(
     plan += [(False, t, i, r) for t in range(P["trials"]) for i, r in enumerate(requests)]
     rows: list[dict[str, Any]] = []
     try:
+        # One short request first: a fresh server's first call pays for paging the model in, which would
+        # count against whichever strategy of the first pair went first (warm-up trials are the fuller way).
+        await _one_stream(client, srv, 8, 0)
         with out.open("a", encoding="utf-8") as sink:
             for warmup, trial, index, req in plan:
                 order = ["sequential", "parallel"]

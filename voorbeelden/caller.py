@@ -25,25 +25,23 @@ from voorbeelden.http_headers import parse_retry_after
 from voorbeelden.parsing import ParseResult, parse_part
 from voorbeelden.prompts import build_messages
 from voorbeelden.redact import redact
+from voorbeelden.stream_read import StreamCut, read_stream
 from voorbeelden.types import CallRecord, Part, Request, Status
+from voorbeelden.wire import (
+    RETRYABLE_STATUS,
+    UNSUPPORTED_FORMAT,
+    chat_body,
+    endpoint_host,
+    error_kind_for_status,
+    missing_v1_hint,
+    read_completion,
+    rejects_response_format,
+    short,
+)
 
-RETRYABLE_STATUS = frozenset({408, 409, 429})
 DEADLINE_CUT = "deadline reached while waiting for the model"  # the error of an attempt cut by the deadline
-_ERROR_KINDS = {400: "bad_request", 401: "auth", 403: "forbidden", 404: "not_found", 422: "bad_request"}
-# A server that rejects the request's response_format rejects it again on a retry, whatever the status it
-# uses for that (llama-cpp-python answers "json_schema" with a 500 validation error): not retryable.
-UNSUPPORTED_FORMAT = "unsupported_response_format"
 STREAM_CUT = "stream_cut"
 SIM_HEADER_PREFIX = "x-sim-"  # the simulator's own request headers, never sent to another endpoint
-
-
-class _StreamCut(Exception):
-    """The stream ended (``[DONE]`` or end of body) without a finish_reason: cut off, not finished."""
-
-    def __init__(self, chars: int, chunks: int) -> None:
-        super().__init__(f"the server ended the stream without a finish_reason after {chars} characters")
-        self.chars = chars
-        self.chunks = chunks
 
 
 @dataclass
@@ -178,12 +176,6 @@ def backoff_s(policy: RetryPolicy, retry_number: int, rng: random.Random | None 
     return delay * (1.0 - policy.jitter * (rng or random).random())
 
 
-def error_kind_for_status(status: int) -> str:
-    if status == 429:
-        return "rate_limited"
-    return _ERROR_KINDS.get(status, f"http_{status}")
-
-
 class Caller:
     """Runs one part to its outcome through an injected ``AsyncOpenAI`` client."""
 
@@ -301,7 +293,9 @@ class Caller:
                 # mapping of HTTP errors to exceptions are the client's either way. (Streaming uses the typed
                 # path: it needs the SDK's SSE decoding.)
                 if ask.stream:
-                    text, finish_reason, usage = await self._stream(ask.part, body, headers, rec)
+                    text, finish_reason, usage = await read_stream(
+                        self.client, state, ask.part, body, headers, rec
+                    )
                     data: Any = {}
                 else:
                     data = await self.client.post(
@@ -309,7 +303,7 @@ class Caller:
                     )
             http_status = 200  # the client raises APIStatusError for anything else
             if not ask.stream:
-                text, finish_reason, usage = _read_completion(data)
+                text, finish_reason, usage = read_completion(data)
         except asyncio.CancelledError:
             cut = state.deadline_expired()
             status: Status = "timeout" if cut else "cancelled"
@@ -363,7 +357,7 @@ class Caller:
                 error=f"no answer from {endpoint_host(self.client)} in time",
             )
             return AttemptFailed(rec, retryable=True)
-        if isinstance(err, _StreamCut):
+        if isinstance(err, StreamCut):
             state.streams.set_capacity(1)
             state.finish(
                 rec,
@@ -382,7 +376,7 @@ class Caller:
                 "error",
                 error_kind="connection",
                 error=f"cannot reach {endpoint_host(self.client)}: "
-                f"{_short(str(cause) or type(cause).__name__)}",
+                f"{short(str(cause) or type(cause).__name__)}",
             )
             return AttemptFailed(rec, retryable=True)
         # a body that is not a chat completion: the server is broken, not busy
@@ -390,7 +384,7 @@ class Caller:
             rec,
             "error",
             error_kind="malformed",
-            error=f"{type(err).__name__}: {_short(str(err))}",
+            error=f"{type(err).__name__}: {short(str(err))}",
             http_status=http_status,
         )
         return AttemptFailed(rec, retryable=False)
@@ -402,7 +396,7 @@ class Caller:
         rejects the request's response_format, which it would do again."""
         code = err.status_code
         retry_after = parse_retry_after(err.response.headers)
-        unsupported = _rejects_response_format(code, err.message, body)
+        unsupported = rejects_response_format(code, err.message, body)
         retryable = (code in RETRYABLE_STATUS or code >= 500) and not unsupported
         # An endpoint that asks for a longer pause than the cap will not be ready after the cap either:
         # waiting the cap and asking again would only turn its answer into a timeout later on.
@@ -413,7 +407,7 @@ class Caller:
             rec,
             "rate_limited" if code == 429 else "error",
             error_kind=UNSUPPORTED_FORMAT if unsupported else error_kind_for_status(code),
-            error=f"HTTP {code} from {endpoint_host(self.client)}: {_short(err.message)}"
+            error=f"HTTP {code} from {endpoint_host(self.client)}: {short(err.message)}"
             + (missing_v1_hint(self.client) if code == 404 else "")
             + (
                 f" (retry-after {retry_after:g} s is over the cap of {self.retry.retry_after_cap_s:g} s: "
@@ -454,76 +448,6 @@ class Caller:
             state.mark_visible()  # a toelichting (or a one-line list) is visible only when complete
         return PartOutcome(part=part, value=value, shortfall=shortfall)
 
-    async def _stream(
-        self, part: Part | None, body: dict[str, Any], headers: dict[str, str], rec: CallRecord
-    ) -> tuple[str, str | None, dict[str, Any]]:
-        """One streamed completion (``stream_options.include_usage``): sets ``rec.ttft_s`` at the first
-        non-empty content delta and marks the run visible when a list part's first line is complete.
-
-        Two ways a real server departs from the SSE happy path, both told apart here: a stream that ends
-        without a finish_reason was cut off (raises :class:`_StreamCut`, a retryable ``stream_cut``), and a
-        server that answers ``stream: true`` with one plain JSON body is read as that body and noted as not
-        streamed (``rec.note = "stream:plain_body"``; no TTFT). Without usage in the stream (llama.cpp sends
-        none), ``tokens_out`` is the number of content chunks: such servers send one token per chunk."""
-        call = self.client.chat.completions.with_streaming_response.create(
-            **body, stream=True, stream_options={"include_usage": True}, extra_headers=headers
-        )
-        async with call as response:
-            content_type = response.headers.get("content-type", "")
-            if "text/event-stream" not in content_type:
-                data = await response.json()
-                rec.note = "stream:plain_body"
-                return _read_completion(data)
-            chunks = await response.parse()
-            pieces: list[str] = []
-            finish_reason: str | None = None
-            usage: dict[str, Any] = {}
-            line_done = False
-            n_content = 0
-            async for chunk in chunks:
-                if chunk.usage is not None:
-                    usage = chunk.usage.model_dump()
-                for choice in chunk.choices:
-                    if choice.finish_reason:
-                        finish_reason = choice.finish_reason
-                    delta = choice.delta.content if choice.delta is not None else None
-                    if not delta:
-                        continue
-                    n_content += 1
-                    if rec.ttft_s is None:
-                        rec.ttft_s = self.state.now() - rec.t_start
-                    pieces.append(delta)
-                    if part is not None and part.is_list and not line_done and "\n" in delta:
-                        head = "".join(pieces).split("\n", 1)[0]
-                        if head.strip():
-                            line_done = True
-                            self.state.mark_visible()
-        text = "".join(pieces)
-        if finish_reason is None:
-            rec.tokens_out = n_content or None
-            raise _StreamCut(len(text), n_content)
-        if usage.get("completion_tokens") is None:
-            usage = {**usage, "completion_tokens": n_content}
-        return text, finish_reason, usage
-
-
-def chat_body(
-    settings: PartSettings, messages: list[dict[str, str]], extra_body: Mapping[str, Any] | None = None
-) -> dict[str, Any]:
-    """The JSON body of one chat completion. One function because the Batch API path
-    (``voorbeelden.batch.provider``) must put exactly what an online call sends into its request lines."""
-    body: dict[str, Any] = {
-        "model": settings.model,
-        "messages": messages,
-        "temperature": settings.temperature,
-        "max_tokens": settings.max_tokens,
-    }
-    if settings.seed is not None:
-        body["seed"] = settings.seed
-    if extra_body:
-        body.update(extra_body)
-    return body
-
 
 def _gave_up(part: Part | None, settings: PartSettings, rec: CallRecord, attempts: int) -> PartOutcome:
     """The outcome of a part whose last attempt failed: empty, with that attempt's reason."""
@@ -538,53 +462,6 @@ def _gave_up(part: Part | None, settings: PartSettings, rec: CallRecord, attempt
     )
 
 
-def _rejects_response_format(code: int, message: str, body: Mapping[str, Any]) -> bool:
-    """True when an error answer says the server does not take this request's ``response_format``."""
-    if "response_format" not in body or code not in (400, 422, 500, 501):
-        return False
-    text = message.lower()
-    return any(word in text for word in ("response_format", "json_schema", "json schema"))
-
-
-def _read_completion(data: Any) -> tuple[str | None, str | None, dict[str, Any]]:
-    """The three things a record needs from a chat-completion body; anything else shaped is malformed."""
-    if not isinstance(data, dict):
-        raise TypeError(f"expected a JSON object, got {type(data).__name__}")
-    choice = data["choices"][0]
-    text = choice["message"].get("content")
-    if text is not None and not isinstance(text, str):
-        raise TypeError(f"message.content is {type(text).__name__}, not text")
-    usage = data.get("usage")
-    return text, choice.get("finish_reason"), usage if isinstance(usage, dict) else {}
-
-
 def _last_user_text(messages: list[dict[str, str]]) -> str | None:
     users = [m.get("content") for m in messages if m.get("role") == "user"]
     return users[-1] if users and isinstance(users[-1], str) else None
-
-
-def safe_base_url(client: openai.AsyncOpenAI) -> str:
-    """The client's base URL as scheme://host[:port]/path: no user, password, query or fragment."""
-    url = client.base_url
-    port = f":{url.port}" if url.port else ""
-    return f"{url.scheme}://{url.host}{port}{url.path.rstrip('/')}"
-
-
-def endpoint_host(client: openai.AsyncOpenAI) -> str:
-    """Host and port of the endpoint, for error messages (never the key, which is a header, not the URL)."""
-    url = client.base_url
-    return f"{url.host}:{url.port}" if url.port else str(url.host)
-
-
-def missing_v1_hint(client: openai.AsyncOpenAI) -> str:
-    """For a 404: OpenAI-compatible servers serve ``/v1/chat/completions``; a base URL without ``/v1`` is
-    the usual cause (``http://localhost:11434`` instead of ``http://localhost:11434/v1``)."""
-    base = safe_base_url(client)
-    if "/v1" in client.base_url.path:
-        return ""
-    return f" (the base URL {base} has no /v1; OpenAI-compatible servers answer under /v1: try {base}/v1)"
-
-
-def _short(text: str, limit: int = 200) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"

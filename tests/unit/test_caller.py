@@ -16,17 +16,10 @@ import httpx2
 import openai
 import pytest
 
-from voorbeelden.caller import (
-    Call,
-    Caller,
-    PartOutcome,
-    RunState,
-    backoff_s,
-    error_kind_for_status,
-    parse_retry_after,
-)
+from voorbeelden.caller import Call, Caller, PartOutcome, RunState, backoff_s, parse_retry_after
 from voorbeelden.config import GeneratorConfig, RetryPolicy
 from voorbeelden.types import CallRecord, Part, Request
+from voorbeelden.wire import error_kind_for_status
 
 
 def test_retry_after_ms_wins_over_seconds() -> None:

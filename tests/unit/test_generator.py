@@ -415,9 +415,12 @@ def test_another_server_answering_health_is_not_the_simulator() -> None:
 
     from voorbeelden.backend import is_simulator
 
+    async def health(request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
+
     async def main() -> bool:
         app = web.Application()
-        app.router.add_get("/health", lambda request: web.json_response({"status": "ok"}))
+        app.router.add_get("/health", health)
         runner = web.AppRunner(app)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)

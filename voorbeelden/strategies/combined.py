@@ -15,12 +15,13 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 
-from voorbeelden.caller import UNSUPPORTED_FORMAT, Call, PartOutcome
+from voorbeelden.caller import Call, PartOutcome
 from voorbeelden.parsing import ParseResult, parse_part
 from voorbeelden.prompts import build_combined_messages
 from voorbeelden.strategies.context import RunContext, fan_out
 from voorbeelden.strategies.registry import COMBINED_LABEL
 from voorbeelden.types import ALL_PARTS, Part
+from voorbeelden.wire import UNSUPPORTED_FORMAT
 
 
 class CombinedAnswer(BaseModel):

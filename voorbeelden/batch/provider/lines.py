@@ -1,6 +1,6 @@
 """The Batch API's line formats, both ways: a term's request lines out, a provider's output lines back in.
 
-The request line carries exactly the body an online call sends (:func:`voorbeelden.caller.chat_body` over
+The request line carries exactly the body an online call sends (:func:`voorbeelden.wire.chat_body` over
 :func:`voorbeelden.prompts.build_messages`), so a term costs and reads the same either way; an output line
 is parsed by the online path's parser (:func:`voorbeelden.parsing.parse_part`) with the online path's rules
 for a cut-off answer and a short list, and a finished term becomes the same compact result line as an
@@ -19,12 +19,12 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from voorbeelden.caller import RETRYABLE_STATUS, chat_body, error_kind_for_status
 from voorbeelden.config import GeneratorConfig
 from voorbeelden.parsing import parse_part
 from voorbeelden.prompts import build_messages
 from voorbeelden.strategies.registry import info
 from voorbeelden.types import ALL_PARTS, CallRecord, Generation, Part, Request
+from voorbeelden.wire import RETRYABLE_STATUS, chat_body, error_kind_for_status
 
 __all__ = [
     "ENDPOINT",

@@ -30,7 +30,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from voorbeelden.local.build_server import LLAMA_CPP_PYTHON_VERSION
 from voorbeelden.local.engines import (
     DEFAULT_ENGINE,
     DEFAULT_SLOTS,
@@ -189,6 +188,9 @@ class LocalLLMHandle(ServerURL):
 
     def describe(self) -> dict[str, Any]:
         """What a report states about this backend (no secrets exist here)."""
+        # imported here: `python -m voorbeelden.local.build_server` must not find itself imported already
+        from voorbeelden.local.build_server import LLAMA_CPP_PYTHON_VERSION
+
         batching = self.engine == "llama-server"
         return {
             "kind": "local",

@@ -318,14 +318,16 @@ class Goal:
 
 
 def check_goals(results: list[ContenderResult], p: RateLimitParams) -> list[Goal]:
-    """The batch's goals: told a limit, >= 95% of it used and 0 failed parts in every mode (and on the
-    one-minute bucket of setting a, wall <= 1.05 x ideal); untold, >= 90% from the headers alone; and ahead of
-    the baselines (naive gather, the cookbook processor) in every mode."""
+    """The batch's goals: told a limit, >= 95% of it used (90% with short-window headers) and 0 failed parts
+    in every mode (and on the one-minute bucket of setting a, wall <= 1.05 x ideal); untold, >= 90% from the
+    headers alone; and ahead of the baselines (naive gather, the cookbook processor) in every mode."""
     goals = []
     for r in results:
         if r.kind == "batch":
+            # headers that count a shorter window than their limit: the issue's bound is 90% (issue 25)
+            bound = 0.90 if r.mode == "short-window" else 0.95
             goals.append(
-                Goal(r.setting, r.mode, r.contender, "share of limit", r.share, 0.95, r.share >= 0.95)
+                Goal(r.setting, r.mode, r.contender, "share of limit", r.share, bound, r.share >= bound)
             )
             goals.append(Goal(r.setting, r.mode, r.contender, "failed parts", r.failed, 0, r.failed == 0))
             if p.setting == "a" and r.mode == "bucket":

@@ -177,3 +177,19 @@ def test_ahead_of_the_baselines_means_more_parts_or_as_many_as_fast_and_only_lik
     slower = rl._ahead_of_baselines([_result("batch", 30, 600, 70.0), _result("cookbook", 30, 600, 60.0)])
     fewer = rl._ahead_of_baselines([_result("batch", 30, 590, 10.0), _result("cookbook", 30, 600, 60.0)])
     assert [g.met for g in slower + fewer] == [False, False]
+
+
+def test_the_batchs_share_goal_is_90_percent_with_short_window_headers_and_95_elsewhere() -> None:
+    from voorbeelden.experiments.ratelimit import ContenderResult, check_goals, setting
+
+    def told(mode: str, share: float) -> ContenderResult:
+        return ContenderResult(
+            setting="b", mode=mode, contender="batch told 30", kind="batch", told_rpm=30.0, wall_s=60.0,
+            ideal_s=60.0, ok=600, failed=0, sent_429=0, requests_total=600, accepted=600, share=share,
+            peak_rss_mb=None, attempts=600,
+        )  # fmt: skip
+
+    p = setting("b", time_scale=0.05, rpm=30.0, told_rpm=[30.0])
+    goals = check_goals([told("short-window", 0.92), told("quantized", 0.92)], p)
+    shares = {g.mode: (g.bound, g.met) for g in goals if g.what == "share of limit"}
+    assert shares == {"short-window": (0.90, True), "quantized": (0.95, False)}

@@ -88,7 +88,7 @@ def _report_dir(tmp_path: Path, *, s01_ok: bool = True, load: bool = False) -> P
 
 
 def _load_side_file() -> dict[str, Any]:
-    level = {"generations_started": 10, "generations_complete": 9, "within_slo": 8, "wall_p50_s": 4.0,
+    level = {"generations_measured": 10, "generations_complete": 9, "within_slo": 8, "wall_p50_s": 4.0,
              "wall_p95_s": 9.0, "wall_p99_s": 9.5, "first_visible_p50_s": 1.0, "generations_per_min": 30.0,
              "goodput_per_min": 24.0, "calls_per_min": 180.0, "rate_limited_429": 0,
              "calls_in_flight_peak": 12}  # fmt: skip
@@ -100,7 +100,7 @@ def _load_side_file() -> dict[str, Any]:
         "levels": [{**level, "strategy": s, "users": u} for s in ("sequential", "parallel") for u in (1, 4)],
         "knee": {"parallel": knee, "sequential": {**knee, "level": 1.0, "next_level": 4.0}},
         "parallel_stops_paying_at": 8.0,
-        "generations": {"started": 40, "complete": 36, "incomplete": 4, "cut": 0},
+        "generations": {"measured": 40, "complete": 36, "incomplete": 4, "cut": 0},
     }
     predicted = {**sweep, "knee": {"parallel": {**knee, "level": 2.0, "next_level": 4.0}}}
     return {

@@ -132,7 +132,7 @@ def _calibration(data: Mapping[str, Any] | None, summary: Mapping[str, Any]) -> 
 _LEVEL_KEYS = (
     "strategy",
     "load",
-    "generations_started",
+    "generations_measured",
     "generations_complete",
     "within_slo",
     "wall_p50_s",

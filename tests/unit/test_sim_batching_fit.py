@@ -108,3 +108,12 @@ def test_observed_speeds_per_level_follow_the_curve():
     speeds = observed_speeds(usable, ttft, cal.seconds_per_token).set_index("streams")["speed"]
     assert speeds[1] == pytest.approx(1.0, abs=0.05)
     assert speeds[6] == pytest.approx(truth.rate(6), rel=0.1)
+
+
+def test_max_batch_counts_calls_open_at_the_same_moment_not_all_a_call_overlapped():
+    """A retry that overlaps different calls at different times (seen on llama-server: a parse retry made a
+    six-part generation look like seven calls at once) does not raise the batch the fit may use."""
+    from voorbeelden.sim.calibrate_batching import _most_at_once
+
+    assert _most_at_once(np.array([0.0, 0.0, 5.0]), np.array([10.0, 4.0, 10.0])) == 2
+    assert _most_at_once(np.array([0.0, 1.0]), np.array([1.0, 2.0])) == 1  # one ends as the next starts

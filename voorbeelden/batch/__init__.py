@@ -9,34 +9,29 @@ Rate limiting, adaptive concurrency and caching sit in an ``httpx`` transport wr
 
 from __future__ import annotations
 
-from voorbeelden.batch.adaptive import AdaptiveConcurrency, LimitChange
-from voorbeelden.batch.cache import CACHE_ENV, CACHE_HEADER, ResponseCache, cache_key, default_cache_dir
-from voorbeelden.batch.limiter import RateLimiter
-from voorbeelden.batch.output import OutputLog, iter_results, read_results, request_key
-from voorbeelden.batch.runner import BatchSummary, generate_many, generate_many_sync, peak_rss_mb
-from voorbeelden.batch.settings import BatchSettings
-from voorbeelden.batch.transport import GATE_WAIT_HEADER, CallEvent, GatedTransport, GateStats
+from voorbeelden._lazy import by_module, lazy_dir, lazy_exports
 
-__all__ = [
-    "CACHE_ENV",
-    "CACHE_HEADER",
-    "GATE_WAIT_HEADER",
-    "AdaptiveConcurrency",
-    "BatchSettings",
-    "BatchSummary",
-    "CallEvent",
-    "GateStats",
-    "GatedTransport",
-    "LimitChange",
-    "OutputLog",
-    "RateLimiter",
-    "ResponseCache",
-    "cache_key",
-    "default_cache_dir",
-    "generate_many",
-    "generate_many_sync",
-    "iter_results",
-    "peak_rss_mb",
-    "read_results",
-    "request_key",
-]
+# Lazy, so that importing a light submodule (the CLI's batch.provider options, batch.inputs) does not pull in
+# aiohttp and httpx2 through the runner: `voorbeelden --help` builds every command's parser.
+_EXPORTS = by_module(
+    {
+        "voorbeelden.batch.adaptive": ("AdaptiveConcurrency", "LimitChange"),
+        "voorbeelden.batch.cache": (
+            "CACHE_ENV",
+            "CACHE_HEADER",
+            "ResponseCache",
+            "cache_key",
+            "default_cache_dir",
+        ),
+        "voorbeelden.batch.limiter": ("RateLimiter",),
+        "voorbeelden.batch.output": ("OutputLog", "iter_results", "read_results", "request_key"),
+        "voorbeelden.batch.runner": ("BatchSummary", "generate_many", "generate_many_sync", "peak_rss_mb"),
+        "voorbeelden.batch.settings": ("BatchSettings",),
+        "voorbeelden.batch.transport": ("GATE_WAIT_HEADER", "CallEvent", "GatedTransport", "GateStats"),
+    }
+)
+
+__all__ = sorted(_EXPORTS)
+
+__getattr__ = lazy_exports(globals(), _EXPORTS)
+__dir__ = lazy_dir(globals(), _EXPORTS)

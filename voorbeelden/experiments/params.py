@@ -302,7 +302,9 @@ class LoadParams(NotebookParams):
     drain_s: Float(gt=0.0) | None
     predict_profile: Profile | None
     predict_time_scale: TimeScale
-    local_engine: Annotated[str, AfterValidator(_one_of(("llama-cpp-python", "llama-server"), "engine"))] | None
+    local_engine: (
+        Annotated[str, AfterValidator(_one_of(("llama-cpp-python", "llama-server"), "engine"))] | None
+    )
     local_slots: Int(1, 64)
 
     @model_validator(mode="after")

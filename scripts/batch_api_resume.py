@@ -1,6 +1,6 @@
 """N terms (default 10,000) through the simulator's Batch API: SIGKILL while polling, rerun, count every term.
 
-Usage: .venv/bin/python bench/batch_api_resume.py [N] [FOLDER]   (docs/BATCH_API.md has the figures)
+Usage: .venv/bin/python scripts/batch_api_resume.py [N] [FOLDER]   (docs/BATCH_API.md has the figures)
 """
 
 import json

@@ -1,6 +1,6 @@
 """Export -> every line through the simulator's /v1/chat/completions (as vllm run-batch would) -> import.
 
-Usage: .venv/bin/python bench/batch_api_roundtrip.py [N] [FOLDER]   (docs/BATCH_API.md has the figures)
+Usage: .venv/bin/python scripts/batch_api_roundtrip.py [N] [FOLDER]   (docs/BATCH_API.md has the figures)
 """
 
 import asyncio

@@ -10,11 +10,11 @@ One baseline report A0, then, interleaved so that both kinds see the same drift 
 * A/B slow client: ``VOORBEELDEN_TEST_CALL_DELAY_MS=50`` (the client waits 50 ms before every request).
 
 Every report is a real ``voorbeelden report`` run (subprocess, embedded simulator) with
-``bench/compare_params.yaml``; every comparison a real ``voorbeelden compare --json``. Results are appended to
+``scripts/compare_params.yaml``; every comparison a real ``voorbeelden compare --json``. Results are appended to
 ``OUT/campaign.jsonl`` as they come (a rerun with the same ``--out`` continues where it stopped), and the
 counts are printed at the end. Usage::
 
-    .venv/bin/python bench/compare_campaign.py --out /tmp/compare-campaign --aa 20 --ab 5
+    .venv/bin/python scripts/compare_campaign.py --out /tmp/compare-campaign --aa 20 --ab 5
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PARAMS = ROOT / "bench" / "compare_params.yaml"
+PARAMS = ROOT / "scripts" / "compare_params.yaml"
 KINDS = {
     "A/A": {},
     "A/B slow part": {"VOORBEELDEN_TEST_SLOW_PART": "praktijkvoorbeelden:1.2"},

@@ -51,7 +51,7 @@ def test_the_embedded_simulator_runs_a_batch_api_batch_to_the_end(tmp_path: Path
     done = run_voorbeelden(args, timeout=120)
     assert done.returncode == 0, done.stderr
     summary = json.loads(done.stdout)
-    assert summary["ok"] == 5 and summary["batches_created"] == 1 and summary["lines_sent"] == 30
+    assert summary["complete"] == 5 and summary["batches_created"] == 1 and summary["lines_sent"] == 30
     assert [t["status"] for t in summary["terms"]] == ["complete"] * 5
     assert Counter(r["begrip"] for r in _rows(out)) == Counter(f"bestemmingsplan {i}" for i in range(5))
     assert state_path(out).exists()
@@ -159,10 +159,10 @@ def test_export_and_import_round_trip_through_an_offline_engine(
         f.write(json.dumps({"custom_id": "someone-else", "response": None, "error": None}) + "\n")
     imported = run_voorbeelden([*base, "--import-results", str(results), "--json"], timeout=60)
     assert imported.returncode == 0, imported.stderr
-    assert json.loads(imported.stdout)["ok"] == 6 and json.loads(imported.stdout)["unknown_lines"] == 1
+    assert json.loads(imported.stdout)["complete"] == 6 and json.loads(imported.stdout)["unknown_lines"] == 1
     rows = _rows(out)
     assert Counter(r["begrip"] for r in rows) == Counter(f"zaakdossier {i}" for i in range(6))
-    assert all(r["status"] == "ok" and all(r["parts"].values()) for r in rows)
+    assert all(r["status"] == "complete" and all(r["parts"].values()) for r in rows)
 
     again = run_voorbeelden([*base, "--import-results", str(results), "--json"], timeout=60)
     assert json.loads(again.stdout)["skipped"] == 6 and len(_rows(out)) == 6  # idempotent

@@ -84,7 +84,7 @@ def test_every_term_is_written_once_through_split_batch_files(tmp_path: Path, ba
     summary = _run(src, batch_sim, _settings(tmp_path, batch_sim))
     rows = _rows(tmp_path / "out.jsonl")
     assert Counter(r["begrip"] for r in rows) == Counter(f"vergunning {i}" for i in range(10))
-    assert all(r["status"] == "ok" and len(r["parts"]) == 6 and not r["errors"] for r in rows)
+    assert all(r["status"] == "complete" and len(r["parts"]) == 6 and not r["errors"] for r in rows)
     assert summary.batches_created == 3 and summary.lines_sent == 60  # 24-line files: 4 + 4 + 2 terms
     assert rows[0]["timing"]["calls"] == 6 and rows[0]["timing"]["tokens_out"] > 0
     assert not downloads_dir(tmp_path / "out.jsonl").exists()  # nothing left to resume: downloads removed
@@ -137,7 +137,7 @@ def test_with_retry_online_failed_lines_are_sent_online_at_once(tmp_path: Path, 
     summary = _run(_input(tmp_path, 6), batch_sim, _settings(tmp_path, batch_sim, retry_online=True))
     assert summary.follow_up_batches == 0 and summary.lines_online > 0
     rows = _rows(tmp_path / "out.jsonl")
-    assert len(rows) == 6 and all(r["status"] == "ok" for r in rows)
+    assert len(rows) == 6 and all(r["status"] == "complete" for r in rows)
 
 
 def test_a_batch_line_gets_the_same_parts_as_the_online_call_with_the_same_draw(

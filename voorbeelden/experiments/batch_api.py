@@ -98,7 +98,16 @@ def _online(n: int, profile: str, time_scale: float, rpm: float, seed: int, mode
     cost, price = _cost(model, t_in, t_out, batch=False)
     bound = 60.0 * n * len(ALL_PARTS) / rpm
     return BatchApiPoint(
-        "online", n, wall / time_scale, bound, summary.ok, summary.failed, t_in, t_out, cost, price
+        "online",
+        n,
+        wall / time_scale,
+        bound,
+        summary.ok,
+        summary.failed,
+        t_in,
+        t_out,
+        cost,
+        price,
     )
 
 
@@ -152,7 +161,16 @@ async def _batch_runs(
         bound = VALIDATE_S + delay_s + FINALIZE_S
         points.append(
             BatchApiPoint(
-                "batch-api", n, wall / time_scale, bound, summary.ok, summary.failed, t_in, t_out, cost, price
+                "batch-api",
+                n,
+                wall / time_scale,
+                bound,
+                summary.complete,
+                summary.failed,
+                t_in,
+                t_out,
+                cost,
+                price,
             )
         )
     return points

@@ -200,12 +200,12 @@ def _offline(args: argparse.Namespace) -> int:
     except ValueError as err:
         return _fail(str(err))
     print(
-        f"voorbeelden batch: imported {s.terms} terms ({s.ok} complete, {s.failed} with a part lost) into "
+        f"voorbeelden batch: imported {s.terms} terms ({s.complete} complete, {s.failed} with a part lost) into "
         f"{args.out}; {s.missing} terms lack lines in {args.import_results} (not written; export again to send "
         f"them), {s.unknown_lines} lines of no term in this input, {s.skipped} already done",
         file=sys.stderr,
     )
-    code = 0 if s.failed == 0 and s.missing == 0 else (1 if s.ok == 0 else 3)
+    code = 0 if s.failed == 0 and s.missing == 0 else (1 if s.complete + s.partial == 0 else 3)
     return _print_json(args, s.to_dict(), code)
 
 
@@ -283,7 +283,7 @@ async def _against(
         await client.close()
     data = summary.to_dict()
     data.update(
-        generated=summary.ok + summary.failed,
+        generated=summary.complete + summary.failed,
         gate={"sent": summary.lines_sent, "retries": summary.lines_resent + summary.lines_online},
         torn_bytes_cut=0,
     )

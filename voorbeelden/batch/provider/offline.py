@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from voorbeelden.batch.inputs import BadLine, Item, RequestSource, iter_items
-from voorbeelden.batch.output import OutputLog, read_results
+from voorbeelden.batch.output import RERUN_STATUSES, OutputLog, read_results
 from voorbeelden.batch.provider.collect import read_result_rows
 from voorbeelden.batch.provider.lines import (
     LineResult,
@@ -29,6 +29,7 @@ from voorbeelden.batch.provider.lines import (
     split_custom_id,
 )
 from voorbeelden.batch.records import compact_result
+from voorbeelden.batch.runner import term_status
 from voorbeelden.config import GeneratorConfig
 from voorbeelden.redact import redact_obj
 from voorbeelden.types import ALL_PARTS
@@ -40,8 +41,9 @@ __all__ = ["OfflineSummary", "export_requests", "import_results"]
 class OfflineSummary:
     terms: int = 0  # exported, or written by an import
     lines: int = 0
-    ok: int = 0
-    failed: int = 0
+    complete: int = 0  # the words of the online batch's result lines
+    partial: int = 0
+    no_part: int = 0  # status "failed"
     invalid: int = 0
     skipped: int = 0  # already in --out
     missing: int = 0  # import: terms with lines absent from the results file
@@ -49,8 +51,21 @@ class OfflineSummary:
     rows: list[dict[str, Any]] = field(default_factory=list, repr=False)
     known: set[str] = field(default_factory=set, repr=False)  # keys already in --out
 
+    def count(self, status: str) -> None:
+        """Count a written term by its :func:`~voorbeelden.batch.runner.term_status`."""
+        if status == "failed":
+            self.no_part += 1
+        else:
+            setattr(self, status, getattr(self, status) + 1)
+
+    @property
+    def failed(self) -> int:
+        """Terms not complete, as the online batch's summary counts them (``partial`` + ``no_part``)."""
+        return self.partial + self.no_part
+
     def to_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items() if k not in ("rows", "known")}
+        fields = {k: v for k, v in self.__dict__.items() if k not in ("rows", "known")}
+        return {"ok": self.complete, "failed": self.failed, **fields}
 
 
 def _pending(
@@ -64,7 +79,7 @@ def _pending(
             summary.invalid += 1
             continue
         previous = done.get(item.key, {}).get("status")
-        if previous is not None and not (retry_failed and previous == "failed"):
+        if previous is not None and not (retry_failed and previous in RERUN_STATUSES):
             summary.skipped += 1
             continue
         pending.setdefault(item.key, item)
@@ -124,12 +139,11 @@ def import_results(
                 summary.missing += 1
                 continue
             gen = assemble(item.request, strategy, lines, {}, 0.0, config)  # type: ignore[arg-type]
-            status = "ok" if gen.complete else "failed"
+            status = term_status(gen)
             row = redact_obj({"key": key, "status": status, "line": item.n, **compact_result(gen)})
             log.append(row)
             summary.rows.append(row)
             summary.terms += 1
             summary.lines += len(lines)
-            summary.ok += status == "ok"
-            summary.failed += status == "failed"
+            summary.count(status)
     return summary

@@ -38,6 +38,7 @@ from voorbeelden.batch.provider.lines import (
 )
 from voorbeelden.batch.provider.state import BatchState, downloads_dir, state_path
 from voorbeelden.batch.records import RecordSink, compact_result
+from voorbeelden.batch.runner import term_status
 from voorbeelden.config import GeneratorConfig
 from voorbeelden.redact import redact_obj
 from voorbeelden.types import ALL_PARTS, Part
@@ -77,11 +78,13 @@ class BatchApiSettings:
 
 @dataclass
 class BatchApiSummary:
-    """What the run did: every input line ends as ok, failed, invalid, skipped or duplicate, or is still
-    ``pending`` in a live batch (only after an interruption)."""
+    """What the run did: every input line ends as complete, partial, failed (the words of the online batch's
+    result lines), invalid, skipped or duplicate, or is still ``pending`` in a live batch (only after an
+    interruption)."""
 
-    ok: int = 0
-    failed: int = 0
+    complete: int = 0
+    partial: int = 0
+    no_part: int = 0  # status "failed"
     invalid: int = 0
     skipped: int = 0
     duplicates: int = 0
@@ -95,8 +98,21 @@ class BatchApiSummary:
     wall_s: float = 0.0
     state: dict[str, Any] = field(default_factory=dict)
 
+    def count(self, status: str) -> None:
+        """Count a generated term by its :func:`~voorbeelden.batch.runner.term_status`."""
+        if status == "failed":
+            self.no_part += 1
+        else:
+            setattr(self, status, getattr(self, status) + 1)
+
+    @property
+    def failed(self) -> int:
+        """Terms not complete, as the online batch's summary counts them (``partial`` + ``no_part``)."""
+        return self.partial + self.no_part
+
     def to_dict(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+        fields = {k: getattr(self, k) for k in self.__dataclass_fields__}
+        return {"ok": self.complete, "failed": self.failed, **fields}
 
 
 class BatchApiRun:
@@ -189,11 +205,8 @@ class BatchApiRun:
                 max(0.0, ended - started),
                 self.cfg,
             )
-            status = "ok" if gen.complete else "failed"
-            if status == "ok":
-                self.summary.ok += 1
-            else:
-                self.summary.failed += 1
+            status = term_status(gen)
+            self.summary.count(status)
             if self.sink is not None:
                 self.sink.write(key, gen)
             self.emit({"key": key, "status": status, "line": item.n, **compact_result(gen)})

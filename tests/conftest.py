@@ -50,9 +50,15 @@ def run_voorbeelden(
     )
 
 
-@pytest.fixture
-def clean_env() -> dict[str, str]:
-    return env_without_openai()
+# The default per-test timeout (pyproject: 120 s) is for everything else; a test marked ``slow`` runs a whole
+# report or a notebook suite (the CI report alone is 8 notebooks), so it gets its own, unless it sets one.
+SLOW_TIMEOUT_S = 900
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.get_closest_marker("slow") and not item.get_closest_marker("timeout"):
+            item.add_marker(pytest.mark.timeout(SLOW_TIMEOUT_S))
 
 
 @pytest.fixture

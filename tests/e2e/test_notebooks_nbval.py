@@ -58,7 +58,7 @@ def test_nbval_runs_the_notebooks_with_their_defaults(tmp_path: Path) -> None:
         env=env,
         capture_output=True,
         text=True,
-        timeout=240,
+        timeout=600,
     )
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
     assert (tmp_path / "01_speedup_vs_bound.png").is_file()

@@ -44,7 +44,7 @@ def _report(out: Path, params: Path = CI_PARAMS, **env: str) -> subprocess.Compl
         env=_env(**env),
         capture_output=True,
         text=True,
-        timeout=180,
+        timeout=600,
     )
 
 

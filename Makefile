@@ -53,10 +53,11 @@ test: $(STAMP)
 	$(BIN)/ruff check voorbeelden tests
 	MPLBACKEND=agg $(BIN)/python -m pytest
 
-# The unit tier for the edit loop (in-process tests, no subprocess, notebook or real model): under a minute.
+# The unit tier for the edit loop (in-process tests, no subprocess, notebook or real model), on both cores
+# (pytest-xdist). `make test` stays serial: its end-to-end tests time real processes.
 test-fast: $(STAMP)
 	$(BIN)/ruff check voorbeelden tests
-	MPLBACKEND=agg $(BIN)/python -m pytest tests/unit -q
+	MPLBACKEND=agg $(BIN)/python -m pytest tests/unit -q -n 2
 
 # Every strategy against the real local model (tests marked real_llm; a few minutes on 2 cores).
 test-local: $(LOCAL_STAMP) $(LLAMA_SERVER)

@@ -136,6 +136,7 @@ def test_report_with_ci_params_writes_every_artifact(tmp_path: Path) -> None:
         "02_failure_injection",
         "05_strategies",
         "06_calibration",
+        "08_local_engines",  # the engines' paired trials (the simulator's stand-ins here)
     }
     # one call per part, except notebook 05's combined strategy, which asks for all six in one call
     assert all(len(r["records"]) >= 6 for r in rows if r.get("strategy") != "combined")

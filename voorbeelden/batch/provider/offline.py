@@ -18,6 +18,7 @@ from typing import Any
 from voorbeelden.batch.inputs import BadLine, Item, RequestSource, iter_items
 from voorbeelden.batch.output import RERUN_STATUSES, OutputLog, read_results
 from voorbeelden.batch.provider.collect import read_result_rows
+from voorbeelden.batch.provider.counts import TermCounts
 from voorbeelden.batch.provider.lines import (
     LineResult,
     assemble,
@@ -38,30 +39,15 @@ __all__ = ["OfflineSummary", "export_requests", "import_results"]
 
 
 @dataclass
-class OfflineSummary:
+class OfflineSummary(TermCounts):
     terms: int = 0  # exported, or written by an import
     lines: int = 0
-    complete: int = 0  # the words of the online batch's result lines
-    partial: int = 0
-    no_part: int = 0  # status "failed"
     invalid: int = 0
     skipped: int = 0  # already in --out
     missing: int = 0  # import: terms with lines absent from the results file
     unknown_lines: int = 0  # import: result lines of no term of this input (nor of --out)
     rows: list[dict[str, Any]] = field(default_factory=list, repr=False)
     known: set[str] = field(default_factory=set, repr=False)  # keys already in --out
-
-    def count(self, status: str) -> None:
-        """Count a written term by its :func:`~voorbeelden.batch.runner.term_status`."""
-        if status == "failed":
-            self.no_part += 1
-        else:
-            setattr(self, status, getattr(self, status) + 1)
-
-    @property
-    def failed(self) -> int:
-        """Terms not complete, as the online batch's summary counts them (``partial`` + ``no_part``)."""
-        return self.partial + self.no_part
 
     def to_dict(self) -> dict[str, Any]:
         fields = {k: v for k, v in self.__dict__.items() if k not in ("rows", "known")}

@@ -27,6 +27,7 @@ from voorbeelden.batch.inputs import BadLine, Item, RequestSource, iter_items
 from voorbeelden.batch.output import OutputLog
 from voorbeelden.batch.provider import remote
 from voorbeelden.batch.provider.collect import Collected, collect, online_result
+from voorbeelden.batch.provider.counts import TermCounts
 from voorbeelden.batch.provider.lines import (
     assemble,
     check_strategy,
@@ -77,14 +78,11 @@ class BatchApiSettings:
 
 
 @dataclass
-class BatchApiSummary:
+class BatchApiSummary(TermCounts):
     """What the run did: every input line ends as complete, partial, failed (the words of the online batch's
     result lines), invalid, skipped or duplicate, or is still ``pending`` in a live batch (only after an
     interruption)."""
 
-    complete: int = 0
-    partial: int = 0
-    no_part: int = 0  # status "failed"
     invalid: int = 0
     skipped: int = 0
     duplicates: int = 0
@@ -97,18 +95,6 @@ class BatchApiSummary:
     lines_online: int = 0
     wall_s: float = 0.0
     state: dict[str, Any] = field(default_factory=dict)
-
-    def count(self, status: str) -> None:
-        """Count a generated term by its :func:`~voorbeelden.batch.runner.term_status`."""
-        if status == "failed":
-            self.no_part += 1
-        else:
-            setattr(self, status, getattr(self, status) + 1)
-
-    @property
-    def failed(self) -> int:
-        """Terms not complete, as the online batch's summary counts them (``partial`` + ``no_part``)."""
-        return self.partial + self.no_part
 
     def to_dict(self) -> dict[str, Any]:
         fields = {k: getattr(self, k) for k in self.__dataclass_fields__}

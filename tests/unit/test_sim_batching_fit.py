@@ -117,3 +117,18 @@ def test_max_batch_counts_calls_open_at_the_same_moment_not_all_a_call_overlappe
 
     assert _most_at_once(np.array([0.0, 0.0, 5.0]), np.array([10.0, 4.0, 10.0])) == 2
     assert _most_at_once(np.array([0.0, 1.0]), np.array([1.0, 2.0])) == 1  # one ends as the next starts
+
+
+def test_a_curve_whose_throughput_jumps_at_full_batch_is_followed_per_level():
+    """Shaped like llama-server with one decode thread (measured 2026-12-02): no throughput gain at 2-3
+    streams, 1.2x at 6. No step model fits both ends; the freed levels do, at the levels the records reach
+    (3 calls at once for bounded k=3, 6 for parallel)."""
+    truth = Batching((1.0, 0.5, 1 / 3, 0.25, 0.2, 0.2))
+    fit = calibrate(records(truth, trials=3)).batching_fit
+    assert fit is not None and fit.batching is not None
+    assert fit.max_batch == 6
+    assert fit.batching.source.startswith("fitted per-level curve")
+    assert fit.batching.throughput(6) == pytest.approx(1.2, rel=0.05)
+    assert fit.batching.throughput(3) == pytest.approx(1.0, rel=0.05)
+    speeds = fit.batching.speed
+    assert all(a >= b for a, b in zip(speeds, speeds[1:], strict=False))  # never faster with more streams

@@ -14,7 +14,13 @@ the model's two numbers from records:
 * the pair whose replayed end times are closest to the observed ones (summed absolute error over all calls)
   wins; among ``max_batch`` values within 2% of the best error the largest is kept: queueing must show in
   the timings to be believed (a smaller batch and a slightly different cost can mimic a larger batch when
-  few calls reach it).
+  few calls reach it);
+* then each level's speed is freed from the one-number shape (:func:`_free_levels`): a real server's curve
+  need not be a step model. Measured on llama-server with one decode thread (2026-12-02): three streams
+  gave no more throughput than one, six gave 1.2x (six prompts read in one batch); the best step model
+  (1.03x everywhere) predicted the parallel wall 26% too long. A level is moved only while that lowers the
+  replay error by more than 0.5% of the work; per-stream speed never rises and total throughput never falls
+  with more streams, and levels the records barely reach keep the step model's value.
 
 The concurrency levels come from the overlap of a generation's own calls (every strategy that runs calls at
 once: parallel, bounded with k = 2, 3, ...), so runs at several concurrency levels pin the curve down best.
@@ -125,12 +131,22 @@ def fit_batching(df: pd.DataFrame, ttft: Mapping[str, float], s_per_token: float
     b_best = max(b for (b, _), e in errors.items() if e <= best + SAME_ERROR * work)
     cost_best = min((e, c) for (b, c), e in errors.items() if b == b_best)[1]
     cost_best = _refine(gens, b_best, cost_best)
-    err = _error(gens, Batching.step_model(b_best, cost_best))
+    step = Batching.step_model(b_best, cost_best, "fitted step model (voorbeelden calibrate)")
+    err = _error(gens, step)
     plain = min(e for (_, c), e in errors.items() if c == 0.0)
     keep = b_best > 1 and cost_best > 0 and plain - err > MIN_GAIN * work
-    curve = (
-        Batching.step_model(b_best, cost_best, "fitted step model (voorbeelden calibrate)") if keep else None
-    )
+    curve = None
+    if keep:
+        curve, err = _free_levels(gens, step, err, work)
+        if b_best < most:  # freed levels may explain with every call served what the step model queued
+            wide, wide_err = _free_levels(
+                gens,
+                Batching.step_model(most, cost_best),
+                _error(gens, Batching.step_model(most, cost_best)),
+                work,
+            )
+            if wide_err <= err + SAME_ERROR * work:
+                curve, err, b_best = wide, wide_err, most
     return BatchingFit(
         batching=curve,
         max_batch=b_best if keep else None,
@@ -142,6 +158,50 @@ def fit_batching(df: pd.DataFrame, ttft: Mapping[str, float], s_per_token: float
         n_calls=n_calls,
         most_in_flight=most,
     )
+
+
+FREE_STEP = 0.005  # a level moves only when that lowers the replay error by this share of the work
+FREE_FACTORS = np.geomspace(0.6, 1.6, 21)
+
+
+def _free_levels(gens: list[_Gen], start: Batching, err: float, work: float) -> tuple[Batching, float]:
+    """Coordinate descent on each level's speed (2..max_batch), starting from the step model: every sweep
+    tries each level at 0.6-1.6x its speed (kept between its neighbours: per-stream speed never rises and
+    total throughput never falls with more streams) and keeps a move that lowers the replay error by more than FREE_STEP of the work;
+    sweeps narrow the range until nothing moves. Returns the step model itself when no level moved."""
+    speed = list(start.speed)
+    moved_any = False
+    factors = FREE_FACTORS
+    for _ in range(6):
+        moved = False
+        for i in range(1, len(speed)):
+            n = i + 1  # streams at this level
+            hi = speed[i - 1]
+            if i + 1 < len(speed):
+                hi = min(hi, speed[i + 1] * (n + 1) / n)  # throughput at n + 1 no lower than at n
+                lo = max(speed[i + 1], speed[i - 1] * (n - 1) / n)
+            else:
+                lo = speed[i - 1] * (n - 1) / n
+            if lo > hi:
+                continue
+            best_v, best_e = speed[i], err
+            for f in factors:
+                v = float(min(hi, max(lo, speed[i] * f)))
+                if v == speed[i]:
+                    continue
+                e = _error(gens, Batching((*speed[:i], v, *speed[i + 1 :])))
+                if e < best_e - FREE_STEP * work:
+                    best_v, best_e = v, e
+            if best_v != speed[i]:
+                speed[i], err, moved = best_v, best_e, True
+        moved_any |= moved
+        if not moved:
+            factors = np.sqrt(factors)  # narrower: 0.77-1.26x, then 0.88-1.12x, ...
+            if factors[-1] < 1.01:
+                break
+    if not moved_any:
+        return start, err
+    return Batching(tuple(speed), "fitted per-level curve (voorbeelden calibrate)"), err
 
 
 def _refine(gens: list[_Gen], b: int, cost: float) -> float:

@@ -50,13 +50,13 @@ report: $(REPORT_DEPS)
 	$(if $(BASELINE),$(BIN)/voorbeelden compare $(BASELINE) reports/latest --html reports/latest/compare.html)
 
 test: $(STAMP)
-	$(BIN)/ruff check voorbeelden tests
+	$(BIN)/ruff check voorbeelden tests scripts notebooks
 	MPLBACKEND=agg $(BIN)/python -m pytest
 
 # The unit tier for the edit loop (in-process tests, no subprocess, notebook or real model), on both cores
 # (pytest-xdist). `make test` stays serial: its end-to-end tests time real processes.
 test-fast: $(STAMP)
-	$(BIN)/ruff check voorbeelden tests
+	$(BIN)/ruff check voorbeelden tests scripts notebooks
 	MPLBACKEND=agg $(BIN)/python -m pytest tests/unit -q -n 2
 
 # Every strategy against the real local model (tests marked real_llm; a few minutes on 2 cores).
@@ -64,12 +64,12 @@ test-local: $(LOCAL_STAMP) $(LLAMA_SERVER)
 	MPLBACKEND=agg $(BIN)/python -m pytest -m real_llm
 
 lint: $(STAMP)
-	$(BIN)/ruff check voorbeelden tests
-	$(BIN)/ruff format --check voorbeelden tests
+	$(BIN)/ruff check voorbeelden tests scripts notebooks
+	$(BIN)/ruff format --check voorbeelden tests scripts
 
 format: $(STAMP)
-	$(BIN)/ruff format voorbeelden tests
-	$(BIN)/ruff check --fix voorbeelden tests
+	$(BIN)/ruff format voorbeelden tests scripts
+	$(BIN)/ruff check --fix voorbeelden tests scripts notebooks
 
 # Register the project's kernel for JupyterLab, then start it on the notebooks.
 lab: $(STAMP)

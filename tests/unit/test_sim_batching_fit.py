@@ -3,6 +3,7 @@ replay model) come back as that curve; a server that does not slow calls down ge
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import numpy as np
@@ -131,4 +132,4 @@ def test_a_curve_whose_throughput_jumps_at_full_batch_is_followed_per_level():
     assert fit.batching.throughput(6) == pytest.approx(1.2, rel=0.05)
     assert fit.batching.throughput(3) == pytest.approx(1.0, rel=0.05)
     speeds = fit.batching.speed
-    assert all(a >= b for a, b in zip(speeds, speeds[1:], strict=False))  # never faster with more streams
+    assert all(a >= b for a, b in itertools.pairwise(speeds))  # never faster with more streams

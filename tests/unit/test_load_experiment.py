@@ -101,3 +101,27 @@ def test_on_a_local_backend_the_notebook_starts_its_engine_and_predicts_its_knee
     assert [p["strategy"] for p in exp.prediction] == ["parallel"]
     side = json.loads((tmp_path / "07_load.json").read_text())
     assert side["runs"][1]["prediction"] is True and side["prediction"][0]["strategy"] == "parallel"
+
+
+def test_the_prediction_uses_notebook_06s_profile_file_when_it_exists(tmp_path: Any) -> None:
+    """The knee is predicted by the fit of the same server (notebook 06's profile file, with its capacity);
+    when that file is missing the built-in profile stands in, and the conclusion says so."""
+    from voorbeelden.experiments.load import prediction_profile
+    from voorbeelden.sim.calibrate import profile_to_dict
+    from voorbeelden.sim.profiles import PROFILES
+
+    P = {"predict_profile": "batching-6", "predict_profile_file": "06_cal.json", "sim_capacity": 4,
+         "out_dir": str(tmp_path)}  # fmt: skip
+    notes: list[str] = []
+    label, overrides = prediction_profile(P, notes)  # type: ignore[misc]
+    assert label == "batching-6" and overrides == {"profile": "batching-6", "capacity": None}
+    assert "06_cal.json is missing" in notes[0] and "not a fit of this server" in notes[0]
+
+    data = {**profile_to_dict(PROFILES["uniform-2s"]), "name": "calibrated-local", "capacity": 1}
+    (tmp_path / "06_cal.json").write_text(json.dumps(data))
+    notes = []
+    label, overrides = prediction_profile(P, notes)  # type: ignore[misc]
+    assert label == "calibrated (06_cal.json)"
+    assert overrides == {"profile_file": str(tmp_path / "06_cal.json"), "capacity": 1}
+    assert "notebook 06's calibration of this server" in notes[0]
+    assert prediction_profile({**P, "predict_profile": None, "predict_profile_file": None}, []) is None

@@ -105,11 +105,14 @@ def load_experiment(P: dict[str, Any]) -> LoadExperiment:
                 be.configure(profile=label, capacity=capacity_for(label, P["sim_capacity"]))
             runs.append(_run(be, label, settings))
         measured_real = not be.simulated
-    if measured_real and P["predict_profile"]:
-        pred = {**sim, "time_scale": P["predict_time_scale"]}
-        pred["capacity"] = capacity_for(P["predict_profile"], P["sim_capacity"])
-        with open_backend("sim", profile=P["predict_profile"], **pred) as be:
-            runs.append({**_run(be, P["predict_profile"], settings), "prediction": True})
+    notes: list[str] = []
+    if measured_real:
+        chosen = prediction_profile(P, notes)
+        if chosen is not None:
+            label, overrides = chosen
+            pred = {**sim, "time_scale": P["predict_time_scale"], **overrides}
+            with open_backend("sim", **pred) as be:
+                runs.append({**_run(be, label, settings), "prediction": True})
     table = pd.DataFrame([{"label": r["label"], **lv} for r in runs for lv in r["result"].levels])
     knees = pd.DataFrame(
         [
@@ -119,7 +122,7 @@ def load_experiment(P: dict[str, Any]) -> LoadExperiment:
         ]
     )
     prediction = predicted_vs_measured(runs)
-    conclusion = conclude(runs, settings, prediction)
+    conclusion = notes + conclude(runs, settings, prediction)
     n_done = sum(r["result"].generations["complete"] for r in runs)
     reason = None if n_done else "no generation was complete at any level: there is nothing to measure"
     seconds = time.monotonic() - t0
@@ -150,6 +153,34 @@ def load_experiment(P: dict[str, Any]) -> LoadExperiment:
         },
     )
     return LoadExperiment(runs, table, knees, conclusion, prediction, seconds, reason is None, reason)
+
+
+def prediction_profile(P: dict[str, Any], notes: list[str]) -> tuple[str, dict[str, Any]] | None:
+    """What predicts the measured knee: ``predict_profile_file`` (notebook 06's fit of the same server, in
+    ``out_dir``) when it exists, with the capacity the fit found; else ``predict_profile``, with a note
+    saying that this is a built-in profile, not a calibration of this server; None when neither is set."""
+    from voorbeelden.sim.profiles import load_profile_file
+
+    name = P.get("predict_profile_file")
+    if name:
+        path = Path(name) if Path(name).is_absolute() else Path(P["out_dir"]) / name
+        if path.is_file():
+            profile, data = load_profile_file(path)
+            notes.append(
+                f"The prediction is the simulator serving {path.name} (notebook 06's calibration of this "
+                f"server: {profile.description})."
+            )
+            return f"calibrated ({path.name})", {"profile_file": str(path), "capacity": data.get("capacity")}
+        fallback = P["predict_profile"]
+        notes.append(
+            f"{path.name} is missing (notebook 06 writes it when it calibrates this server): "
+            + (f"the prediction uses the built-in profile {fallback}, not a fit of this server." if fallback
+               else "there is no prediction.")
+        )  # fmt: skip
+    if not P["predict_profile"]:
+        return None
+    profile = P["predict_profile"]
+    return profile, {"profile": profile, "capacity": capacity_for(profile, P["sim_capacity"])}
 
 
 def predicted_vs_measured(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -283,6 +283,8 @@ class LoadParams(NotebookParams):
     """07: a load sweep per strategy (closed loop over ``users`` or open loop over ``rates``, exactly one),
     on each simulator profile (capacity ``sim_capacity``) or on the backend; times in model seconds.
     ``predict_profile``: on a real/local backend, the calibrated simulator profile whose knee is compared;
+    ``predict_profile_file``: a profile file to predict with instead (relative to ``out_dir``: notebook 06's
+    fit of the same server), falling back to ``predict_profile`` with a note when it is missing;
     ``local_engine``/``local_slots``: with ``backend="local"``, the local server the notebook starts for itself."""
 
     backend: Backend
@@ -301,6 +303,7 @@ class LoadParams(NotebookParams):
     windows: Int(1, 20)
     drain_s: Float(gt=0.0) | None
     predict_profile: Profile | None
+    predict_profile_file: str | None = None
     predict_time_scale: TimeScale
     local_engine: (
         Annotated[str, AfterValidator(_one_of(("llama-cpp-python", "llama-server"), "engine"))] | None

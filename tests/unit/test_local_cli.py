@@ -15,6 +15,7 @@ from voorbeelden.local.engines import BINARY_ENV
     ("argv", "message"),
     [
         (["--slots", "3"], "--slots needs --engine llama-server"),
+        (["--prompt-cache"], "--prompt-cache is llama-server's option"),
         (
             ["--engine", "llama-server", "--no-interrupt-requests"],
             "--no-interrupt-requests is llama-cpp-python",

@@ -20,13 +20,16 @@ from voorbeelden.local.engines import BINARY_ENV
 FAKE = r"""#!PYTHON
 import argparse, http.server, json, sys
 p = argparse.ArgumentParser()
-for name in ("--model", "--alias", "--host", "--port", "--parallel", "--ctx-size", "--threads", "--threads-batch"):
+for name in ("--model", "--alias", "--host", "--port", "--parallel", "--ctx-size", "--threads", "--threads-batch",
+             "--cache-ram"):
     p.add_argument(name)
-for flag in ("--metrics", "--slots", "--no-webui"):
+for flag in ("--metrics", "--slots", "--no-webui", "--no-cache-prompt"):
     p.add_argument(flag, action="store_true")
 a = p.parse_args()
 if a.parallel is None or not a.metrics:
     sys.exit("missing --parallel/--metrics")
+if not a.no_cache_prompt or a.cache_ram != "0":
+    sys.exit("a benchmark server must not answer repeated prompts from its cache")
 n = int(a.parallel)
 
 class H(http.server.BaseHTTPRequestHandler):
@@ -80,6 +83,7 @@ def test_llama_server_engine_starts_reports_and_stops(fake_binary: Path, tmp_pat
         assert llm.model == "SmolLM2-135M-Instruct-Q4_1"
         info = llm.describe()
         assert info["engine"] == "llama-server" and info["slots"] == 3 and info["interrupt_requests"] is None
+        assert info["prompt_cache"] is False
         assert [s["n_ctx"] for s in read_slots(llm.base_url)] == [1024, 1024, 1024]
         assert read_metrics(llm.base_url).tokens_predicted_total == 7
         wrapper = psutil.Process(llm.pid)

@@ -24,7 +24,9 @@ DESCRIPTION = (
     "server, built by `make install-local`) decodes up to --slots requests together and serves /metrics."
 )
 
-_CONFIG_OPTIONS = ("model_path", "port", "interrupt_requests", "n_ctx", "threads", "engine", "slots")
+_CONFIG_OPTIONS = (
+    "model_path", "port", "interrupt_requests", "n_ctx", "threads", "engine", "slots", "prompt_cache",
+)  # fmt: skip
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -64,6 +66,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         ),
     )
     p.add_argument(
+        "--prompt-cache",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help=(
+            "llama-server only: answer a repeated prompt from its cache (off by default: a benchmark repeats "
+            "its prompts, which users asking about different terms do not)"
+        ),
+    )
+    p.add_argument(
         "--n-ctx",
         type=int,
         default=None,
@@ -75,6 +86,11 @@ def _option_problem(args: argparse.Namespace) -> str | None:
     """An option that has no effect with the chosen engine is an error naming it (never silently ignored)."""
     if args.engine != "llama-server" and args.slots is not None:
         return f"--slots needs --engine llama-server ({args.engine} serves one request at a time)"
+    if args.engine != "llama-server" and args.prompt_cache is not None:
+        flag = "--prompt-cache" if args.prompt_cache else "--no-prompt-cache"
+        return (
+            f"{flag} is llama-server's option; llama-cpp-python reuses only the prefix of the request before"
+        )
     if args.engine == "llama-server" and args.interrupt_requests is not None:
         flag = "--interrupt-requests" if args.interrupt_requests else "--no-interrupt-requests"
         return f"{flag} is llama-cpp-python's option; llama-server never cuts a stream for another request"

@@ -57,11 +57,27 @@ def find_llama_server() -> Path:
 
 
 def llama_server_args(
-    *, model: Path, alias: str, host: str, port: int, slots: int, n_ctx: int, threads: int
+    *,
+    model: Path,
+    alias: str,
+    host: str,
+    port: int,
+    slots: int,
+    n_ctx: int,
+    threads: int,
+    prompt_cache: bool = False,
 ) -> list[str]:
     """llama-server's options. ``n_ctx`` is per slot: llama-server divides ``-c`` among its slots, so a
     request gets the same context on both engines. ``--metrics`` and ``--slots`` expose the server-side truth
-    (:mod:`voorbeelden.local.metrics`); ``--no-webui``: nothing but the API."""
+    (:mod:`voorbeelden.local.metrics`); ``--no-webui``: nothing but the API.
+
+    ``prompt_cache=False`` (``--no-cache-prompt --cache-ram 0``): every request reads its whole prompt. A
+    benchmark repeats the same prompts (warm-up, trials, both strategies of a pair), which a caching server
+    then answers without reading them, while users asking about different terms would not be so lucky.
+    Measured 2026-12-02 (6 slots, 1 thread, parts capped at 96 tokens): the calibration's repeated trials
+    took 7.0 s per sequential generation with the cache, the load test's varied terms 14.8 s, so a profile
+    fitted on the first predicted the second's knee 2x too high."""
+    cache = [] if prompt_cache else ["--no-cache-prompt", "--cache-ram", "0"]
     return [
         "--model", str(model),
         "--alias", alias,
@@ -74,4 +90,5 @@ def llama_server_args(
         "--metrics",
         "--slots",
         "--no-webui",
+        *cache,
     ]  # fmt: skip

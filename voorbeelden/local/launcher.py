@@ -72,7 +72,9 @@ class LocalLLMConfig:
     requests decoded together; default :data:`~voorbeelden.local.engines.DEFAULT_SLOTS`). ``n_ctx`` is the
     context of one request on either engine (llama-server gets ``n_ctx x slots`` to divide among its slots),
     bounded by the model's trained context when the server starts. ``interrupt_requests`` is
-    llama-cpp-python's (llama-server never cuts a stream for another request)."""
+    llama-cpp-python's (llama-server never cuts a stream for another request). ``prompt_cache`` is
+    llama-server's, off by default for benchmarks (see :func:`~voorbeelden.local.engines.llama_server_args`);
+    llama-cpp-python reuses only the prefix it shares with the request before, as it always does."""
 
     model_path: str | None = None
     port: int = 0
@@ -84,6 +86,7 @@ class LocalLLMConfig:
     extra_args: tuple[str, ...] = ()
     engine: Engine = DEFAULT_ENGINE
     slots: int | None = None
+    prompt_cache: bool = False
 
     def __post_init__(self) -> None:
         if self.engine not in ENGINES:
@@ -109,6 +112,8 @@ class LocalLLMConfig:
                 f"threads must be at most {max_threads()} ({MAX_THREADS_PER_CPU} per CPU core of "
                 f"{os.cpu_count()}), got {self.threads}"
             )
+        if not isinstance(self.prompt_cache, bool):
+            raise ValueError(f"prompt_cache must be True or False, got {self.prompt_cache!r}")
         if not isinstance(self.interrupt_requests, bool):
             raise ValueError(f"interrupt_requests must be True or False, got {self.interrupt_requests!r}")
         if isinstance(self.n_ctx, bool) or not isinstance(self.n_ctx, int) or self.n_ctx < 512:
@@ -137,7 +142,7 @@ class LocalLLMConfig:
         if self.engine == "llama-server":
             args = llama_server_args(
                 model=model, alias=self.model_alias, host=HOST, port=port, slots=self.n_slots,
-                n_ctx=self.n_ctx, threads=self.threads,
+                n_ctx=self.n_ctx, threads=self.threads, prompt_cache=self.prompt_cache,
             )  # fmt: skip
             return [*args, *self.extra_args]
         return [
@@ -217,6 +222,7 @@ class LocalLLMHandle(ServerURL):
                 else "one request at a time (llama-cpp-python holds a lock per request)"
             ),
             "interrupt_requests": None if batching else self.config.interrupt_requests,
+            "prompt_cache": self.config.prompt_cache if batching else "prefix of the request before",
             "threads": self.config.threads,
             "n_ctx": self.config.n_ctx,
             "profile": None,

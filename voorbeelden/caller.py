@@ -42,6 +42,7 @@ from voorbeelden.wire import (
 DEADLINE_CUT = "deadline reached while waiting for the model"  # the error of an attempt cut by the deadline
 STREAM_CUT = "stream_cut"
 SIM_HEADER_PREFIX = "x-sim-"  # the simulator's own request headers, never sent to another endpoint
+RESAMPLE_TEMPERATURE = 0.7  # a parse resample of a greedy (temperature 0) run: see Caller._request
 
 
 @dataclass
@@ -324,7 +325,8 @@ class Caller:
 
     def _request(self, call: Call, attempt: int, resamples: int) -> tuple[dict[str, str], dict[str, Any]]:
         """The headers and JSON body of one attempt. The simulator's own headers go to the simulator only
-        (``RunState.simulator``); a resample after an unusable answer asks with the next seed."""
+        (``RunState.simulator``); a resample after an unusable answer asks with the next seed, and at
+        temperature RESAMPLE_TEMPERATURE when the run asked for 0."""
         headers: dict[str, str] = {}
         if self.state.simulator:
             headers["x-sim-attempt"] = str(attempt)
@@ -337,6 +339,10 @@ class Caller:
         settings = call.settings
         if resamples and settings.seed is not None:
             settings = dataclasses.replace(settings, seed=settings.seed + resamples)
+        if resamples and settings.temperature == 0:
+            # greedy decoding gives the same unusable answer again, whatever the seed (seen on llama-server:
+            # the antoniemen instruction echoed on every retry); a fresh sample needs some temperature
+            settings = dataclasses.replace(settings, temperature=RESAMPLE_TEMPERATURE)
         return headers, chat_body(settings, call.messages, call.extra_body)
 
     def _failed(

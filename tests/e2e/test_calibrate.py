@@ -507,3 +507,14 @@ def test_notebook06_calibrates_each_local_server_in_turn(
     assert side["batching"]["batching"] is not None  # the first server's curve, for the report's section
     scenarios = set(read_records(tmp_path / "06_calibration.jsonl")["scenario"])
     assert scenarios == {"calibration:measured:llama-server:6", "calibration:measured:llama-server:1"}
+
+
+def test_an_answer_whose_content_did_not_parse_is_timed_like_any_other() -> None:
+    """A small model that echoes the antoniemen instruction every time still took the server's time to do
+    so: those records are fitted (measured on llama-server without its prompt cache: every antoniemen call
+    was a parse_error, and the fit refused the run)."""
+    df = frame(1)
+    df.loc[df["part"] == "antoniemen", "status"] = "parse_error"
+    cal = calibrate(df)
+    assert "antoniemen" in cal.parts
+    assert cal.seconds_per_token == pytest.approx(PER_TOKEN, rel=1e-6)

@@ -90,6 +90,7 @@ def _call(
     *,
     simulator: bool = False,
     seed: int | None = None,
+    temperature: float | None = None,
     extra_headers: dict[str, str] | None = None,
     retry: RetryPolicy | None = None,
 ) -> tuple[PartOutcome, list[CallRecord]]:
@@ -104,6 +105,8 @@ def _call(
             policy = retry or RetryPolicy(max_retries=2, backoff_base_s=0.001, backoff_cap_s=0.002)
             caller = Caller(client, state, retry=policy, call_timeout_s=5)
             settings = dataclasses.replace(GeneratorConfig().settings(part), seed=seed)
+            if temperature is not None:
+                settings = dataclasses.replace(settings, temperature=temperature)
             async with asyncio.timeout(10):  # a retry that waits as long as it is told would hang the test
                 outcome = await caller.call_part(
                     Call.for_part(REQ, part, settings, extra_headers=extra_headers)
@@ -145,6 +148,21 @@ def test_an_unusable_answer_is_asked_again_only_once() -> None:
     assert len(calls) == 2 and outcome.attempts == 2
     assert outcome.error and outcome.error.startswith("parse:") and "after 2 attempts" in outcome.error
     assert outcome.value == [] and {r.error_kind for r in records} == {"parse"}
+
+
+def test_a_greedy_run_resamples_with_some_temperature() -> None:
+    """At temperature 0 the next seed gives the same echo again (llama-server, every retry): the resample
+    asks at RESAMPLE_TEMPERATURE; the first attempt keeps the run's 0."""
+    from voorbeelden.caller import RESAMPLE_TEMPERATURE
+
+    bodies: list[dict[str, Any]] = []
+
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        bodies.append(json.loads(request.content))
+        return _completion(ECHO)
+
+    _call(handler, seed=1, temperature=0.0)
+    assert [(b["temperature"], b["seed"]) for b in bodies] == [(0.0, 1), (RESAMPLE_TEMPERATURE, 2)]
 
 
 def test_no_seed_is_invented_for_a_resample() -> None:

@@ -238,6 +238,9 @@ def _robust_sigma(values: Iterable[float]) -> float:
     return float(1.4826 * np.median(np.abs(x - np.median(x))))
 
 
+TIMED_STATUSES = ("ok", "parse_error")
+
+
 def _usable(records: pd.DataFrame) -> pd.DataFrame:
     if records.empty:
         return records
@@ -245,7 +248,9 @@ def _usable(records: pd.DataFrame) -> pd.DataFrame:
     for col, default in (("hedge", False), ("cached", False), ("ttft_s", np.nan), ("strategy", "")):
         if col not in df:
             df[col] = default
-    df = df[(df["status"] == "ok") & ~df["hedge"].fillna(False).astype(bool)]
+    # A parse_error is a whole answer the server produced (a small model echoing its instruction): its
+    # timing is the server's like any other; only the content was unusable.
+    df = df[df["status"].isin(TIMED_STATUSES) & ~df["hedge"].fillna(False).astype(bool)]
     df = df[~df["cached"].fillna(False).astype(bool)]
     df = df[pd.to_numeric(df["tokens_out"], errors="coerce").fillna(0) > 0]
     df = df[pd.to_numeric(df["latency_s"], errors="coerce").fillna(0) > 0]
@@ -344,7 +349,8 @@ def usable_records(records: pd.DataFrame) -> pd.DataFrame:
     df = _usable(marked)
     if df.empty:
         raise CalibrationError(
-            "no usable call records: none is ok with output tokens (status ok, tokens_out > 0, not a hedge)"
+            "no usable call records: none is a whole answer with output tokens (status ok or parse_error, "
+            "tokens_out > 0, not a hedge)"
         )
     return df
 

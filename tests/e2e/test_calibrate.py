@@ -518,3 +518,26 @@ def test_an_answer_whose_content_did_not_parse_is_timed_like_any_other() -> None
     cal = calibrate(df)
     assert "antoniemen" in cal.parts
     assert cal.seconds_per_token == pytest.approx(PER_TOKEN, rel=1e-6)
+
+
+def test_a_part_asked_again_is_fitted_as_one_call_with_the_work_of_its_attempts() -> None:
+    """The simulator never asks a part again, so the two attempts of a resampled part (an unusable answer,
+    then one asked at once) are fitted as one call from the first start to the last end: the part's fitted
+    service time covers both, and a sequential generation's fitted work is what the server did."""
+    rows = []
+    for t in range(3):
+        clock = 0.0
+        for p in PARTS:
+            tries = 2 if p == "antoniemen" else 1
+            for attempt in range(1, tries + 1):
+                s = service(p, 100 + 10 * PARTS.index(p))
+                status = "parse_error" if attempt < tries else "ok"
+                rows.append(record(p, clock, clock + s, strategy="sequential", trial=t, run_id="r",
+                                   attempt=attempt, status=status))  # fmt: skip
+                clock += s + 0.003
+    cal = calibrate(pd.DataFrame(rows))
+    fitted = cal.table().set_index("part")["service_s"]
+    one = service("antoniemen", 100 + 10 * PARTS.index("antoniemen"))
+    assert fitted["antoniemen"] == pytest.approx(2 * one + 0.003, rel=0.15)
+    assert fitted["voorbeeldzinnen"] == pytest.approx(service("voorbeeldzinnen"), rel=0.15)
+    assert any("asked again" in note for note in cal.notes)

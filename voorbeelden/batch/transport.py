@@ -12,7 +12,8 @@ hedge of a call still in flight). A 401 or 403 means the key is wrong for every 
 (:attr:`GatedTransport.refused`) and every later attempt gets a copy of it without being sent, so a batch
 with a wrong key makes a few calls, not one per term (the batch stops admitting terms and says why). Before
 the first chat completion the key is shown to ``GET /models`` (free, a few milliseconds); a 401/403 there
-refuses the batch before any paid call, anything else (an endpoint without that route) lets it go on.
+refuses the batch before any paid call; when it cannot tell (an endpoint without that route), the first chat
+completion goes alone and the others wait for its answer.
 """
 
 from __future__ import annotations
@@ -232,6 +233,8 @@ class GatedTransport(httpx.AsyncBaseTransport):
         self._refusal: tuple[int, list[tuple[str, str]], bytes] | None = None
         self._bodies = KeySet()  # fingerprints of every body sent: a body seen again is a resend
         self._probed: asyncio.Lock | None = None  # held while the key is shown to GET /models, once
+        self._undecided = False  # /models could not tell: the first chat completion goes alone
+        self._deciding = asyncio.Lock()
         self._latency: float | None = None  # mean endpoint latency, to size concurrency to the rate limit
         self._n_latency = 0
         self._tokens: float | None = None  # EWMA of tokens per call
@@ -248,12 +251,25 @@ class GatedTransport(httpx.AsyncBaseTransport):
         if cached is not None:
             return cached
         await self._probe(request)
+        if self._undecided:
+            # /models could not tell whether the key is taken: the first chat completion tells, alone, so a
+            # wrong key costs one call, not one per term that started meanwhile
+            async with self._deciding:
+                if self._undecided:
+                    return await self._pass(attempt, request)
+        return await self._pass(attempt, request)
+
+    async def _pass(self, attempt: _Attempt, request: httpx.Request) -> httpx.Response:
+        """Past the cache and the key check: a concurrency slot, the rate limit, the endpoint."""
         if self._refusal is not None:  # the key was refused: do not send it again
             status, headers, content = self._refusal
             self.stats.refused_locally += 1
             return httpx.Response(status, headers=headers, content=content, request=request)
         slot = await self._take_slot(attempt)
         response, content = await self._send(attempt, slot)
+        self._undecided = (
+            False  # an answer came: a 401/403 is kept below, anything else says the key is taken
+        )
         throttled, latency = self._answered(attempt, response)
         if content is None:
             # The slot is held until the body has been read: a stream in progress is a call in flight.
@@ -280,10 +296,13 @@ class GatedTransport(httpx.AsyncBaseTransport):
                         )
                         content = await response.aread()
                         await response.aclose()
-                except Exception:  # no such route, no answer in time: the chat calls will tell
+                except Exception:  # no answer in time: the first chat call will tell
+                    self._undecided = True
                     return
                 if response.status_code in (401, 403):
                     self._refused(response, content, _bearer(request))
+                elif not response.is_success:  # no such route: the first chat call will tell
+                    self._undecided = True
         elif self._probed.locked():
             async with self._probed:
                 pass

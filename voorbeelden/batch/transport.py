@@ -233,8 +233,7 @@ class GatedTransport(httpx.AsyncBaseTransport):
         self._refusal: tuple[int, list[tuple[str, str]], bytes] | None = None
         self._bodies = KeySet()  # fingerprints of every body sent: a body seen again is a resend
         self._probed: asyncio.Lock | None = None  # held while the key is shown to GET /models, once
-        self._undecided = False  # /models could not tell: the first chat completion goes alone
-        self._deciding = asyncio.Lock()
+        self._undecided, self._deciding = False, asyncio.Lock()  # /models could not tell: see _probe
         self._latency: float | None = None  # mean endpoint latency, to size concurrency to the rate limit
         self._n_latency = 0
         self._tokens: float | None = None  # EWMA of tokens per call
@@ -251,9 +250,7 @@ class GatedTransport(httpx.AsyncBaseTransport):
         if cached is not None:
             return cached
         await self._probe(request)
-        if self._undecided:
-            # /models could not tell whether the key is taken: the first chat completion tells, alone, so a
-            # wrong key costs one call, not one per term that started meanwhile
+        if self._undecided:  # /models could not tell: the first chat completion tells, alone (module doc)
             async with self._deciding:
                 if self._undecided:
                     return await self._pass(attempt, request)

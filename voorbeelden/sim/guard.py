@@ -1,4 +1,7 @@
-"""A read timeout for request heads: a client that starts a request and stops sending is cut off.
+"""Two repairs of aiohttp's per-connection handler: a read timeout for request heads, and a shutdown
+that cannot log a traceback.
+
+**Head timeout.** A client that starts a request and stops sending is cut off.
 
 aiohttp keeps a connection open while it waits for the rest of a request head (its only timer is the
 keep-alive timeout, an hour by default), so a few thousand half-sent requests hold as many sockets for as
@@ -7,8 +10,16 @@ guarded here: from the first byte of a head that is not complete, the client has
 the rest, else it gets a 408 with an OpenAI-style JSON body and the connection is closed. An idle keep-alive
 connection (no bytes sent) is left alone, so clients that pool connections see no change.
 
+**Shutdown.** aiohttp's own shutdown waits for a running handler on a future that its timeout cancels; a
+handler that ends in the loop turn between that cancel and the shutdown's resumption sets the result of the
+cancelled future, and aiohttp logs ``InvalidStateError`` as "Unhandled exception" with a traceback (the same
+race hit Tribler, tribler#8156). Ctrl-C of a batch on the embedded simulator printed it now and then. Here
+the handler's task is awaited with ``asyncio.wait``, which cancels nothing when it times out; a handler still
+running after the grace period is cancelled; only then does aiohttp's shutdown run, with no request left in
+progress, so it never makes that future.
+
 This hooks two aiohttp classes (``web.Server`` makes the per-connection ``RequestHandler``) and reads two of
-the handler's attributes (``_request_count``, ``_request_in_progress``); aiohttp is pinned to 3.x in
+the handler's attributes (``_request_count``, ``_request_in_progress``, ``_force_close``); aiohttp is pinned to 3.x in
 ``pyproject.toml`` and the simulator tests exercise this path.
 """
 
@@ -40,13 +51,14 @@ _RESPONSE_408 = (
 )
 
 
-class _HeadTimeoutHandler(RequestHandler):
-    __slots__ = ("_head_timeout_s", "_head_timer")
+class _GuardedHandler(RequestHandler):
+    __slots__ = ("_handling", "_head_timeout_s", "_head_timer")
 
     def __init__(self, manager: web.Server, *, head_timeout_s: float, **kwargs: Any) -> None:
         super().__init__(manager, **kwargs)
         self._head_timer: asyncio.TimerHandle | None = None
         self._head_timeout_s = head_timeout_s
+        self._handling: asyncio.Task[Any] | None = None
 
     def data_received(self, data: bytes) -> None:
         heads = self._request_count
@@ -58,7 +70,21 @@ class _HeadTimeoutHandler(RequestHandler):
 
     async def _handle_request(self, *args: Any, **kwargs: Any) -> Any:
         self._cancel_head_timer()
-        return await super()._handle_request(*args, **kwargs)
+        self._handling = asyncio.current_task()  # aiohttp runs each request in a task of its own
+        try:
+            return await super()._handle_request(*args, **kwargs)
+        finally:
+            self._handling = None
+
+    async def shutdown(self, timeout: float | None = 15.0) -> None:  # noqa: ASYNC109 (aiohttp's signature)
+        self._force_close = True  # as aiohttp's shutdown does first: no next request on this connection
+        task = self._handling
+        if task is not None and not task.done():
+            done, _ = await asyncio.wait([task], timeout=timeout)
+            if not done:
+                task.cancel()
+                await asyncio.wait([task], timeout=timeout)
+        await super().shutdown(timeout)
 
     def _cancel_head_timer(self) -> None:
         if self._head_timer is not None:
@@ -85,11 +111,12 @@ class _GuardedServer(web.Server):
     head_timeout_s: float = 10.0
 
     def __call__(self) -> RequestHandler:
-        return _HeadTimeoutHandler(self, head_timeout_s=self.head_timeout_s, loop=self._loop, **self._kwargs)
+        return _GuardedHandler(self, head_timeout_s=self.head_timeout_s, loop=self._loop, **self._kwargs)
 
 
 class GuardedAppRunner(web.AppRunner):
-    """``web.AppRunner`` whose connections get the head timeout (see the module docstring)."""
+    """``web.AppRunner`` whose connections get the head timeout and the safe shutdown (see the module
+    docstring)."""
 
     def __init__(self, app: web.Application, *, read_timeout_s: float, **kwargs: Any) -> None:
         super().__init__(app, **kwargs)

@@ -50,6 +50,16 @@ def run_voorbeelden(
     )
 
 
+def run_report(
+    out: Path, params: Path, *, env: Mapping[str, str] | None = None, timeout: float = 600
+) -> subprocess.CompletedProcess[str]:
+    """``voorbeelden report --params PARAMS --out OUT --no-progress`` as a child process, plotting with Agg;
+    ``env`` is added to :func:`env_without_openai` (an endpoint, a key, a test hook)."""
+    args = ["report", "--params", str(params), "--out", str(out), "--no-progress"]
+    full = env_without_openai({"MPLBACKEND": "agg", **(env or {})})
+    return run_voorbeelden(args, env=full, timeout=timeout)
+
+
 # The default per-test timeout (pyproject: 120 s) is for everything else; a test marked ``slow`` runs a whole
 # report or a notebook suite (the CI report alone is 8 notebooks), so it gets its own, unless it sets one.
 SLOW_TIMEOUT_S = 900

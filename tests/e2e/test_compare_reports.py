@@ -9,7 +9,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import env_without_openai, run_voorbeelden
+from conftest import run_report, run_voorbeelden
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
@@ -31,10 +31,7 @@ def _report(tmp: Path, name: str, extra_env: dict[str, str]) -> Path:
     params = tmp / "params.yaml"
     params.write_text(PARAMS)
     out = tmp / name
-    env = env_without_openai({"MPLBACKEND": "agg", **extra_env})
-    proc = run_voorbeelden(
-        ["report", "--params", str(params), "--out", str(out), "--no-progress"], env=env, timeout=500
-    )
+    proc = run_report(out, params, env=extra_env, timeout=500)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return (out / "latest").resolve()
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import math
 import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
@@ -15,7 +14,7 @@ import pytest
 import yaml
 from _fake_keys import fake_key
 from _truth_server import answer_401, free_port, serve
-from conftest import env_without_openai
+from conftest import run_report
 
 from voorbeelden.experiments import stats
 from voorbeelden.experiments import strategies as strategies_bench
@@ -93,17 +92,7 @@ def test_strategy_table_figures_are_over_complete_generations_with_the_count() -
 
 
 def _report(out: Path, params: Path, **env: str) -> subprocess.CompletedProcess[str]:
-    full = env_without_openai()
-    full.update(MPLBACKEND="agg", **env)
-    args = ["report", "--params", str(params), "--out", str(out), "--no-progress"]
-    return subprocess.run(
-        [sys.executable, "-m", "voorbeelden", *args],
-        cwd=ROOT,
-        env=full,
-        capture_output=True,
-        text=True,
-        timeout=400,
-    )
+    return run_report(out, params, env=env, timeout=400)
 
 
 def _first_screen(report: Path) -> str:

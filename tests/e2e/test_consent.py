@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from _fake_keys import fake_key
-from conftest import env_without_openai
+from conftest import env_without_openai, run_voorbeelden
 
 from voorbeelden.sim import SimConfig, running_simulator
 
@@ -24,17 +24,8 @@ KEY = fake_key("consent")
 
 
 def _run(args: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
-    full = env_without_openai()
-    full.update(env)
-    return subprocess.run(
-        [sys.executable, "-m", "voorbeelden", *args],
-        cwd=cwd,
-        env=full,
-        capture_output=True,
-        text=True,
-        timeout=90,
-        stdin=subprocess.DEVNULL,  # not a terminal: nobody to ask
-    )
+    # stdin is not a terminal: nobody to ask
+    return run_voorbeelden(args, cwd=cwd, env=env_without_openai(env), timeout=90, stdin=subprocess.DEVNULL)
 
 
 def test_report_with_only_an_api_key_stops_before_any_call_and_says_how_to_proceed(tmp_path: Path) -> None:

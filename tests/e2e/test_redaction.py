@@ -6,13 +6,12 @@ from __future__ import annotations
 import json
 import secrets
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from _truth_server import Served, echo_key, serve
-from conftest import env_without_openai
+from conftest import env_without_openai, run_voorbeelden
 
 from voorbeelden.redact import MASK, redact, redact_obj
 
@@ -50,17 +49,9 @@ def echo() -> Iterator[Served]:
 
 
 def _run(args: list[str], srv: Served, cwd: Path, timeout: float = 90) -> subprocess.CompletedProcess[str]:
-    env = env_without_openai()
-    env.update(OPENAI_API_KEY=SECRET, OPENAI_BASE_URL=srv.base_url, MPLBACKEND="agg")
+    env = env_without_openai({"OPENAI_API_KEY": SECRET, "OPENAI_BASE_URL": srv.base_url, "MPLBACKEND": "agg"})
     env["VOORBEELDEN_CACHE_DIR"] = str(cwd / "cache")
-    return subprocess.run(
-        [sys.executable, "-m", "voorbeelden", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+    return run_voorbeelden(args, cwd=cwd, env=env, timeout=timeout)
 
 
 def _leaks(done: subprocess.CompletedProcess[str], root: Path) -> list[str]:

@@ -5,14 +5,13 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import matplotlib.image
 import pytest
 import yaml
 from _fake_keys import fake_key
-from conftest import env_without_openai
+from conftest import run_report
 
 from voorbeelden.sim import SimConfig, running_simulator
 
@@ -21,31 +20,8 @@ CI_PARAMS = ROOT / "notebooks" / "params" / "ci.yaml"
 SECRET = fake_key("SECRET")
 
 
-def _env(**extra: str) -> dict[str, str]:
-    env = env_without_openai()
-    env.update(MPLBACKEND="agg", **extra)
-    return env
-
-
 def _report(out: Path, params: Path = CI_PARAMS, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "voorbeelden",
-            "report",
-            "--params",
-            str(params),
-            "--out",
-            str(out),
-            "--no-progress",
-        ],
-        cwd=ROOT,
-        env=_env(**env),
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    return run_report(out, params, env=env)
 
 
 @pytest.mark.slow

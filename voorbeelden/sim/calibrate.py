@@ -40,7 +40,7 @@ import pandas as pd
 
 from voorbeelden.sim.calibrate_batching import BatchingFit, fit_batching
 from voorbeelden.sim.calibrate_capacity import Concurrency, _concurrency, fifo_ends
-from voorbeelden.sim.calibrate_records import _GEN_KEYS, _mark_solo, _merge_resamples
+from voorbeelden.sim.calibrate_records import GEN_KEYS, mark_solo, merge_resamples
 
 __all__ = ["Calibration", "CalibrationError", "Concurrency", "calibrate", "calibrate_files", "fifo_ends"]
 from voorbeelden.sim.profiles import LogNormal, PartProfile, Profile
@@ -220,7 +220,7 @@ def _expand(row: Mapping[str, Any]) -> Iterable[dict[str, Any]]:
     if isinstance(row.get("records"), list):
         if row.get("warmup"):
             return []
-        carry = {k: row.get(k) for k in _GEN_KEYS if k in row}
+        carry = {k: row.get(k) for k in GEN_KEYS if k in row}
         return [{**carry, **rec} for rec in row["records"] if isinstance(rec, dict)]
     if "part" in row and "latency_s" in row:
         return [] if row.get("warmup") else [dict(row)]
@@ -316,8 +316,8 @@ def usable_records(records: pd.DataFrame) -> pd.DataFrame:
     if need:
         raise CalibrationError(f"the records lack {sorted(need)}; they do not come from voorbeelden")
     # Overlap is judged among all of a generation's calls (failed ones occupied the server too).
-    marked = _mark_solo(
-        _merge_resamples(
+    marked = mark_solo(
+        merge_resamples(
             records.assign(t_start=records["t_start"].astype(float), t_end=records["t_end"].astype(float))
         )
     )

@@ -7,10 +7,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-_GEN_KEYS = ("run_id", "scenario", "strategy", "trial", "begrip", "pair")
+__all__ = ["GEN_KEYS", "mark_solo", "merge_resamples"]
+
+GEN_KEYS = ("run_id", "scenario", "strategy", "trial", "begrip", "pair")
 
 
-def _merge_resamples(records: pd.DataFrame) -> pd.DataFrame:
+def merge_resamples(records: pd.DataFrame) -> pd.DataFrame:
     """A part asked again after an unusable answer (a parse resample: the first attempts ``parse_error``,
     asked back to back) becomes one record: from its first start to its last end, with the tokens of all its
     attempts. The simulator serves timings, not unusable answers, so it never asks again; fitted as one
@@ -43,13 +45,13 @@ def _merge_resamples(records: pd.DataFrame) -> pd.DataFrame:
 
 
 def _generation_ids(df: pd.DataFrame) -> pd.Series:
-    keys = [k for k in _GEN_KEYS if k in df]
+    keys = [k for k in GEN_KEYS if k in df]
     if not keys:
         return pd.Series(range(len(df)), index=df.index).astype(str)
     return df[keys].astype(str).agg("|".join, axis=1)
 
 
-def _mark_solo(all_records: pd.DataFrame) -> pd.DataFrame:
+def mark_solo(all_records: pd.DataFrame) -> pd.DataFrame:
     """``solo``: no other call of the same generation overlapped this one; ``in_flight``: the most calls of
     its generation open at once while it ran (itself included)."""
     df = all_records.copy()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 
 import aiohttp
 import pytest
@@ -29,13 +30,16 @@ async def _ends_when_the_shutdown_wait_is_cancelled(request: web.Request) -> web
     return web.Response(text="late")
 
 
-async def _serve_one_request_and_stop(handler, shutdown_timeout_s: float) -> float:  # type: ignore[no-untyped-def]
+async def _one_request_then_cleanup(
+    handler: Callable[[web.Request], Awaitable[web.Response]], shutdown_timeout_s: float
+) -> tuple[float, int | None]:
+    """Serve ``handler`` with the simulator's runner, stop it while a request is in it; returns how long
+    the cleanup took and the status the client got (None when it got no answer)."""
     app = web.Application()
     app.router.add_get("/", handler)
     runner = GuardedAppRunner(app, read_timeout_s=5.0, access_log=None, shutdown_timeout=shutdown_timeout_s)
     await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
     port = runner.addresses[0][1]
     async with aiohttp.ClientSession() as session:
         call = asyncio.create_task(session.get(f"http://127.0.0.1:{port}/"))
@@ -44,16 +48,18 @@ async def _serve_one_request_and_stop(handler, shutdown_timeout_s: float) -> flo
         t0 = loop.time()
         await runner.cleanup()
         took = loop.time() - t0
-        call.cancel()
-        await asyncio.gather(call, return_exceptions=True)
-    return took
+        (answer,) = await asyncio.gather(call, return_exceptions=True)
+        if isinstance(answer, BaseException):
+            return took, None
+        async with answer:
+            return took, answer.status
 
 
 def test_a_request_that_ends_as_the_shutdown_times_out_logs_no_traceback(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.DEBUG, logger="aiohttp.server")
-    took = asyncio.run(_serve_one_request_and_stop(_ends_when_the_shutdown_wait_is_cancelled, 0.2))
+    took, _ = asyncio.run(_one_request_then_cleanup(_ends_when_the_shutdown_wait_is_cancelled, 0.2))
     errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert not errors, [(r.getMessage(), r.exc_info) for r in errors]
     assert took < 5.0  # the handler that never ends by itself is cancelled after the grace period
@@ -65,20 +71,5 @@ async def _finishes_in(request: web.Request) -> web.Response:
 
 
 def test_a_request_that_ends_within_the_grace_period_is_answered() -> None:
-    async def run() -> int:
-        app = web.Application()
-        app.router.add_get("/", _finishes_in)
-        runner = GuardedAppRunner(app, read_timeout_s=5.0, access_log=None, shutdown_timeout=2.0)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        port = runner.addresses[0][1]
-        async with aiohttp.ClientSession() as session:
-            call = asyncio.create_task(session.get(f"http://127.0.0.1:{port}/"))
-            await asyncio.sleep(0.1)
-            await runner.cleanup()
-            resp = await call
-            async with resp:
-                return resp.status
-
-    assert asyncio.run(run()) == 200
+    _, status = asyncio.run(_one_request_then_cleanup(_finishes_in, 2.0))
+    assert status == 200
